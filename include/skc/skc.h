@@ -1,0 +1,466 @@
+/*
+ * skc.h -- the whole public API of skc, a cluster library in the style of
+ * skynet's cluster mode, over NNG.
+ *
+ * This header is the contract: anything not declared here is not a
+ * published API.  Only fixed-width integers, size_t, pointers and the option
+ * structs below cross it, so any language with a C FFI can call it.
+ *
+ * Conventions
+ *  - Fallible functions return int: SKC_OK (0) or a negative SKC_E* code.
+ *    skc_strerror() gives static text for a code; skc_last_error() gives the
+ *    detail of the last failure on the calling thread.
+ *  - Out-parameters come first.  `T **out`: the caller owns the result.
+ *    Memory handed out by skc is released with skc_free() (or the matching
+ *    _destroy function), never with free().
+ *  - Inputs are copied; nothing the caller passes is kept after return.
+ *
+ * Threads
+ *  - skc_node: thread-safe, except skc_node_destroy(), which must not run
+ *    concurrently with other calls on the same node.
+ *  - skc_msg: borrowed by a handler until it returns; one thread at a time.
+ *  - skc_reply: one thread at a time; may move between threads.
+ *  - skc_pack / skc_unpack: one thread at a time; may move between threads.
+ *  - Handlers and async-call callbacks run on the node's worker threads, or,
+ *    in caller-driven mode, inside skc_node_poll() on the thread that calls
+ *    it.  Never on NNG's threads, never with an skc lock held.
+ */
+#ifndef SKC_SKC_H
+#define SKC_SKC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef SKC_API
+#if defined(__GNUC__) || defined(__clang__)
+#define SKC_API __attribute__((visibility("default")))
+#else
+#define SKC_API
+#endif
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Version                                                                */
+/* ---------------------------------------------------------------------- */
+
+#define SKC_VERSION_MAJOR 0
+#define SKC_VERSION_MINOR 1
+#define SKC_VERSION_PATCH 0
+#define SKC_VERSION_STRING "0.1.0"
+/* MAJOR*1000000 + MINOR*1000 + PATCH, as skc_version() returns it. */
+#define SKC_VERSION_NUMBER                                                   \
+    (SKC_VERSION_MAJOR * 1000000 + SKC_VERSION_MINOR * 1000 +                \
+        SKC_VERSION_PATCH)
+
+/* The version of the library actually loaded, as SKC_VERSION_NUMBER.
+ * Compare with the macro to detect a header/library mismatch. */
+SKC_API uint32_t skc_version(void);
+
+/* The same as a static string, e.g. "0.1.0". */
+SKC_API const char *skc_version_string(void);
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Error codes.  Append only; values are never renumbered.  The same values
+ * (negated) travel in reply frames, see docs/PROTOCOL.md. */
+enum skc_error {
+    SKC_OK = 0,
+    SKC_EINVAL = -1,       /* bad argument */
+    SKC_ENOMEM = -2,       /* out of memory */
+    SKC_ENONODE = -3,      /* node name not in the cluster map */
+    SKC_ENODEDOWN = -4,    /* node marked down (false) in the cluster map */
+    SKC_EUNREACHABLE = -5, /* could not connect to the node */
+    SKC_ENOSERVICE = -6,   /* no such service or name on that node */
+    SKC_EHANDLER = -7,     /* the remote handler failed; detail = its text */
+    SKC_ETIMEDOUT = -8,    /* the deadline passed */
+    SKC_ETOOBIG = -9,      /* message larger than the sender's/peer's limit */
+    SKC_ECONNLOST = -10,   /* connection lost after sending: outcome unknown */
+    SKC_ECLOSED = -11,     /* the node is closed or being destroyed */
+    SKC_EPROTO = -12,      /* malformed frame or protocol mismatch */
+    SKC_EBUSY = -13,       /* not now (e.g. destroy from the node's handler) */
+    SKC_EEXIST = -14,      /* already exists (name registered, address open) */
+    SKC_ETRANSPORT = -15,  /* other transport failure; detail has the cause */
+    SKC_ESYNTAX = -16,     /* cluster map: syntax error (file:line in detail) */
+    SKC_EIO = -17,         /* a file could not be read */
+    SKC_ENOREPLY = -18,    /* the service ended or returned without replying */
+    SKC_ELIMIT = -19,      /* a configured limit was reached */
+    SKC_ESTATE = -20       /* not valid in this state (e.g. replied twice) */
+};
+
+/* Static text for an error code; never NULL ("unknown error" for codes this
+ * library does not know).  Thread-safe. */
+SKC_API const char *skc_strerror(int code);
+
+/* The code's name without prefix, e.g. "ETIMEDOUT"; "EUNKNOWN" for unknown
+ * codes, "OK" for 0.  Static, thread-safe. */
+SKC_API const char *skc_errname(int code);
+
+/* Detail text of the last failing skc call on this thread, e.g.
+ * "node 'db' (tcp://127.0.0.1:7102) unreachable: connection refused".
+ * Never NULL (may be ""). Valid until the next skc call on this thread.
+ * Use the return code to detect failure, not this text. */
+SKC_API const char *skc_last_error(void);
+
+/* Releases memory that skc handed out (reply buffers, strings).
+ * NULL is a no-op. */
+SKC_API void skc_free(void *ptr);
+
+/* ---------------------------------------------------------------------- */
+/* Nodes                                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef struct skc_node skc_node;
+
+/* Log levels passed to skc_log_fn. */
+#define SKC_LOG_ERROR 1
+#define SKC_LOG_WARN 2
+#define SKC_LOG_INFO 3
+#define SKC_LOG_DEBUG 4
+
+/* Log callback.  `node` is the node's name ("" if it has none), `text` a
+ * one-line message without newline; both borrowed.  May be called from any
+ * skc thread, never with an skc lock held; must not block for long. */
+typedef void (*skc_log_fn)(
+    int level, const char *node, const char *text, void *arg);
+
+/* A ready log callback that writes "[skc <node>] LEVEL text" to stderr;
+ * pass it as skc_node_opts.log to see what a node reports. */
+SKC_API void skc_log_stderr(
+    int level, const char *node, const char *text, void *arg);
+
+/* Value for skc_node_opts.workers: no worker threads; handlers and async
+ * completions run inside skc_node_poll() on the caller's thread. */
+#define SKC_CALLER_DRIVEN (-1)
+
+/* Options for skc_node_create().  Initialise with SKC_NODE_OPTS_INIT; a
+ * zero field means "the default". */
+typedef struct skc_node_opts {
+    uint32_t size;           /* sizeof(skc_node_opts): lets the struct grow */
+    const char *name;        /* this node's name; NULL = set by open(name) */
+    int32_t call_timeout_ms; /* default deadline of call/query: 10000 */
+    uint32_t max_msg_size;   /* payload limit in bytes: 16 MiB */
+    int32_t workers;         /* worker threads: 2; or SKC_CALLER_DRIVEN */
+    uint32_t max_inflight;   /* outgoing calls pending at once: 65536;
+                                beyond -> SKC_ELIMIT */
+    uint32_t max_serving;    /* incoming calls being served at once: 1024;
+                                beyond, peers wait (back-pressure) */
+    uint32_t max_conns;      /* inbound connections: 1024; extra ones are
+                                closed */
+    skc_log_fn log;          /* NULL = the node logs nothing */
+    void *log_arg;           /* passed to log */
+    int32_t log_level;       /* highest level passed to log: SKC_LOG_INFO */
+} skc_node_opts;
+
+#define SKC_NODE_OPTS_INIT                                                   \
+    { sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0 }
+
+/* Creates a node that is not yet listening.  It can call other nodes at
+ * once (after a cluster map is loaded or entries are set).
+ * opts may be NULL (all defaults).  On success *out is owned by the caller;
+ * release it with skc_node_destroy().
+ * Returns SKC_OK, SKC_EINVAL (bad option), SKC_ENOMEM, SKC_ETRANSPORT. */
+SKC_API int skc_node_create(skc_node **out, const skc_node_opts *opts);
+
+/* Closes every listener and link, ends every pending call with SKC_ECLOSED,
+ * waits for running handlers to return, and frees the node.  Deferred
+ * replies still held by the application stay valid objects: answering them
+ * afterwards returns SKC_ECLOSED and frees them.  NULL is a no-op.
+ * Returns SKC_OK, or SKC_EBUSY (and does nothing) when called from one of
+ * this node's handlers or callbacks. */
+SKC_API int skc_node_destroy(skc_node *node);
+
+/* This node's name ("" if none yet).  Borrowed; lives as long as the node. */
+SKC_API const char *skc_node_name(const skc_node *node);
+
+/* Starts listening so other nodes can reach this one.  `where` is a node
+ * name from the cluster map (its address is used, and the node takes that
+ * name if it has none), or an address: "host:port" (= tcp://host:port) or
+ * any NNG URL (tcp://, ipc://, inproc://, tls+tcp:// ...).  Port 0 picks a
+ * free port.  May be called several times (several listeners serve the same
+ * services).  If out_addr is not NULL, *out_addr receives the bound address
+ * as a URL (release with skc_free).
+ * Returns SKC_OK, SKC_EINVAL, SKC_ENONODE / SKC_ENODEDOWN (name not usable),
+ * SKC_EEXIST (address in use), SKC_ETRANSPORT, SKC_ECLOSED. */
+SKC_API int skc_node_open(skc_node *node, char **out_addr, const char *where);
+
+/* Stops every listener opened by skc_node_open().  Requests already being
+ * served are answered; outgoing calls are not affected.  Returns SKC_OK. */
+SKC_API int skc_node_close(skc_node *node);
+
+/* ---------------------------------------------------------------------- */
+/* Cluster map                                                            */
+/* ---------------------------------------------------------------------- */
+
+/* The map associates node names with addresses, as skynet's cluster config:
+ *   db = "127.0.0.1:7102"      -- an address (host:port or NNG URL)
+ *   old = false                -- the node is down: calls fail at once
+ *   __nowaiting = true         -- calls to unknown names fail at once
+ * A name absent from the map is unknown: a call to it waits (bounded by its
+ * deadline) for a reload that defines it, unless __nowaiting is true.
+ * Every change merges: names not mentioned keep their value.  Changing a
+ * name's address closes the old link; calls in flight on it fail with
+ * SKC_ECONNLOST, calls not yet sent go to the new address. */
+
+/* Reads a map file (skynet's format: `name = value` assignments and/or a
+ * `return { ... }` table, -- and --[[ ]] comments, ["quoted"] keys) and
+ * merges it.  Remembers the path for skc_node_map_reload().  A malformed
+ * file changes nothing and returns SKC_ESYNTAX with "file:line: expected
+ * ..." in skc_last_error(); an unreadable one SKC_EIO. */
+SKC_API int skc_node_map_load(skc_node *node, const char *path);
+
+/* Re-reads the file last given to skc_node_map_load() and merges it.
+ * SKC_ESTATE if no file was loaded. */
+SKC_API int skc_node_map_reload(skc_node *node);
+
+/* Merges a map given as text in the file format.  `origin` names it in
+ * error messages (NULL = "<string>"). */
+SKC_API int skc_node_map_parse(
+    skc_node *node, const char *text, const char *origin);
+
+/* Sets one entry.  addr NULL = down (false).  Options: name "__nowaiting"
+ * with addr "true" or "false" (NULL = false). */
+SKC_API int skc_node_map_set(skc_node *node, const char *name, const char *addr);
+
+/* Sets several entries at once, all or nothing (same rules as
+ * skc_node_map_set for each pair; addrs[i] NULL = down). */
+SKC_API int skc_node_map_update(skc_node *node, const char *const *names,
+    const char *const *addrs, size_t count);
+
+/* Looks up an entry.  On SKC_OK *out_addr is the address as a URL (release
+ * with skc_free), or NULL if the node is marked down.  SKC_ENONODE if the
+ * name is absent. */
+SKC_API int skc_node_map_get(
+    skc_node *node, char **out_addr, const char *name);
+
+/* ---------------------------------------------------------------------- */
+/* Services, messages, replies                                            */
+/* ---------------------------------------------------------------------- */
+
+typedef struct skc_msg skc_msg;
+typedef struct skc_reply skc_reply;
+
+/* Message kinds, from skc_msg_kind(). */
+#define SKC_MSG_CALL 1 /* a request: the caller waits for a reply */
+#define SKC_MSG_SEND 2 /* one-way: no reply is possible */
+
+/* A service's handler.  It runs for one message at a time, in arrival
+ * order (a service is an actor); different services run in parallel.
+ * `msg` is borrowed until the handler returns.  For a call, the handler
+ * answers with skc_msg_reply()/skc_msg_fail(), or takes the reply with
+ * skc_msg_defer() to answer later from any thread; if it does none of
+ * these, the caller gets SKC_ENOREPLY. */
+typedef void (*skc_handler_fn)(
+    skc_node *node, uint32_t service, skc_msg *msg, void *arg);
+
+/* Creates a service; *out receives its handle (never 0), unique within the
+ * node for the node's lifetime.  Returns SKC_OK, SKC_EINVAL, SKC_ENOMEM,
+ * SKC_ECLOSED. */
+SKC_API int skc_service_create(
+    skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg);
+
+/* Destroys a service: its names are unregistered, messages still queued
+ * for it get SKC_ENOREPLY replies, and when this returns its handler is not
+ * running and will never run again (except when called from that very
+ * handler: then it finishes the current message).  SKC_ENOSERVICE if no
+ * such handle. */
+SKC_API int skc_service_destroy(skc_node *node, uint32_t service);
+
+/* Registers a name for a service.  "@name" is a cluster name, ".name" a
+ * node-local name (both reachable by other nodes as targets); a bare name
+ * means "@name".  Names are 1..255 bytes.  SKC_EEXIST if the name is taken
+ * by another service; registering the same pair again is SKC_OK.  A
+ * service may have several names. */
+SKC_API int skc_name_register(
+    skc_node *node, const char *name, uint32_t service);
+
+/* Removes a name (same forms as skc_name_register).  SKC_ENOSERVICE if it
+ * was not registered. */
+SKC_API int skc_name_unregister(skc_node *node, const char *name);
+
+/* Looks a name up on this node.  SKC_ENOSERVICE if unknown. */
+SKC_API int skc_name_lookup(skc_node *node, uint32_t *out, const char *name);
+
+/* The payload of a message, borrowed from msg. len may be NULL. */
+SKC_API const void *skc_msg_data(const skc_msg *msg, size_t *len);
+
+/* SKC_MSG_CALL or SKC_MSG_SEND. */
+SKC_API int skc_msg_kind(const skc_msg *msg);
+
+/* Milliseconds left before the caller gives up (>= 0), or -1 if the message
+ * has no deadline (sends). */
+SKC_API int32_t skc_msg_remaining_ms(const skc_msg *msg);
+
+/* The name the message was addressed to ("@sdb", ".db", ":0000000a").
+ * Borrowed from msg. */
+SKC_API const char *skc_msg_target(const skc_msg *msg);
+
+/* Replies to a call with a payload (copied).  SKC_ESTATE if msg is a send or
+ * was already answered or deferred; SKC_ETOOBIG if larger than the caller
+ * accepts (the caller then gets SKC_ETOOBIG). */
+SKC_API int skc_msg_reply(skc_msg *msg, const void *data, size_t len);
+
+/* Replies to a call with an error: the caller gets SKC_EHANDLER and `text`
+ * (truncated to 4096 bytes) as its detail. */
+SKC_API int skc_msg_fail(skc_msg *msg, const char *text);
+
+/* Takes the reply of a call out of the handler, to answer later from any
+ * thread with skc_reply_send()/skc_reply_fail(), or abandon it with
+ * skc_reply_free().  SKC_ESTATE if msg is a send or already answered. */
+SKC_API int skc_msg_defer(skc_msg *msg, skc_reply **out);
+
+/* Answers a deferred reply and frees it (always, whatever the result).
+ * Returns SKC_OK, SKC_ETOOBIG (caller gets SKC_ETOOBIG instead),
+ * SKC_ECLOSED (the node is gone), SKC_EINVAL (NULL). */
+SKC_API int skc_reply_send(skc_reply *reply, const void *data, size_t len);
+
+/* Answers a deferred reply with an error text and frees it. */
+SKC_API int skc_reply_fail(skc_reply *reply, const char *text);
+
+/* Abandons a deferred reply: the caller gets SKC_ENOREPLY.  NULL is a no-op. */
+SKC_API void skc_reply_free(skc_reply *reply);
+
+/* ---------------------------------------------------------------------- */
+/* Calling other nodes                                                    */
+/* ---------------------------------------------------------------------- */
+
+/* Targets: "@name" (cluster name), ".name" (node-local name) or ":hex"
+ * (service handle, e.g. ":0000000a").  timeout_ms: 0 = the node's default,
+ * > 0 = that many milliseconds; every call ends by its deadline. */
+
+/* Calls a service on node `peer` and waits for the reply.  On SKC_OK *out
+ * and *out_len receive the reply payload (release with skc_free; *out may be
+ * non-NULL for an empty reply).  On failure *out is NULL and
+ * skc_last_error() says what happened and where.
+ * In caller-driven mode, handlers of this node do not run while this
+ * waits: use skc_node_call_async() to call your own node from a handler.
+ * Returns SKC_OK or SKC_EINVAL, SKC_ENONODE, SKC_ENODEDOWN,
+ * SKC_EUNREACHABLE, SKC_ENOSERVICE, SKC_EHANDLER, SKC_ETIMEDOUT,
+ * SKC_ETOOBIG, SKC_ECONNLOST, SKC_ECLOSED, SKC_EPROTO, SKC_ELIMIT,
+ * SKC_ENOREPLY. */
+SKC_API int skc_node_call(skc_node *node, void **out, size_t *out_len,
+    const char *peer, const char *target, const void *data, size_t len,
+    int32_t timeout_ms);
+
+/* Completion of skc_node_call_async().  status is SKC_OK (data/len hold the
+ * reply payload) or an error code (detail holds the text, data is NULL).
+ * Everything is borrowed until the callback returns. */
+typedef void (*skc_call_fn)(int status, const void *data, size_t len,
+    const char *detail, void *arg);
+
+/* Starts a call; `cb` runs exactly once with the outcome, on a worker
+ * thread or in skc_node_poll() (never inside this function).  If this
+ * returns an error, cb never runs. */
+SKC_API int skc_node_call_async(skc_node *node, const char *peer,
+    const char *target, const void *data, size_t len, int32_t timeout_ms,
+    skc_call_fn cb, void *arg);
+
+/* Sends a one-way message.  Returns once the message is queued; delivery is
+ * not acknowledged (like skynet's cluster.send).  Fails at once with
+ * SKC_ENODEDOWN, SKC_ENONODE (only with __nowaiting), SKC_ETOOBIG,
+ * SKC_EINVAL, SKC_ELIMIT; a message that cannot be delivered later is
+ * dropped with a log line.  Sends from one node to one peer are handled
+ * in the order sent; a send and a later call may overtake each other. */
+SKC_API int skc_node_send(skc_node *node, const char *peer,
+    const char *target, const void *data, size_t len);
+
+/* Asks node `peer` for the handle registered under `name` ("@x", ".x" or
+ * bare = "@x").  SKC_ENOSERVICE if the peer has no such name; other errors
+ * as skc_node_call. */
+SKC_API int skc_node_query(skc_node *node, uint32_t *out, const char *peer,
+    const char *name, int32_t timeout_ms);
+
+/* ---------------------------------------------------------------------- */
+/* Caller-driven execution (for single-threaded hosts: Lua, Python, loops) */
+/* ---------------------------------------------------------------------- */
+
+/* A file descriptor that becomes readable when skc_node_poll() has work.
+ * Owned by the node; do not read or close it.  SKC_ESTATE if the node has
+ * worker threads. */
+SKC_API int skc_node_fd(skc_node *node, int *out_fd);
+
+/* Runs ready handlers and call completions on this thread, waiting up to
+ * timeout_ms (0 = do not wait, < 0 = wait until something is ready) for the
+ * first one.  Returns how many it ran (>= 0), or SKC_ESTATE (node has
+ * workers), SKC_EBUSY (called from inside a handler). */
+SKC_API int skc_node_poll(skc_node *node, int32_t timeout_ms);
+
+/* Wakes a thread blocked in skc_node_poll() (it returns 0).  Safe from any
+ * thread and from signal-free contexts. */
+SKC_API int skc_node_wakeup(skc_node *node);
+
+/* ---------------------------------------------------------------------- */
+/* Payloads: zero or more MessagePack values back to back                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct skc_pack skc_pack;
+typedef struct skc_unpack skc_unpack;
+
+/* Value types reported by skc_unpack_next(). */
+#define SKC_T_NIL 0
+#define SKC_T_BOOL 1
+#define SKC_T_INT 2    /* signed, fits int64 (item.i) */
+#define SKC_T_UINT 3   /* unsigned beyond INT64_MAX (item.u) */
+#define SKC_T_FLOAT 4  /* item.d */
+#define SKC_T_STR 5    /* item.ptr / item.len, not NUL-terminated */
+#define SKC_T_BIN 6    /* item.ptr / item.len */
+#define SKC_T_ARRAY 7  /* item.count elements follow */
+#define SKC_T_MAP 8    /* item.count key/value pairs follow (2*count items) */
+#define SKC_T_EXT 9    /* item.ext_type, item.ptr / item.len */
+
+/* One value read by skc_unpack_next().  Containers are flattened: an array
+ * item is followed by its elements, a map item by key, value, key, value. */
+typedef struct skc_item {
+    uint32_t size;    /* sizeof(skc_item), set by the caller */
+    int32_t type;     /* SKC_T_* */
+    int64_t i;        /* BOOL (0/1) and INT */
+    uint64_t u;       /* UINT */
+    double d;         /* FLOAT */
+    const char *ptr;  /* STR, BIN, EXT bytes: borrowed from the reader */
+    size_t len;       /* STR, BIN, EXT length */
+    uint32_t count;   /* ARRAY elements, MAP pairs */
+    int32_t ext_type; /* EXT */
+} skc_item;
+
+#define SKC_ITEM_INIT { sizeof(skc_item), 0, 0, 0, 0.0, NULL, 0, 0, 0 }
+
+/* Creates an empty payload builder. */
+SKC_API int skc_pack_create(skc_pack **out);
+/* Frees it.  NULL is a no-op. */
+SKC_API void skc_pack_destroy(skc_pack *pack);
+/* Empties it for reuse. */
+SKC_API void skc_pack_reset(skc_pack *pack);
+/* Appends one value.  Containers: append the header, then its elements. */
+SKC_API int skc_pack_nil(skc_pack *pack);
+SKC_API int skc_pack_bool(skc_pack *pack, int value);
+SKC_API int skc_pack_int(skc_pack *pack, int64_t value);
+SKC_API int skc_pack_uint(skc_pack *pack, uint64_t value);
+SKC_API int skc_pack_double(skc_pack *pack, double value);
+SKC_API int skc_pack_str(skc_pack *pack, const char *s, size_t len);
+SKC_API int skc_pack_bin(skc_pack *pack, const void *data, size_t len);
+SKC_API int skc_pack_array(skc_pack *pack, uint32_t count);
+SKC_API int skc_pack_map(skc_pack *pack, uint32_t count);
+/* The bytes built so far, borrowed until the next change to pack. */
+SKC_API const void *skc_pack_data(const skc_pack *pack, size_t *len);
+
+/* Creates a reader over data (borrowed: it must outlive the reader). */
+SKC_API int skc_unpack_create(
+    skc_unpack **out, const void *data, size_t len);
+/* Frees it.  NULL is a no-op. */
+SKC_API void skc_unpack_destroy(skc_unpack *unpack);
+/* Reads the next value into *item (whose size field must be set).
+ * Returns 1 for a value, 0 at the end of the data, SKC_EPROTO for malformed
+ * or truncated data (detail says where), SKC_EINVAL for bad arguments.
+ * item->ptr stays valid as long as the reader's data. */
+SKC_API int skc_unpack_next(skc_unpack *unpack, skc_item *item);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SKC_SKC_H */

@@ -1,0 +1,267 @@
+/* core.h -- the node's internal structures, shared by node.c (lifecycle,
+ * map, peers), registry.c (services and names), dispatch.c (mailboxes,
+ * workers, poll) and call.c (outgoing calls, deadlines, serving requests).
+ *
+ * Locks, in the order they may be taken (never the reverse):
+ *   open_lock  -> call_lock -> reg_lock -> q_lock -> serve_lock
+ * No skc lock is held while user code runs or while an NNG socket is
+ * closed or dialed.
+ */
+#ifndef SKC_LIB_CORE_H
+#define SKC_LIB_CORE_H
+
+#include "skc/skc.h"
+
+#include "error.h"
+#include "transport.h"
+#include "util.h"
+#include "wire.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct skci_task skci_task;
+typedef struct skci_service skci_service;
+typedef struct skci_call skci_call;
+typedef struct skci_peer skci_peer;
+typedef struct skci_linkref skci_linkref;
+
+/* Something a worker (or skc_node_poll) runs: a service with mail, or the
+ * completion of an async call. */
+#define SKCI_TASK_SERVICE 1
+#define SKCI_TASK_COMPLETION 2
+
+struct skci_task {
+    int type;
+    skci_task *next;
+};
+
+/* Where the reply to an incoming call goes.  Owned by the skc_msg, then
+ * by the skc_reply if the handler defers; linked in node->serving so that
+ * destroy can detach it from the transport. */
+typedef struct skci_route {
+    skc_node *node;
+    skci_rctx *rctx;      /* NULL once answered or detached */
+    uint64_t id;
+    uint32_t max_reply;
+    char target[SKCI_NAME_MAX + 2];
+    struct skci_route *prev, *next;
+} skci_route;
+
+/* A message delivered to a service (skc_msg in the API). */
+struct skc_msg {
+    skc_node *node;
+    int kind;             /* SKC_MSG_CALL / SKC_MSG_SEND */
+    skci_tmsg *frame;     /* owns the bytes payload points into */
+    const uint8_t *payload;
+    size_t len;
+    int64_t deadline;     /* 0 = none */
+    char target[SKCI_NAME_MAX + 2];
+    skci_route *route;    /* calls only; NULL once answered or deferred */
+    skc_msg *next;        /* mailbox */
+};
+
+struct skc_reply {
+    skci_route *route;
+};
+
+struct skci_service {
+    skci_task task;
+    uint32_t handle;
+    skc_handler_fn fn;
+    void *arg;
+    skc_msg *head, *tail; /* mailbox, under q_lock */
+    int scheduled;        /* in the ready queue or running */
+    int running;
+    pthread_t runner;
+    int dead;
+    int refs;             /* under q_lock: registry + ready queue + waiters */
+};
+
+/* Outgoing call states. */
+#define SKCI_CALL_QUEUED 1 /* waiting in its peer's queue */
+#define SKCI_CALL_SENT 2   /* handed to the transport, awaiting a reply */
+
+/* Who is told when a call ends. */
+#define SKCI_MODE_SYNC 1     /* a thread blocked in skc_node_call */
+#define SKCI_MODE_ASYNC 2    /* a callback run by dispatch */
+#define SKCI_MODE_INTERNAL 3 /* hello: handled by call.c under call_lock */
+#define SKCI_MODE_SEND 4     /* a one-way message waiting for its peer */
+
+struct skci_call {
+    skci_task task;          /* for ASYNC completion */
+    skci_heap_node hn;       /* deadline */
+    uint32_t id;
+    int mode;
+    int kind;                /* SKCI_KIND_* */
+    int state;
+    skci_peer *peer;
+    skci_call *prev, *next;  /* peer queue or sent list */
+    skci_tmsg *req;          /* the frame, until handed to the transport */
+    size_t payload_len;
+    int64_t start;
+    int32_t timeout_ms;
+    char target[SKCI_NAME_MAX + 2];
+    /* outcome */
+    int done;
+    int status;
+    skci_tmsg *rep;          /* reply frame owning data */
+    const uint8_t *data;
+    size_t len;
+    char *detail;
+    /* SYNC */
+    pthread_cond_t cond;
+    /* ASYNC */
+    skc_call_fn cb;
+    void *arg;
+};
+
+/* Map state of a peer name. */
+#define SKCI_MAP_UNKNOWN 0
+#define SKCI_MAP_IS_DOWN 1
+#define SKCI_MAP_IS_ADDR 2
+
+/* Link state of a peer. */
+#define SKCI_LINK_NONE 0    /* no link yet, or the last dial failed */
+#define SKCI_LINK_DIALING 1 /* first connect in progress (dial thread) */
+#define SKCI_LINK_HELLO 2   /* connected, hello exchange in progress */
+#define SKCI_LINK_UP 3      /* ready */
+#define SKCI_LINK_RETRY 4   /* connection lost; NNG reconnects */
+
+struct skci_linkref {
+    skci_link *link;
+    skci_peer *peer;
+    skc_node *node;
+    int refs;               /* under call_lock */
+    uint32_t pipe;          /* current pipe id, 0 = none */
+    uint32_t dead_pipe;     /* a pipe removed before its ADD arrived */
+};
+
+struct skci_peer {
+    char *name;
+    int map;                /* SKCI_MAP_* */
+    char *url;              /* when SKCI_MAP_IS_ADDR */
+    int link_state;
+    skci_linkref *lr;
+    char *last_error;       /* last dial failure text */
+    uint32_t max_msg;       /* the peer's limit, from hello */
+    char *push_url;         /* from hello */
+    int need_push_dial;
+    int warned_waiting;
+    skci_call *qhead, *qtail;    /* not yet sent, in order */
+    skci_call *shead;            /* sent, awaiting replies */
+    skci_call *hello;            /* hello in progress */
+};
+
+struct skc_node {
+    atomic_int refs;         /* the user's + deferred replies */
+    char name[SKCI_NAME_MAX + 1];
+    int32_t call_timeout_ms;
+    uint32_t max_msg;
+    int workers;             /* 0 = caller-driven */
+    uint32_t max_inflight;
+    uint32_t max_serving;
+    uint32_t max_conns;
+    skc_log_fn log;
+    void *log_arg;
+    int log_level;
+    atomic_int closing;
+
+    /* open / close */
+    pthread_mutex_t open_lock;
+    skci_server *server;
+
+    /* calls, peers, map: call_lock */
+    pthread_mutex_t call_lock;
+    pthread_cond_t timer_cond;
+    skci_idmap calls;
+    skci_heap deadlines;
+    uint32_t next_id;
+    uint32_t inflight;
+    skci_strmap peers;       /* name -> skci_peer */
+    int nowaiting;
+    char *map_path;
+    pthread_t timer;
+    int timer_stop;
+    int dialers;             /* dial threads alive */
+    pthread_cond_t dial_cond;
+    skci_linkref **closing_links; /* detached, to close outside the lock */
+    size_t nclosing, capclosing;
+
+    /* registry: reg_lock */
+    pthread_rwlock_t reg_lock;
+    skci_idmap services;
+    skci_strmap names;       /* "@x" / ".x" -> handle (as uintptr_t) */
+    uint32_t next_handle;
+
+    /* dispatch: q_lock */
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;    /* work for workers / poll */
+    pthread_cond_t idle_cond; /* a service stopped running */
+    skci_task *qhead, *qtail;
+    int q_stop;
+    pthread_t *threads;
+    int nthreads;
+    int efd;
+    int efd_armed;
+    int polling;
+
+    /* calls being served (for detaching replies at destroy): serve_lock */
+    pthread_mutex_t serve_lock;
+    skci_route *serving;
+};
+
+/* The node whose handler/callback runs on this thread, if any. */
+extern _Thread_local skc_node *skci_current_node;
+
+/* node.c */
+void skci_node_log(skc_node *n, int level, const char *fmt, ...)
+    SKCI_PRINTF(3, 4);
+void skci_node_unref(skc_node *n);
+
+/* registry.c */
+int skci_registry_init(skc_node *n);
+void skci_registry_fini(skc_node *n);
+/* Finds the service a target names and takes a reference (q_lock
+ * inside); NULL if none.  Caller releases with skci_service_release. */
+skci_service *skci_registry_find(skc_node *n, const skci_target *t);
+void skci_service_release(skc_node *n, skci_service *s);
+
+/* dispatch.c */
+int skci_dispatch_init(skc_node *n);
+/* Stops workers after they drain the queue; in caller-driven mode runs
+ * what is left on this thread. */
+void skci_dispatch_stop(skc_node *n);
+void skci_dispatch_fini(skc_node *n);
+/* Queues msg for service s (takes msg). Returns 0 or SKC_ENOSERVICE when
+ * the service died meanwhile (msg untouched). */
+int skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg);
+void skci_dispatch_push(skc_node *n, skci_task *t);
+/* Frees a message that was never run: answers calls with SKC_ENOREPLY. */
+void skci_msg_drop(skc_msg *m, int code, const char *why);
+
+/* call.c */
+int skci_calls_init(skc_node *n);
+void skci_calls_fini(skc_node *n);
+/* Fails every pending call with SKC_ECLOSED and stops the timer thread. */
+void skci_calls_shutdown(skc_node *n);
+/* Runs an async completion task (dispatch). */
+void skci_call_run_completion(skc_node *n, skci_task *t);
+/* Server side: the transport's callbacks. */
+void skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg);
+void skci_on_push(void *arg, skci_tmsg *msg);
+/* Detaches every route from the transport (destroy). */
+void skci_detach_routes(skc_node *n);
+/* After a handler returns: auto-reply if the call was not answered. */
+void skci_msg_finish(skc_msg *m);
+/* Map changed for peer p (call_lock held): close/redirect links, fail or
+ * re-route calls.  Links to close go to the housekeeper thread. */
+void skci_peer_map_changed(skc_node *n, skci_peer *p);
+/* __nowaiting was turned on (call_lock held): fail calls waiting for
+ * names that are not in the map. */
+void skci_nowaiting_changed(skc_node *n);
+/* Finds or creates a peer (call_lock held). */
+skci_peer *skci_peer_get(skc_node *n, const char *name, int create);
+
+#endif

@@ -1,0 +1,359 @@
+/* dispatch.c -- mailboxes, the ready queue, worker threads and the
+ * caller-driven poll loop.
+ *
+ * A service is in the ready queue at most once (its `scheduled` flag), and
+ * only the thread that popped it runs its handler, so one service never
+ * runs two handlers at once and takes its mail in arrival order, while
+ * different services run in parallel on different workers.  After each
+ * message a service with more mail goes to the back of the queue, so a busy
+ * service cannot starve the others.
+ */
+#include "core.h"
+#include "error.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+_Thread_local skc_node *skci_current_node;
+
+/* q_lock held. */
+static void
+queue_push_locked(skc_node *n, skci_task *t)
+{
+    t->next = NULL;
+    if (n->qtail != NULL) {
+        n->qtail->next = t;
+    } else {
+        n->qhead = t;
+    }
+    n->qtail = t;
+    if (n->workers > 0) {
+        pthread_cond_signal(&n->q_cond);
+    } else {
+        pthread_cond_broadcast(&n->q_cond);
+        if (!n->efd_armed && n->efd >= 0) {
+            uint64_t one = 1;
+            ssize_t w = write(n->efd, &one, sizeof(one));
+            (void)w; /* an eventfd write only fails on overflow */
+            n->efd_armed = 1;
+        }
+    }
+}
+
+static skci_task *
+queue_pop_locked(skc_node *n)
+{
+    skci_task *t = n->qhead;
+    if (t != NULL) {
+        n->qhead = t->next;
+        if (n->qhead == NULL) {
+            n->qtail = NULL;
+        }
+    }
+    return t;
+}
+
+/* q_lock held: the queue is empty, so the fd stops being readable. */
+static void
+efd_disarm_locked(skc_node *n)
+{
+    if (n->efd_armed && n->qhead == NULL) {
+        uint64_t v;
+        ssize_t r = read(n->efd, &v, sizeof(v));
+        (void)r;
+        n->efd_armed = 0;
+    }
+}
+
+void
+skci_dispatch_push(skc_node *n, skci_task *t)
+{
+    pthread_mutex_lock(&n->q_lock);
+    queue_push_locked(n, t);
+    pthread_mutex_unlock(&n->q_lock);
+}
+
+int
+skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
+{
+    pthread_mutex_lock(&n->q_lock);
+    if (s->dead) {
+        pthread_mutex_unlock(&n->q_lock);
+        return SKC_ENOSERVICE;
+    }
+    msg->next = NULL;
+    if (s->tail != NULL) {
+        s->tail->next = msg;
+    } else {
+        s->head = msg;
+    }
+    s->tail = msg;
+    if (!s->scheduled) {
+        s->scheduled = 1;
+        s->refs++; /* the queue's */
+        queue_push_locked(n, &s->task);
+    }
+    pthread_mutex_unlock(&n->q_lock);
+    return 0;
+}
+
+static void
+run_service(skc_node *n, skci_service *s)
+{
+    pthread_mutex_lock(&n->q_lock);
+    skc_msg *m = s->head;
+    int stopping = n->q_stop;
+    if (m != NULL) {
+        s->head = m->next;
+        if (s->head == NULL) {
+            s->tail = NULL;
+        }
+    }
+    if (m == NULL || s->dead || stopping) {
+        /* Dead, or the node is shutting down: nothing more runs. */
+        skc_msg *rest = NULL;
+        if (stopping && !s->dead) {
+            rest = s->head;
+            s->head = s->tail = NULL;
+        }
+        s->scheduled = 0;
+        int last = --s->refs == 0;
+        pthread_mutex_unlock(&n->q_lock);
+        if (last) {
+            free(s);
+        }
+        if (m != NULL) {
+            skci_msg_drop(m, SKC_ECLOSED, "the node is shutting down");
+        }
+        while (rest != NULL) {
+            skc_msg *next = rest->next;
+            skci_msg_drop(rest, SKC_ECLOSED, "the node is shutting down");
+            rest = next;
+        }
+        return;
+    }
+    s->running = 1;
+    s->runner = pthread_self();
+    pthread_mutex_unlock(&n->q_lock);
+
+    if (m->deadline != 0 && skci_now_ms() > m->deadline) {
+        /* The caller has given up: do not start work nobody awaits. */
+        char why[700];
+        snprintf(why, sizeof(why), "the deadline passed before service %s "
+            "on node '%s' could run the request", m->target, n->name);
+        skci_node_log(n, SKC_LOG_INFO, "%s", why);
+        skci_msg_drop(m, SKC_ETIMEDOUT, why);
+    } else {
+        skc_node *prev = skci_current_node;
+        skci_current_node = n;
+        s->fn(n, s->handle, m, s->arg);
+        skci_current_node = prev;
+        skci_msg_finish(m);
+    }
+
+    pthread_mutex_lock(&n->q_lock);
+    s->running = 0;
+    pthread_cond_broadcast(&n->idle_cond);
+    int last = 0;
+    if (!s->dead && s->head != NULL) {
+        queue_push_locked(n, &s->task); /* keeps the queue's reference */
+    } else {
+        s->scheduled = 0;
+        last = --s->refs == 0;
+    }
+    pthread_mutex_unlock(&n->q_lock);
+    if (last) {
+        free(s);
+    }
+}
+
+static void
+run_task(skc_node *n, skci_task *t)
+{
+    if (t->type == SKCI_TASK_SERVICE) {
+        run_service(n, (skci_service *)((char *)t -
+            offsetof(skci_service, task)));
+    } else {
+        skci_call_run_completion(n, t);
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    skc_node *n = arg;
+    pthread_mutex_lock(&n->q_lock);
+    for (;;) {
+        skci_task *t = queue_pop_locked(n);
+        if (t != NULL) {
+            pthread_mutex_unlock(&n->q_lock);
+            run_task(n, t);
+            pthread_mutex_lock(&n->q_lock);
+            continue;
+        }
+        if (n->q_stop) {
+            break;
+        }
+        pthread_cond_wait(&n->q_cond, &n->q_lock);
+    }
+    pthread_mutex_unlock(&n->q_lock);
+    return NULL;
+}
+
+int
+skci_dispatch_init(skc_node *n)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&n->q_lock, NULL);
+    pthread_cond_init(&n->q_cond, &ca);
+    pthread_cond_init(&n->idle_cond, NULL);
+    pthread_condattr_destroy(&ca);
+    n->efd = -1;
+    if (n->workers == 0) {
+        n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (n->efd < 0) {
+            return skci_error(SKC_ENOMEM, "eventfd: %s", strerror(errno));
+        }
+        return 0;
+    }
+    n->threads = calloc((size_t)n->workers, sizeof(pthread_t));
+    if (n->threads == NULL) {
+        return skci_error(SKC_ENOMEM, "worker threads");
+    }
+    for (int i = 0; i < n->workers; i++) {
+        if (pthread_create(&n->threads[i], NULL, worker_main, n) != 0) {
+            return skci_error(SKC_ENOMEM, "cannot start worker thread %d", i);
+        }
+        n->nthreads++;
+    }
+    return 0;
+}
+
+void
+skci_dispatch_stop(skc_node *n)
+{
+    pthread_mutex_lock(&n->q_lock);
+    n->q_stop = 1;
+    pthread_cond_broadcast(&n->q_cond);
+    pthread_mutex_unlock(&n->q_lock);
+    for (int i = 0; i < n->nthreads; i++) {
+        pthread_join(n->threads[i], NULL);
+    }
+    n->nthreads = 0;
+    /* Caller-driven (or leftovers): completions still run exactly once,
+     * here; services only drop their mail. */
+    pthread_mutex_lock(&n->q_lock);
+    skci_task *t;
+    while ((t = queue_pop_locked(n)) != NULL) {
+        pthread_mutex_unlock(&n->q_lock);
+        run_task(n, t);
+        pthread_mutex_lock(&n->q_lock);
+    }
+    pthread_mutex_unlock(&n->q_lock);
+}
+
+void
+skci_dispatch_fini(skc_node *n)
+{
+    free(n->threads);
+    n->threads = NULL;
+    if (n->efd >= 0) {
+        close(n->efd);
+        n->efd = -1;
+    }
+    pthread_cond_destroy(&n->q_cond);
+    pthread_cond_destroy(&n->idle_cond);
+    pthread_mutex_destroy(&n->q_lock);
+}
+
+int
+skc_node_fd(skc_node *node, int *out_fd)
+{
+    if (node == NULL || out_fd == NULL) {
+        return skci_error(SKC_EINVAL, "%s is NULL", node ? "out_fd" : "node");
+    }
+    if (node->workers > 0) {
+        return skci_error(SKC_ESTATE, "node '%s' has worker threads; "
+            "skc_node_fd is for caller-driven nodes", node->name);
+    }
+    *out_fd = node->efd;
+    return 0;
+}
+
+int
+skc_node_poll(skc_node *node, int32_t timeout_ms)
+{
+    if (node == NULL) {
+        return skci_error(SKC_EINVAL, "node is NULL");
+    }
+    if (node->workers > 0) {
+        return skci_error(SKC_ESTATE, "node '%s' has worker threads; "
+            "skc_node_poll is for caller-driven nodes", node->name);
+    }
+    if (skci_current_node == node) {
+        return skci_error(SKC_EBUSY, "skc_node_poll called from a handler "
+            "or callback of node '%s'", node->name);
+    }
+    if (atomic_load(&node->closing)) {
+        return skci_error(SKC_ECLOSED, "node '%s' is closing", node->name);
+    }
+    skc_node *n = node;
+    pthread_mutex_lock(&n->q_lock);
+    if (n->qhead == NULL && timeout_ms != 0) {
+        struct timespec ts;
+        int64_t until = skci_now_ms() + timeout_ms;
+        while (n->qhead == NULL && !n->polling && !n->q_stop) {
+            if (timeout_ms < 0) {
+                pthread_cond_wait(&n->q_cond, &n->q_lock);
+                continue;
+            }
+            if (skci_now_ms() >= until) {
+                break;
+            }
+            ts.tv_sec = (time_t)(until / 1000);
+            ts.tv_nsec = (long)(until % 1000) * 1000000L;
+            pthread_cond_timedwait(&n->q_cond, &n->q_lock, &ts);
+        }
+    }
+    n->polling = 0;
+    /* Run what is ready now (bounded, so a flood cannot keep the host's
+     * thread here forever). */
+    int count = 0;
+    skci_task *t;
+    while (count < 1024 && (t = queue_pop_locked(n)) != NULL) {
+        pthread_mutex_unlock(&n->q_lock);
+        run_task(n, t);
+        count++;
+        pthread_mutex_lock(&n->q_lock);
+    }
+    efd_disarm_locked(n);
+    pthread_mutex_unlock(&n->q_lock);
+    return count;
+}
+
+int
+skc_node_wakeup(skc_node *node)
+{
+    if (node == NULL) {
+        return skci_error(SKC_EINVAL, "node is NULL");
+    }
+    pthread_mutex_lock(&node->q_lock);
+    node->polling = 1; /* "woken" flag, read by skc_node_poll */
+    pthread_cond_broadcast(&node->q_cond);
+    if (node->efd >= 0 && !node->efd_armed) {
+        uint64_t one = 1;
+        ssize_t w = write(node->efd, &one, sizeof(one));
+        (void)w;
+        node->efd_armed = 1;
+    }
+    pthread_mutex_unlock(&node->q_lock);
+    return 0;
+}

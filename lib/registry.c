@@ -1,0 +1,297 @@
+/* registry.c -- services, their handles and names.
+ *
+ * Handles are per node, start at 1 and are never reused during the node's
+ * life, so a stale handle fails the lookup instead of reaching a new
+ * service.  Names are kept with their prefix ("@x" cluster, ".x" local).
+ */
+#include "core.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+skci_registry_init(skc_node *n)
+{
+    pthread_rwlock_init(&n->reg_lock, NULL);
+    skci_idmap_init(&n->services);
+    skci_strmap_init(&n->names);
+    n->next_handle = 1;
+    return 0;
+}
+
+static void
+free_service(uint32_t h, void *val, void *arg)
+{
+    (void)h;
+    (void)arg;
+    skci_service *s = val;
+    /* Mailboxes were emptied by dispatch_stop. */
+    free(s);
+}
+
+void
+skci_registry_fini(skc_node *n)
+{
+    skci_idmap_each(&n->services, free_service, NULL);
+    skci_idmap_fini(&n->services);
+    skci_strmap_fini(&n->names);
+    pthread_rwlock_destroy(&n->reg_lock);
+}
+
+/* "@x"/".x" key for a name target; buf has SKCI_NAME_MAX + 2 bytes. */
+static void
+registry_key(char *buf, const skci_target *t)
+{
+    buf[0] = t->type == SKCI_TARGET_LOCAL ? '.' : '@';
+    memcpy(buf + 1, t->name, t->name_len);
+    buf[1 + t->name_len] = '\0';
+}
+
+skci_service *
+skci_registry_find(skc_node *n, const skci_target *t)
+{
+    uint32_t h = 0;
+    pthread_rwlock_rdlock(&n->reg_lock);
+    if (t->type == SKCI_TARGET_HANDLE) {
+        h = t->handle;
+    } else if (t->type == SKCI_TARGET_CLUSTER ||
+        t->type == SKCI_TARGET_LOCAL) {
+        char key[SKCI_NAME_MAX + 2];
+        registry_key(key, t);
+        h = (uint32_t)(uintptr_t)skci_strmap_get(&n->names, key);
+    }
+    skci_service *s = h ? skci_idmap_get(&n->services, h) : NULL;
+    if (s != NULL) {
+        pthread_mutex_lock(&n->q_lock);
+        if (s->dead) {
+            s = NULL;
+        } else {
+            s->refs++;
+        }
+        pthread_mutex_unlock(&n->q_lock);
+    }
+    pthread_rwlock_unlock(&n->reg_lock);
+    return s;
+}
+
+void
+skci_service_release(skc_node *n, skci_service *s)
+{
+    pthread_mutex_lock(&n->q_lock);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&n->q_lock);
+    if (last) {
+        free(s);
+    }
+}
+
+static int
+registry_check_node(skc_node *n)
+{
+    if (n == NULL) {
+        return skci_error(SKC_EINVAL, "node is NULL");
+    }
+    if (atomic_load(&n->closing)) {
+        return skci_error(SKC_ECLOSED, "node '%s' is closing", n->name);
+    }
+    return 0;
+}
+
+int
+skc_service_create(
+    skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg)
+{
+    int rc;
+    if ((rc = registry_check_node(node)) != 0) {
+        return rc;
+    }
+    if (out == NULL || fn == NULL) {
+        return skci_error(SKC_EINVAL, "%s is NULL", out ? "handler" : "out");
+    }
+    skci_service *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return skci_error(SKC_ENOMEM, "service");
+    }
+    s->task.type = SKCI_TASK_SERVICE;
+    s->fn = fn;
+    s->arg = arg;
+    s->refs = 1; /* the registry's */
+    pthread_rwlock_wrlock(&node->reg_lock);
+    if (node->next_handle == 0) {
+        pthread_rwlock_unlock(&node->reg_lock);
+        free(s);
+        return skci_error(SKC_ELIMIT, "service handles exhausted");
+    }
+    s->handle = node->next_handle++;
+    rc = skci_idmap_set(&node->services, s->handle, s);
+    pthread_rwlock_unlock(&node->reg_lock);
+    if (rc != 0) {
+        free(s);
+        return skci_error(SKC_ENOMEM, "service table");
+    }
+    *out = s->handle;
+    return 0;
+}
+
+struct name_sweep {
+    uint32_t handle;
+    char **keys;
+    size_t n, cap;
+};
+
+static void
+collect_names(const char *key, void *val, void *arg)
+{
+    struct name_sweep *sw = arg;
+    if ((uint32_t)(uintptr_t)val != sw->handle) {
+        return;
+    }
+    if (sw->n == sw->cap) {
+        size_t nc = sw->cap ? sw->cap * 2 : 4;
+        char **k = realloc(sw->keys, nc * sizeof(*k));
+        if (k == NULL) {
+            return;
+        }
+        sw->keys = k;
+        sw->cap = nc;
+    }
+    sw->keys[sw->n++] = skci_strdup(key);
+}
+
+int
+skc_service_destroy(skc_node *node, uint32_t service)
+{
+    if (node == NULL) {
+        return skci_error(SKC_EINVAL, "node is NULL");
+    }
+    pthread_rwlock_wrlock(&node->reg_lock);
+    skci_service *s = skci_idmap_del(&node->services, service);
+    if (s == NULL) {
+        pthread_rwlock_unlock(&node->reg_lock);
+        return skci_error(SKC_ENOSERVICE, "node '%s' has no service "
+            ":%08x", node->name, service);
+    }
+    struct name_sweep sw = { service, NULL, 0, 0 };
+    skci_strmap_each(&node->names, collect_names, &sw);
+    for (size_t i = 0; i < sw.n; i++) {
+        if (sw.keys[i] != NULL) {
+            skci_strmap_del(&node->names, sw.keys[i]);
+        }
+        free(sw.keys[i]);
+    }
+    free(sw.keys);
+    pthread_rwlock_unlock(&node->reg_lock);
+
+    pthread_mutex_lock(&node->q_lock);
+    s->dead = 1;
+    skc_msg *mail = s->head;
+    s->head = s->tail = NULL;
+    while (s->running && !pthread_equal(s->runner, pthread_self())) {
+        pthread_cond_wait(&node->idle_cond, &node->q_lock);
+    }
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&node->q_lock);
+    if (last) {
+        free(s);
+    }
+    while (mail != NULL) {
+        skc_msg *next = mail->next;
+        char why[700];
+        snprintf(why, sizeof(why), "service %s on node '%s' was destroyed "
+            "before it handled the request", mail->target, node->name);
+        skci_msg_drop(mail, SKC_ENOREPLY, why);
+        mail = next;
+    }
+    return 0;
+}
+
+/* Parses a name for (un)registration into its "@x"/".x" key. */
+static int
+name_key(char *key, const char *name)
+{
+    skci_target t;
+    int rc = skci_target_parse(&t, name, 1);
+    if (rc != 0) {
+        return rc;
+    }
+    if (t.type == SKCI_TARGET_HANDLE) {
+        return skci_error(SKC_EINVAL, "'%s' is a handle, not a name", name);
+    }
+    registry_key(key, &t);
+    return 0;
+}
+
+int
+skc_name_register(skc_node *node, const char *name, uint32_t service)
+{
+    int rc;
+    char key[SKCI_NAME_MAX + 2];
+    if ((rc = registry_check_node(node)) != 0 ||
+        (rc = name_key(key, name)) != 0) {
+        return rc;
+    }
+    pthread_rwlock_wrlock(&node->reg_lock);
+    if (skci_idmap_get(&node->services, service) == NULL) {
+        pthread_rwlock_unlock(&node->reg_lock);
+        return skci_error(SKC_ENOSERVICE, "node '%s' has no service :%08x",
+            node->name, service);
+    }
+    uint32_t cur = (uint32_t)(uintptr_t)skci_strmap_get(&node->names, key);
+    if (cur != 0 && cur != service) {
+        pthread_rwlock_unlock(&node->reg_lock);
+        return skci_error(SKC_EEXIST, "name %s is already registered to "
+            ":%08x on node '%s'", key, cur, node->name);
+    }
+    rc = skci_strmap_set(&node->names, key, (void *)(uintptr_t)service);
+    pthread_rwlock_unlock(&node->reg_lock);
+    if (rc != 0) {
+        return skci_error(SKC_ENOMEM, "name table");
+    }
+    return 0;
+}
+
+int
+skc_name_unregister(skc_node *node, const char *name)
+{
+    int rc;
+    char key[SKCI_NAME_MAX + 2];
+    if (node == NULL) {
+        return skci_error(SKC_EINVAL, "node is NULL");
+    }
+    if ((rc = name_key(key, name)) != 0) {
+        return rc;
+    }
+    pthread_rwlock_wrlock(&node->reg_lock);
+    void *v = skci_strmap_del(&node->names, key);
+    pthread_rwlock_unlock(&node->reg_lock);
+    if (v == NULL) {
+        return skci_error(SKC_ENOSERVICE, "name %s is not registered on "
+            "node '%s'", key, node->name);
+    }
+    return 0;
+}
+
+int
+skc_name_lookup(skc_node *node, uint32_t *out, const char *name)
+{
+    int rc;
+    char key[SKCI_NAME_MAX + 2];
+    if (node == NULL || out == NULL) {
+        return skci_error(SKC_EINVAL, "%s is NULL", node ? "out" : "node");
+    }
+    *out = 0;
+    if ((rc = name_key(key, name)) != 0) {
+        return rc;
+    }
+    pthread_rwlock_rdlock(&node->reg_lock);
+    uint32_t h = (uint32_t)(uintptr_t)skci_strmap_get(&node->names, key);
+    pthread_rwlock_unlock(&node->reg_lock);
+    if (h == 0) {
+        return skci_error(SKC_ENOSERVICE, "name %s is not registered on "
+            "node '%s'", key, node->name);
+    }
+    *out = h;
+    return 0;
+}

@@ -1,0 +1,918 @@
+/* transport.c -- the only file that includes <nng/nng.h>.
+ *
+ * NNG 1.5.2 traps this file is written around (see
+ * shared/reference/nng-1.5.2.md):
+ *  - REQ resend would run a request twice: the client uses a *raw* REQ
+ *    socket, so NNG never resends; skc matches replies by its own id.
+ *  - RECVMAXSZ defaults to unlimited: always set on every socket.
+ *  - A fresh aio waits forever: every aio gets a timeout.
+ *  - Callbacks run on NNG task threads: they only queue work (short locks),
+ *    never block, dial, close or free their own aio.
+ *  - nng_msg_insert overflows for > 32 bytes: frames are built by callers
+ *    in a body allocated at full size, never inserted.
+ */
+#include "transport.h"
+
+#include "error.h"
+#include "util.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Overhead NNG adds on top of our frame when it counts RECVMAXSZ. */
+#define TRANSPORT_SLACK 64
+#define RECV_TIMEOUT_MS 60000 /* re-posted on expiry: just a heartbeat */
+#define SEND_TIMEOUT_MS 10000
+#define DRAIN_MAX 32
+
+static int
+transport_error(int rv, int fallback, const char *what, const char *url)
+{
+    int rc;
+    switch (rv) {
+    case NNG_ETIMEDOUT:
+        rc = SKC_ETIMEDOUT;
+        break;
+    case NNG_ECLOSED:
+        rc = SKC_ECLOSED;
+        break;
+    case NNG_ENOMEM:
+        rc = SKC_ENOMEM;
+        break;
+    case NNG_EADDRINUSE:
+        rc = SKC_EEXIST;
+        break;
+    case NNG_EINVAL:
+    case NNG_EADDRINVAL:
+    case NNG_ENOTSUP:
+        rc = SKC_EINVAL;
+        break;
+    default:
+        rc = fallback;
+        break;
+    }
+    return skci_error(rc, "%s %s: %s", what, url ? url : "", nng_strerror(rv));
+}
+
+/* ---- messages ---- */
+
+int
+skci_tmsg_alloc(skci_tmsg **out, size_t len)
+{
+    nng_msg *m;
+    int rv = nng_msg_alloc(&m, len);
+    if (rv != 0) {
+        return skci_error(SKC_ENOMEM, "cannot allocate a %zu-byte message",
+            len);
+    }
+    *out = (skci_tmsg *)m;
+    return 0;
+}
+
+void
+skci_tmsg_free(skci_tmsg *m)
+{
+    if (m != NULL) {
+        nng_msg_free((nng_msg *)m);
+    }
+}
+
+uint8_t *
+skci_tmsg_body(skci_tmsg *m)
+{
+    return nng_msg_body((nng_msg *)m);
+}
+
+size_t
+skci_tmsg_len(const skci_tmsg *m)
+{
+    return nng_msg_len((const nng_msg *)m);
+}
+
+void
+skci_tmsg_truncate(skci_tmsg *m, size_t len)
+{
+    size_t cur = nng_msg_len((nng_msg *)m);
+    if (len < cur) {
+        nng_msg_chop((nng_msg *)m, cur - len);
+    }
+}
+
+/* ---- ordered sender: a socket plus a backlog drained by one aio ----
+ *
+ * The fast path hands a message to NNG without waiting
+ * (NNG_FLAG_NONBLOCK); when NNG's queue is full the message joins our
+ * backlog, which one aio drains in order.  Direct sends only happen when
+ * the backlog is empty and the aio idle, so order is kept. */
+
+typedef struct sender {
+    nng_socket sock;
+    pthread_mutex_t lk;
+    nng_aio *aio;
+    nng_msg **ring;
+    size_t cap, head, count, limit;
+    int busy;
+    int closed;
+} sender;
+
+static void sender_cb(void *arg);
+
+static int
+sender_init(sender *s, nng_socket sock, size_t limit)
+{
+    memset(s, 0, sizeof(*s));
+    s->sock = sock;
+    s->limit = limit;
+    pthread_mutex_init(&s->lk, NULL);
+    int rv = nng_aio_alloc(&s->aio, sender_cb, s);
+    if (rv != 0) {
+        pthread_mutex_destroy(&s->lk);
+        return transport_error(rv, SKC_ETRANSPORT, "aio", NULL);
+    }
+    return 0;
+}
+
+/* Takes the next backlog message; lock held. */
+static nng_msg *
+sender_pop(sender *s)
+{
+    nng_msg *m = s->ring[s->head];
+    s->head = (s->head + 1) % s->cap;
+    s->count--;
+    return m;
+}
+
+static void
+sender_start(sender *s, nng_msg *m)
+{
+    nng_aio_set_msg(s->aio, m);
+    nng_aio_set_timeout(s->aio, SEND_TIMEOUT_MS);
+    nng_send_aio(s->sock, s->aio);
+}
+
+static void
+sender_cb(void *arg)
+{
+    sender *s = arg;
+    int rv = nng_aio_result(s->aio);
+    nng_msg *m = NULL;
+
+    pthread_mutex_lock(&s->lk);
+    if (rv != 0) {
+        nng_msg *failed = nng_aio_get_msg(s->aio);
+        nng_aio_set_msg(s->aio, NULL);
+        if (rv == NNG_ETIMEDOUT && !s->closed) {
+            /* Peer not reading or not connected yet: keep trying; the
+             * callers' own deadlines decide when to give up. */
+            m = failed;
+        } else {
+            nng_msg_free(failed);
+        }
+    }
+    if (m == NULL && !s->closed && s->count > 0) {
+        m = sender_pop(s);
+    }
+    if (m == NULL) {
+        s->busy = 0;
+    }
+    pthread_mutex_unlock(&s->lk);
+    if (m != NULL) {
+        sender_start(s, m);
+    }
+}
+
+static int
+sender_send(sender *s, nng_msg *m)
+{
+    pthread_mutex_lock(&s->lk);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->lk);
+        nng_msg_free(m);
+        return skci_error(SKC_ECLOSED, "link closed");
+    }
+    if (!s->busy && s->count == 0) {
+        int rv = nng_sendmsg(s->sock, m, NNG_FLAG_NONBLOCK);
+        if (rv == 0) {
+            pthread_mutex_unlock(&s->lk);
+            return 0;
+        }
+        if (rv != NNG_EAGAIN) {
+            pthread_mutex_unlock(&s->lk);
+            nng_msg_free(m);
+            return transport_error(rv, SKC_ETRANSPORT, "send", NULL);
+        }
+    }
+    if (s->count >= s->limit) {
+        pthread_mutex_unlock(&s->lk);
+        nng_msg_free(m);
+        return skci_error(SKC_ELIMIT, "send backlog full (%zu messages)",
+            s->limit);
+    }
+    if (s->count == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        nng_msg **nr = malloc(nc * sizeof(*nr));
+        if (nr == NULL) {
+            pthread_mutex_unlock(&s->lk);
+            nng_msg_free(m);
+            return skci_error(SKC_ENOMEM, "send backlog");
+        }
+        for (size_t i = 0; i < s->count; i++) {
+            nr[i] = s->ring[(s->head + i) % s->cap];
+        }
+        free(s->ring);
+        s->ring = nr;
+        s->cap = nc;
+        s->head = 0;
+    }
+    s->ring[(s->head + s->count) % s->cap] = m;
+    s->count++;
+    nng_msg *first = NULL;
+    if (!s->busy) {
+        s->busy = 1;
+        first = sender_pop(s);
+    }
+    pthread_mutex_unlock(&s->lk);
+    if (first != NULL) {
+        sender_start(s, first);
+    }
+    return 0;
+}
+
+/* After the socket is closed: stop the aio, free the backlog. */
+static void
+sender_fini(sender *s)
+{
+    pthread_mutex_lock(&s->lk);
+    s->closed = 1;
+    pthread_mutex_unlock(&s->lk);
+    if (s->aio != NULL) {
+        nng_aio_stop(s->aio);
+        nng_msg *m = nng_aio_get_msg(s->aio);
+        if (m != NULL) {
+            nng_aio_set_msg(s->aio, NULL);
+            nng_msg_free(m);
+        }
+        nng_aio_free(s->aio);
+        s->aio = NULL;
+    }
+    while (s->count > 0) {
+        nng_msg_free(sender_pop(s));
+    }
+    free(s->ring);
+    s->ring = NULL;
+    pthread_mutex_destroy(&s->lk);
+}
+
+/* ---- URL helpers ---- */
+
+/* Rebuilds url with a new port: "scheme://host:port" -> ...:port. */
+static char *
+url_with_port(const char *url, int port)
+{
+    const char *p = strrchr(url, ':');
+    const char *sch = strstr(url, "://");
+    if (p == NULL || sch == NULL || p < sch + 3) {
+        return skci_strdup(url);
+    }
+    size_t n = (size_t)(p - url);
+    char *out = malloc(n + 16);
+    if (out != NULL) {
+        snprintf(out, n + 16, "%.*s:%d", (int)n, url, port);
+    }
+    return out;
+}
+
+static int
+url_is_tcpish(const char *url)
+{
+    return strncmp(url, "tcp", 3) == 0 || strncmp(url, "tls+tcp", 7) == 0 ||
+        strncmp(url, "ws", 2) == 0;
+}
+
+/* ---- server ---- */
+
+struct skci_rctx {
+    skci_server *s;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int sending;
+    struct skci_rctx *next;
+};
+
+struct skci_server {
+    skci_server_cfg cfg;
+    nng_socket rep;
+    nng_socket pull;
+    int pull_open;
+    char *pull_url;
+    nng_aio *pull_aio;
+    pthread_mutex_t lk;
+    skci_rctx *ctxs;     /* all contexts */
+    uint32_t nctx;
+    uint32_t nidle;      /* contexts with a receive posted */
+    atomic_int closing;
+    nng_listener *listeners;
+    size_t nlisteners;
+    skci_idmap pipes; /* counted inbound pipes */
+    uint32_t npipes;
+};
+
+static void
+server_log(skci_server *s, int level, const char *fmt, ...) SKCI_PRINTF(3, 4);
+
+static void
+server_log(skci_server *s, int level, const char *fmt, ...)
+{
+    if (s->cfg.on_log == NULL) {
+        return;
+    }
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    s->cfg.on_log(s->cfg.arg, level, buf);
+}
+
+static void
+rctx_post_recv(skci_rctx *rc)
+{
+    skci_server *s = rc->s;
+    pthread_mutex_lock(&s->lk);
+    s->nidle++;
+    pthread_mutex_unlock(&s->lk);
+    nng_aio_set_timeout(rc->aio, RECV_TIMEOUT_MS);
+    nng_ctx_recv(rc->ctx, rc->aio);
+}
+
+static void rctx_cb(void *arg);
+
+/* Opens one more context with a receive posted. */
+static int
+server_add_ctx(skci_server *s)
+{
+    skci_rctx *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL) {
+        return SKC_ENOMEM;
+    }
+    rc->s = s;
+    int rv = nng_aio_alloc(&rc->aio, rctx_cb, rc);
+    if (rv != 0) {
+        free(rc);
+        return SKC_ENOMEM;
+    }
+    rv = nng_ctx_open(&rc->ctx, s->rep);
+    if (rv != 0) {
+        nng_aio_free(rc->aio);
+        free(rc);
+        return transport_error(rv, SKC_ETRANSPORT, "context", NULL);
+    }
+    pthread_mutex_lock(&s->lk);
+    rc->next = s->ctxs;
+    s->ctxs = rc;
+    s->nctx++;
+    pthread_mutex_unlock(&s->lk);
+    rctx_post_recv(rc);
+    return 0;
+}
+
+static void
+rctx_cb(void *arg)
+{
+    skci_rctx *rc = arg;
+    skci_server *s = rc->s;
+    int rv = nng_aio_result(rc->aio);
+
+    if (rc->sending) {
+        rc->sending = 0;
+        if (rv != 0) {
+            /* The client is gone or stuck: the reply is dropped, as a REP
+             * reply to a vanished peer always is. */
+            nng_msg *m = nng_aio_get_msg(rc->aio);
+            nng_aio_set_msg(rc->aio, NULL);
+            nng_msg_free(m);
+        }
+        if (!atomic_load(&s->closing)) {
+            rctx_post_recv(rc);
+        }
+        return;
+    }
+    pthread_mutex_lock(&s->lk);
+    s->nidle--;
+    int grow = s->nidle == 0 && s->nctx < s->cfg.max_serving &&
+        rv == 0 && !atomic_load(&s->closing);
+    pthread_mutex_unlock(&s->lk);
+    if (rv != 0) {
+        if (rv != NNG_ECLOSED && !atomic_load(&s->closing)) {
+            rctx_post_recv(rc);
+        }
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(rc->aio);
+    nng_aio_set_msg(rc->aio, NULL);
+    if (grow) {
+        /* All contexts busy (handlers or deferred replies hold them):
+         * add one so other callers keep being served, up to the limit. */
+        server_add_ctx(s);
+    }
+    s->cfg.on_request(s->cfg.arg, rc, (skci_tmsg *)m);
+}
+
+void
+skci_server_reply(skci_rctx *rc, skci_tmsg *msg)
+{
+    if (msg == NULL) {
+        if (!atomic_load(&rc->s->closing)) {
+            rctx_post_recv(rc);
+        }
+        return;
+    }
+    rc->sending = 1;
+    nng_aio_set_msg(rc->aio, (nng_msg *)msg);
+    nng_aio_set_timeout(rc->aio, SEND_TIMEOUT_MS);
+    nng_ctx_send(rc->ctx, rc->aio);
+}
+
+static void
+pull_cb(void *arg)
+{
+    skci_server *s = arg;
+    int rv = nng_aio_result(s->pull_aio);
+    if (rv == NNG_ECLOSED || atomic_load(&s->closing)) {
+        if (rv == 0) {
+            nng_msg_free(nng_aio_get_msg(s->pull_aio));
+            nng_aio_set_msg(s->pull_aio, NULL);
+        }
+        return;
+    }
+    if (rv == 0) {
+        nng_msg *m = nng_aio_get_msg(s->pull_aio);
+        nng_aio_set_msg(s->pull_aio, NULL);
+        s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
+        /* Drain what is already queued without another callback hop. */
+        for (int i = 0; i < DRAIN_MAX; i++) {
+            if (nng_recvmsg(s->pull, &m, NNG_FLAG_NONBLOCK) != 0) {
+                break;
+            }
+            s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
+        }
+    }
+    nng_aio_set_timeout(s->pull_aio, RECV_TIMEOUT_MS);
+    nng_recv_aio(s->pull, s->pull_aio);
+}
+
+static void
+server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    skci_server *s = arg;
+    uint32_t id = nng_pipe_id(p);
+    int reject = 0;
+    pthread_mutex_lock(&s->lk);
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        if (s->npipes >= s->cfg.max_conns) {
+            reject = 1;
+        } else if (skci_idmap_set(&s->pipes, id, s) == 0) {
+            s->npipes++;
+        }
+    } else if (ev == NNG_PIPE_EV_REM_POST) {
+        if (skci_idmap_del(&s->pipes, id) != NULL) {
+            s->npipes--;
+        }
+    }
+    pthread_mutex_unlock(&s->lk);
+    if (reject) {
+        server_log(s, SKC_LOG_WARN,
+            "refused a connection: %u connections is the limit "
+            "(max_conns)", s->cfg.max_conns);
+        nng_pipe_close(p);
+    }
+}
+
+int
+skci_server_create(skci_server **out, const skci_server_cfg *cfg)
+{
+    skci_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return skci_error(SKC_ENOMEM, "server");
+    }
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->lk, NULL);
+    skci_idmap_init(&s->pipes);
+    int rv = nng_rep0_open(&s->rep);
+    if (rv != 0) {
+        pthread_mutex_destroy(&s->lk);
+        free(s);
+        return transport_error(rv, SKC_ETRANSPORT, "open rep socket", NULL);
+    }
+    nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ,
+        cfg->max_recv + TRANSPORT_SLACK);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, server_pipe_cb, s);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, server_pipe_cb, s);
+    rv = nng_pull0_open(&s->pull);
+    if (rv != 0) {
+        nng_close(s->rep);
+        pthread_mutex_destroy(&s->lk);
+        free(s);
+        return transport_error(rv, SKC_ETRANSPORT, "open pull socket", NULL);
+    }
+    nng_socket_set_size(s->pull, NNG_OPT_RECVMAXSZ,
+        cfg->max_recv + TRANSPORT_SLACK);
+    nng_socket_set_int(s->pull, NNG_OPT_RECVBUF, 1024);
+    *out = s;
+    return 0;
+}
+
+static int
+server_start_listener(skci_server *s, nng_socket sock, const char *url,
+    char **bound)
+{
+    nng_listener l;
+    int rv = nng_listener_create(&l, sock, url);
+    if (rv != 0) {
+        return transport_error(rv, SKC_ETRANSPORT, "listen", url);
+    }
+    rv = nng_listener_start(l, 0);
+    if (rv != 0) {
+        nng_listener_close(l);
+        return transport_error(rv, SKC_ETRANSPORT, "listen", url);
+    }
+    nng_listener *nl = realloc(s->listeners,
+        (s->nlisteners + 1) * sizeof(*nl));
+    if (nl == NULL) {
+        nng_listener_close(l);
+        return skci_error(SKC_ENOMEM, "listener");
+    }
+    s->listeners = nl;
+    s->listeners[s->nlisteners++] = l;
+    if (bound != NULL) {
+        int port = -1;
+        if (url_is_tcpish(url) &&
+            nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+            *bound = url_with_port(url, port);
+        } else {
+            *bound = skci_strdup(url);
+        }
+        if (*bound == NULL) {
+            return skci_error(SKC_ENOMEM, "bound url");
+        }
+    }
+    return 0;
+}
+
+/* The PULL address derived from the first REP address: same host, free
+ * port for TCP-like transports; a sibling name for ipc and inproc. */
+static char *
+server_pull_candidate(const char *url)
+{
+    if (url_is_tcpish(url)) {
+        return url_with_port(url, 0);
+    }
+    size_t n = strlen(url);
+    char *out = malloc(n + 8);
+    if (out != NULL) {
+        snprintf(out, n + 8, "%s.send", url);
+    }
+    return out;
+}
+
+int
+skci_server_listen(skci_server *s, const char *url, char **bound)
+{
+    char *b = NULL;
+    int rc = server_start_listener(s, s->rep, url, &b);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!s->pull_open) {
+        char *cand = server_pull_candidate(b);
+        if (cand == NULL) {
+            free(b);
+            return skci_error(SKC_ENOMEM, "pull url");
+        }
+        rc = server_start_listener(s, s->pull, cand, &s->pull_url);
+        free(cand);
+        if (rc != 0) {
+            free(b);
+            return rc;
+        }
+        s->pull_open = 1;
+        int rv = nng_aio_alloc(&s->pull_aio, pull_cb, s);
+        if (rv != 0) {
+            free(b);
+            return transport_error(rv, SKC_ETRANSPORT, "aio", NULL);
+        }
+        nng_aio_set_timeout(s->pull_aio, RECV_TIMEOUT_MS);
+        nng_recv_aio(s->pull, s->pull_aio);
+        /* A small pool to start; it grows while all are busy. */
+        for (int i = 0; i < 8 && (uint32_t)i < s->cfg.max_serving; i++) {
+            if ((rc = server_add_ctx(s)) != 0) {
+                free(b);
+                return rc;
+            }
+        }
+    }
+    if (bound != NULL) {
+        *bound = b;
+    } else {
+        free(b);
+    }
+    return 0;
+}
+
+const char *
+skci_server_pull_url(skci_server *s)
+{
+    return s->pull_url;
+}
+
+void
+skci_server_stop(skci_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        nng_listener_close(s->listeners[i]);
+    }
+    s->nlisteners = 0;
+}
+
+void
+skci_server_destroy(skci_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    atomic_store(&s->closing, 1);
+    skci_server_stop(s);
+    /* Stop every aio (cancels receives, waits for callbacks), then close
+     * contexts, free aios, and only then the sockets. */
+    for (skci_rctx *rc = s->ctxs; rc; rc = rc->next) {
+        nng_aio_stop(rc->aio);
+        nng_msg *m = nng_aio_get_msg(rc->aio);
+        if (m != NULL) {
+            nng_aio_set_msg(rc->aio, NULL);
+            nng_msg_free(m);
+        }
+    }
+    if (s->pull_aio != NULL) {
+        nng_aio_stop(s->pull_aio);
+    }
+    skci_rctx *rc = s->ctxs;
+    while (rc != NULL) {
+        skci_rctx *n = rc->next;
+        nng_ctx_close(rc->ctx);
+        nng_aio_free(rc->aio);
+        free(rc);
+        rc = n;
+    }
+    if (s->pull_aio != NULL) {
+        nng_aio_free(s->pull_aio);
+    }
+    nng_close(s->rep);
+    nng_close(s->pull);
+    skci_idmap_fini(&s->pipes);
+    pthread_mutex_destroy(&s->lk);
+    free(s->listeners);
+    free(s->pull_url);
+    free(s);
+}
+
+/* ---- client link ---- */
+
+struct skci_link {
+    skci_link_cfg cfg;
+    nng_socket req;
+    nng_socket push;
+    sender req_tx;
+    sender push_tx;
+    nng_aio *recv_aio;
+    nng_dialer dialer;
+    int has_dialer;
+    nng_dialer push_dialer;
+    int has_push_dialer;
+    char *push_url;
+    pthread_mutex_t lk; /* dialers */
+    atomic_int closed;
+};
+
+static void
+link_recv_cb(void *arg)
+{
+    skci_link *l = arg;
+    int rv = nng_aio_result(l->recv_aio);
+    if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
+        if (rv == 0) {
+            nng_msg_free(nng_aio_get_msg(l->recv_aio));
+            nng_aio_set_msg(l->recv_aio, NULL);
+        }
+        return;
+    }
+    if (rv == 0) {
+        nng_msg *m = nng_aio_get_msg(l->recv_aio);
+        nng_aio_set_msg(l->recv_aio, NULL);
+        l->cfg.on_reply(l->cfg.arg, (skci_tmsg *)m);
+        for (int i = 0; i < DRAIN_MAX; i++) {
+            if (nng_recvmsg(l->req, &m, NNG_FLAG_NONBLOCK) != 0) {
+                break;
+            }
+            l->cfg.on_reply(l->cfg.arg, (skci_tmsg *)m);
+        }
+    }
+    nng_aio_set_timeout(l->recv_aio, RECV_TIMEOUT_MS);
+    nng_recv_aio(l->req, l->recv_aio);
+}
+
+static void
+link_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    skci_link *l = arg;
+    if (atomic_load(&l->closed)) {
+        return;
+    }
+    l->cfg.on_pipe(l->cfg.arg, ev == NNG_PIPE_EV_ADD_POST, nng_pipe_id(p));
+}
+
+int
+skci_link_create(skci_link **out, const skci_link_cfg *cfg)
+{
+    skci_link *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return skci_error(SKC_ENOMEM, "link");
+    }
+    l->cfg = *cfg;
+    pthread_mutex_init(&l->lk, NULL);
+    int rv;
+    if ((rv = nng_req0_open_raw(&l->req)) != 0) {
+        goto fail0;
+    }
+    if ((rv = nng_push0_open(&l->push)) != 0) {
+        goto fail1;
+    }
+    nng_socket_set_size(l->req, NNG_OPT_RECVMAXSZ,
+        cfg->max_recv + TRANSPORT_SLACK);
+    nng_socket_set_int(l->req, NNG_OPT_SENDBUF, 1024);
+    nng_socket_set_int(l->req, NNG_OPT_RECVBUF, 1024);
+    nng_socket_set_size(l->push, NNG_OPT_RECVMAXSZ, 1024);
+    nng_socket_set_int(l->push, NNG_OPT_SENDBUF, 1024);
+    nng_pipe_notify(l->req, NNG_PIPE_EV_ADD_POST, link_pipe_cb, l);
+    nng_pipe_notify(l->req, NNG_PIPE_EV_REM_POST, link_pipe_cb, l);
+    int rc;
+    /* Requests are bounded by the node's max_inflight, not here. */
+    if ((rc = sender_init(&l->req_tx, l->req, SIZE_MAX)) != 0) {
+        goto fail2;
+    }
+    if ((rc = sender_init(&l->push_tx, l->push,
+             cfg->push_backlog ? cfg->push_backlog : 65536)) != 0) {
+        sender_fini(&l->req_tx);
+        goto fail2;
+    }
+    if ((rv = nng_aio_alloc(&l->recv_aio, link_recv_cb, l)) != 0) {
+        sender_fini(&l->req_tx);
+        sender_fini(&l->push_tx);
+        goto fail2;
+    }
+    nng_aio_set_timeout(l->recv_aio, RECV_TIMEOUT_MS);
+    nng_recv_aio(l->req, l->recv_aio);
+    *out = l;
+    return 0;
+fail2:
+    nng_close(l->push);
+fail1:
+    nng_close(l->req);
+fail0:
+    pthread_mutex_destroy(&l->lk);
+    free(l);
+    return skci_error(SKC_ETRANSPORT, "cannot open link sockets: %s",
+        nng_strerror(rv));
+}
+
+static void
+dialer_backoff(nng_dialer d)
+{
+    nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 100);
+    nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 5000);
+}
+
+int
+skci_link_dial(skci_link *l, const char *url)
+{
+    nng_dialer d;
+    int rv = nng_dialer_create(&d, l->req, url);
+    if (rv != 0) {
+        return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
+    }
+    dialer_backoff(d);
+    rv = nng_dialer_start(d, 0);
+    if (rv != 0) {
+        nng_dialer_close(d);
+        if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
+            return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+        }
+        return skci_error(SKC_EUNREACHABLE, "dial %s: %s", url,
+            nng_strerror(rv));
+    }
+    pthread_mutex_lock(&l->lk);
+    l->dialer = d;
+    l->has_dialer = 1;
+    pthread_mutex_unlock(&l->lk);
+    return 0;
+}
+
+int
+skci_link_send(skci_link *l, uint32_t id, skci_tmsg *msg)
+{
+    nng_msg *m = (nng_msg *)msg;
+    /* Raw REQ: the request id goes in the header with the high bit set;
+     * the REP peer echoes it back in the reply's header. */
+    nng_msg_header_clear(m);
+    if (nng_msg_header_append_u32(m, id | 0x80000000u) != 0) {
+        nng_msg_free(m);
+        return skci_error(SKC_ENOMEM, "message header");
+    }
+    return sender_send(&l->req_tx, m);
+}
+
+int
+skci_link_push_dial(skci_link *l, const char *url)
+{
+    pthread_mutex_lock(&l->lk);
+    if (l->has_push_dialer && l->push_url != NULL &&
+        strcmp(l->push_url, url) == 0) {
+        pthread_mutex_unlock(&l->lk);
+        return 0;
+    }
+    if (l->has_push_dialer) {
+        nng_dialer_close(l->push_dialer);
+        l->has_push_dialer = 0;
+    }
+    free(l->push_url);
+    l->push_url = skci_strdup(url);
+    nng_dialer d;
+    int rv = nng_dialer_create(&d, l->push, url);
+    if (rv == 0) {
+        dialer_backoff(d);
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+        if (rv == 0) {
+            l->push_dialer = d;
+            l->has_push_dialer = 1;
+        } else {
+            nng_dialer_close(d);
+        }
+    }
+    pthread_mutex_unlock(&l->lk);
+    if (rv != 0) {
+        return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
+    }
+    return 0;
+}
+
+int
+skci_link_push(skci_link *l, skci_tmsg *msg)
+{
+    return sender_send(&l->push_tx, (nng_msg *)msg);
+}
+
+void
+skci_link_close(skci_link *l)
+{
+    if (l == NULL || atomic_exchange(&l->closed, 1)) {
+        return;
+    }
+    pthread_mutex_lock(&l->req_tx.lk);
+    l->req_tx.closed = 1;
+    pthread_mutex_unlock(&l->req_tx.lk);
+    pthread_mutex_lock(&l->push_tx.lk);
+    l->push_tx.closed = 1;
+    pthread_mutex_unlock(&l->push_tx.lk);
+    nng_aio_stop(l->recv_aio);
+    nng_close(l->req);
+    nng_close(l->push);
+    sender_fini(&l->req_tx);
+    sender_fini(&l->push_tx);
+    nng_msg *m = nng_aio_get_msg(l->recv_aio);
+    if (m != NULL) {
+        nng_aio_set_msg(l->recv_aio, NULL);
+        nng_msg_free(m);
+    }
+    nng_aio_free(l->recv_aio);
+    l->recv_aio = NULL;
+}
+
+void
+skci_link_free(skci_link *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    skci_link_close(l);
+    pthread_mutex_destroy(&l->lk);
+    free(l->push_url);
+    free(l);
+}

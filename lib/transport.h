@@ -1,0 +1,99 @@
+/* transport.h -- the NNG layer, seen from the rest of skc.  Only
+ * transport.c includes <nng/nng.h>; nothing here exposes NNG types.
+ *
+ * Server: one REP socket (calls, queries, hellos, pings) served through a
+ * pool of contexts that grows up to max_serving, and one PULL socket
+ * (sends).  Client: per peer a "link" = one raw REQ socket (skc matches
+ * replies by its own request id, so REQ's resend never runs) and one PUSH
+ * socket.  Callbacks named on_* run on NNG threads: they must only queue
+ * work and never block, dial, close or free NNG objects.
+ */
+#ifndef SKC_LIB_TRANSPORT_H
+#define SKC_LIB_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct skci_tmsg skci_tmsg; /* a message: one frame */
+
+int skci_tmsg_alloc(skci_tmsg **out, size_t len);
+void skci_tmsg_free(skci_tmsg *m);
+uint8_t *skci_tmsg_body(skci_tmsg *m);
+size_t skci_tmsg_len(const skci_tmsg *m);
+/* Shrinks the body to len bytes (len <= current length). */
+void skci_tmsg_truncate(skci_tmsg *m, size_t len);
+
+/* ---- server ---- */
+
+typedef struct skci_server skci_server;
+typedef struct skci_rctx skci_rctx; /* one request awaiting its reply */
+
+typedef struct skci_server_cfg {
+    size_t max_recv;      /* largest frame accepted, bytes */
+    uint32_t max_serving; /* requests awaiting replies at once */
+    uint32_t max_conns;   /* inbound connections on the REP socket */
+    /* A request arrived: answer exactly once with skci_server_reply(). */
+    void (*on_request)(void *arg, skci_rctx *rc, skci_tmsg *msg);
+    /* A one-way message arrived on the PULL socket; msg is the callee's. */
+    void (*on_push)(void *arg, skci_tmsg *msg);
+    void (*on_log)(void *arg, int level, const char *text);
+    void *arg;
+} skci_server_cfg;
+
+int skci_server_create(skci_server **out, const skci_server_cfg *cfg);
+
+/* Starts a listener on url (the first one also starts the PULL listener).
+ * *bound (if not NULL) receives the bound URL, malloc'd. */
+int skci_server_listen(skci_server *s, const char *url, char **bound);
+
+/* URL of the PULL listener, NULL before the first listen.  Borrowed. */
+const char *skci_server_pull_url(skci_server *s);
+
+/* Closes every listener; sockets stay so replies in progress go out. */
+void skci_server_stop(skci_server *s);
+
+/* Answers a request: msg (consumed) is the reply frame; NULL drops the
+ * request without answer.  Any thread, including on_request. */
+void skci_server_reply(skci_rctx *rc, skci_tmsg *msg);
+
+/* Closes everything and frees; every rctx must have been answered or
+ * abandoned (after this they are invalid).  Not from a callback. */
+void skci_server_destroy(skci_server *s);
+
+/* ---- client link to one peer ---- */
+
+typedef struct skci_link skci_link;
+
+typedef struct skci_link_cfg {
+    size_t max_recv;        /* largest reply frame accepted */
+    uint32_t push_backlog;  /* queued one-way messages before SKC_ELIMIT */
+    void (*on_reply)(void *arg, skci_tmsg *msg);           /* msg: callee's */
+    void (*on_pipe)(void *arg, int up, uint32_t pipe_id); /* link up/down */
+    void *arg;
+} skci_link_cfg;
+
+int skci_link_create(skci_link **out, const skci_link_cfg *cfg);
+
+/* Connects the REQ socket to url, waiting for the first attempt; after
+ * success NNG reconnects by itself (backoff 100 ms -> 5 s).  Returns 0,
+ * SKC_EUNREACHABLE (detail: url and cause), SKC_ECLOSED. */
+int skci_link_dial(skci_link *l, const char *url);
+
+/* Queues a request frame; consumes msg whatever the result.  Never
+ * blocks.  Returns 0 or SKC_ECLOSED. */
+int skci_link_send(skci_link *l, uint32_t id, skci_tmsg *msg);
+
+/* (Re)connects the PUSH socket to url in the background. */
+int skci_link_push_dial(skci_link *l, const char *url);
+
+/* Queues a one-way frame; consumes msg.  0, SKC_ELIMIT, SKC_ECLOSED. */
+int skci_link_push(skci_link *l, skci_tmsg *msg);
+
+/* Closes the sockets: aborts a dial in progress in another thread; when it
+ * returns no callback of this link runs any more.  Not from a callback. */
+void skci_link_close(skci_link *l);
+
+/* Frees a closed link. */
+void skci_link_free(skci_link *l);
+
+#endif
