@@ -646,8 +646,10 @@ on_pipe(void *arg, int up, uint32_t pipe_id)
             snprintf(why, sizeof(why), "connection to node '%s' (%s) lost "
                 "after the request was sent; the outcome is unknown",
                 p->name, peer_addr(p));
-            skci_node_log(n, SKC_LOG_WARN, "connection to node '%s' (%s) "
-                "lost; reconnecting", p->name, peer_addr(p));
+            if (!atomic_load(&n->closing)) {
+                skci_node_log(n, SKC_LOG_WARN, "connection to node '%s' (%s) "
+                    "lost; reconnecting", p->name, peer_addr(p));
+            }
             fail_list(n, p->shead, SKC_ECONNLOST, why);
         }
     }

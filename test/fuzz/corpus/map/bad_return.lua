@@ -1,0 +1,2 @@
+return {}
+return { a = "h:1" }

@@ -1,0 +1,2 @@
+x = "unfinished
+y = "z"
