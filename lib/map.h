@@ -37,9 +37,14 @@ typedef struct skci_map_list {
  * Keys that start with "__" are options; other keys must have a string or
  * false value ("expected an address string or false").  Key names: Lua
  * identifiers, or any 1..255-byte string in the ["..."] form.
- * On success returns 0 and fills *out (release with skci_map_list_free).
- * On error returns SKC_ESYNTAX, leaves *out empty, and writes
- * "<origin>:<line>: expected <what> near '<token>'" into err. */
+ * A key assigned twice appears once, at the position and line of its last
+ * assignment.  Strings with a NUL byte are rejected (values are C strings).
+ * On success returns 0 and fills *out (release with skci_map_list_free);
+ * *out is overwritten on entry, so pass an empty list.
+ * On error returns SKC_ESYNTAX (or SKC_ENOMEM, or SKC_EINVAL for NULL
+ * arguments), leaves *out empty, and writes
+ * "<origin>:<line>: expected <what> near '<token>'" into err; it does not
+ * set the thread's detail text (the caller copies err there). */
 int skci_map_parse(skci_map_list *out, const char *text, size_t len,
     const char *origin, char *err, size_t errlen);
 

@@ -13,7 +13,8 @@
  *  - Out-parameters come first.  `T **out`: the caller owns the result.
  *    Memory handed out by skc is released with skc_free() (or the matching
  *    _destroy function), never with free().
- *  - Inputs are copied; nothing the caller passes is kept after return.
+ *  - Inputs are copied; nothing the caller passes is kept after return
+ *    (the one exception, skc_unpack_create, says so).
  *
  * Threads
  *  - skc_node: thread-safe, except skc_node_destroy(), which must not run
@@ -429,7 +430,12 @@ typedef struct skc_item {
 
 #define SKC_ITEM_INIT { sizeof(skc_item), 0, 0, 0, 0.0, NULL, 0, 0, 0 }
 
-/* Creates an empty payload builder. */
+/* Payload builder.  Every skc_pack_* append returns SKC_OK, SKC_EINVAL
+ * (pack NULL, or data NULL with a length), SKC_ENOMEM or SKC_ETOOBIG (a
+ * string or binary over 4 GiB - 1); a failed append leaves the builder as it
+ * was, so it always holds whole values. */
+
+/* Creates an empty payload builder; *out is NULL on failure. */
 SKC_API int skc_pack_create(skc_pack **out);
 /* Frees it.  NULL is a no-op. */
 SKC_API void skc_pack_destroy(skc_pack *pack);
@@ -445,18 +451,28 @@ SKC_API int skc_pack_str(skc_pack *pack, const char *s, size_t len);
 SKC_API int skc_pack_bin(skc_pack *pack, const void *data, size_t len);
 SKC_API int skc_pack_array(skc_pack *pack, uint32_t count);
 SKC_API int skc_pack_map(skc_pack *pack, uint32_t count);
-/* The bytes built so far, borrowed until the next change to pack. */
+/* The bytes built so far, borrowed until the next change to pack; never
+ * NULL for a valid pack (an empty one gives length 0).  len may be NULL;
+ * pack NULL returns NULL. */
 SKC_API const void *skc_pack_data(const skc_pack *pack, size_t *len);
 
-/* Creates a reader over data (borrowed: it must outlive the reader). */
+/* Creates a reader over data.  The data is NOT copied: it must stay valid
+ * and unchanged while the reader and the items it returned are used.
+ * (NULL, 0) is an empty payload.  *out is NULL on failure. */
 SKC_API int skc_unpack_create(
     skc_unpack **out, const void *data, size_t len);
 /* Frees it.  NULL is a no-op. */
 SKC_API void skc_unpack_destroy(skc_unpack *unpack);
 /* Reads the next value into *item (whose size field must be set).
  * Returns 1 for a value, 0 at the end of the data, SKC_EPROTO for malformed
- * or truncated data (detail says where), SKC_EINVAL for bad arguments.
- * item->ptr stays valid as long as the reader's data. */
+ * or truncated data (detail names the byte offset), SKC_EINVAL for bad
+ * arguments.  Containers nest at most 64 deep (deeper is SKC_EPROTO), and
+ * a container announcing more items than bytes remain is rejected at its
+ * header.  Reading is a stream: items before an error were already
+ * returned, so trust a payload only once next() returned 0.  After
+ * SKC_EPROTO every further call returns it again.  item->ptr points into
+ * the reader's data (never NULL for STR/BIN/EXT, even when empty).  Map keys
+ * are passed through as they come (duplicates are not checked). */
 SKC_API int skc_unpack_next(skc_unpack *unpack, skc_item *item);
 
 #ifdef __cplusplus
