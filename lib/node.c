@@ -30,7 +30,25 @@ skc_version_string(void)
 void
 skc_free(void *ptr)
 {
-    free(ptr);
+    if (ptr == NULL) {
+        return;
+    }
+    unsigned char *b = (unsigned char *)ptr - 16;
+    uint64_t magic;
+    memcpy(&magic, b, sizeof(magic));
+    if (magic == SKCI_UMAGIC_HEAP) {
+        magic = 0; /* a double free then finds no magic */
+        memcpy(b, &magic, sizeof(magic));
+        free(b);
+    } else if (magic == SKCI_UMAGIC_MSG) {
+        skci_tmsg *m;
+        memcpy(&m, b + 8, sizeof(m));
+        magic = 0;
+        memcpy(b, &magic, sizeof(magic));
+        skci_tmsg_free(m);
+    }
+    /* Anything else was not allocated by skc: ignored rather than passed
+     * to free(), which would corrupt the heap. */
 }
 
 void
@@ -267,7 +285,11 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
     skci_node_log(node, SKC_LOG_INFO, "listening on %s", bound);
     free(url);
     if (out_addr != NULL) {
-        *out_addr = bound;
+        *out_addr = skci_user_strdup(bound);
+        free(bound);
+        if (*out_addr == NULL) {
+            return skci_error(SKC_ENOMEM, "open: bound address");
+        }
     } else {
         free(bound);
     }
@@ -534,14 +556,14 @@ skc_node_map_get(skc_node *node, char **out_addr, const char *name)
     *out_addr = NULL;
     if (strcmp(name, "__nowaiting") == 0) {
         pthread_mutex_lock(&node->call_lock);
-        *out_addr = skci_strdup(node->nowaiting ? "true" : "false");
+        *out_addr = skci_user_strdup(node->nowaiting ? "true" : "false");
         pthread_mutex_unlock(&node->call_lock);
         return *out_addr ? 0 : skci_error(SKC_ENOMEM, "map_get");
     }
     pthread_mutex_lock(&node->call_lock);
     skci_peer *p = skci_peer_get(node, name, 0);
     int state = p ? p->map : SKCI_MAP_UNKNOWN;
-    char *url = state == SKCI_MAP_IS_ADDR ? skci_strdup(p->url) : NULL;
+    char *url = state == SKCI_MAP_IS_ADDR ? skci_user_strdup(p->url) : NULL;
     pthread_mutex_unlock(&node->call_lock);
     if (state == SKCI_MAP_UNKNOWN) {
         return skci_error(SKC_ENONODE, "node '%s' is not in the cluster map",

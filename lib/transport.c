@@ -107,6 +107,12 @@ skci_tmsg_truncate(skci_tmsg *m, size_t len)
     }
 }
 
+void
+skci_tmsg_trim_front(skci_tmsg *m, size_t n)
+{
+    nng_msg_trim((nng_msg *)m, n);
+}
+
 /* ---- ordered sender: a socket plus a backlog drained by one aio ----
  *
  * The fast path hands a message to NNG without waiting

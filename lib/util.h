@@ -12,6 +12,15 @@ int64_t skci_now_ms(void);
 /* malloc'd copy of s (NULL if s is NULL or out of memory). */
 char *skci_strdup(const char *s);
 
+/* Memory handed to users, released with skc_free().  Each block carries
+ * 16 bytes in front of the pointer: a magic word and, for reply buffers
+ * that are NNG messages, the message to free.  That lets skc_node_call
+ * hand out a reply in place, without copying it. */
+#define SKCI_UMAGIC_HEAP 0x7061656863736b01ULL /* malloc'd block */
+#define SKCI_UMAGIC_MSG 0x67736d6d63736b02ULL  /* inside a message */
+void *skci_user_alloc(size_t n);
+char *skci_user_strdup(const char *s);
+
 /* ---- id map: uint32 key (non-zero) -> pointer, open addressing ---- */
 typedef struct skci_idmap {
     uint32_t *keys;

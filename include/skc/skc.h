@@ -109,7 +109,7 @@ SKC_API const char *skc_errname(int code);
 SKC_API const char *skc_last_error(void);
 
 /* Releases memory that skc handed out (reply buffers, strings).
- * NULL is a no-op. */
+ * NULL is a no-op; pass nothing else that skc did not allocate. */
 SKC_API void skc_free(void *ptr);
 
 /* ---------------------------------------------------------------------- */
@@ -303,7 +303,9 @@ SKC_API const char *skc_msg_target(const skc_msg *msg);
 
 /* Replies to a call with a payload (copied).  SKC_ESTATE if msg is a send or
  * was already answered or deferred; SKC_ETOOBIG if larger than the caller
- * accepts (the caller then gets SKC_ETOOBIG). */
+ * accepts (the caller then gets SKC_ETOOBIG).  After this call the bytes
+ * from skc_msg_data() must not be read again: when the reply is the
+ * request's own payload (an echo) skc sends it in place, without a copy. */
 SKC_API int skc_msg_reply(skc_msg *msg, const void *data, size_t len);
 
 /* Replies to a call with an error: the caller gets SKC_EHANDLER and `text`
