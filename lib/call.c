@@ -1054,18 +1054,6 @@ fail:
     return rc;
 }
 
-static int
-api_check_node(skc_node *n)
-{
-    if (n == NULL) {
-        return skci_error(SKC_EINVAL, "node is NULL");
-    }
-    if (atomic_load(&n->closing)) {
-        return skci_error(SKC_ECLOSED, "node '%s' is closing", n->name);
-    }
-    return 0;
-}
-
 /* Waits for a sync call and takes its result (frees c). */
 static int
 call_wait(skc_node *n, skci_call *c, skci_tmsg **rep, const uint8_t **data,
@@ -1090,6 +1078,22 @@ call_wait(skc_node *n, skci_call *c, skci_tmsg **rep, const uint8_t **data,
     return rc;
 }
 
+/* Runs a call or query to the end on this thread.  On 0 the reply frame
+ * (*rep) owns *data. */
+static int
+call_sync(skc_node *node, int kind, const char *peer, const char *target,
+    const void *data, size_t len, int32_t timeout_ms, skci_tmsg **rep,
+    const uint8_t **d, size_t *l)
+{
+    skci_call *c;
+    int rc = call_new(node, &c, kind, SKCI_MODE_SYNC, peer, target, data,
+        len, timeout_ms);
+    if (rc == 0 && (rc = call_submit(node, c, peer)) == 0) {
+        rc = call_wait(node, c, rep, d, l);
+    }
+    return rc;
+}
+
 int
 skc_node_call(skc_node *node, void **out, size_t *out_len, const char *peer,
     const char *target, const void *data, size_t len, int32_t timeout_ms)
@@ -1101,25 +1105,17 @@ skc_node_call(skc_node *node, void **out, size_t *out_len, const char *peer,
     if (out_len != NULL) {
         *out_len = 0;
     }
-    if ((rc = api_check_node(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (out == NULL) {
         return skci_error(SKC_EINVAL, "out is NULL");
     }
-    skci_call *c;
-    if ((rc = call_new(node, &c, SKCI_KIND_CALL, SKCI_MODE_SYNC, peer, target,
-             data, len, timeout_ms)) != 0) {
-        return rc;
-    }
-    if ((rc = call_submit(node, c, peer)) != 0) {
-        return rc;
-    }
     skci_tmsg *rep = NULL;
     const uint8_t *d = NULL;
     size_t l = 0;
-    rc = call_wait(node, c, &rep, &d, &l);
-    if (rc != 0) {
+    if ((rc = call_sync(node, SKCI_KIND_CALL, peer, target, data, len,
+             timeout_ms, &rep, &d, &l)) != 0) {
         return rc;
     }
     /* Hand the reply out in place: the 20-byte reply header in front of
@@ -1141,7 +1137,7 @@ skc_node_call_async(skc_node *node, const char *peer, const char *target,
     void *arg)
 {
     int rc;
-    if ((rc = api_check_node(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (cb == NULL) {
@@ -1179,7 +1175,7 @@ skc_node_send(skc_node *node, const char *peer, const char *target,
     const void *data, size_t len)
 {
     int rc;
-    if ((rc = api_check_node(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     skci_call *c;
@@ -1198,24 +1194,17 @@ skc_node_query(skc_node *node, uint32_t *out, const char *peer,
     if (out != NULL) {
         *out = 0;
     }
-    if ((rc = api_check_node(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (out == NULL) {
         return skci_error(SKC_EINVAL, "out is NULL");
     }
-    skci_call *c;
-    if ((rc = call_new(node, &c, SKCI_KIND_QUERY, SKCI_MODE_SYNC, peer, name,
-             NULL, 0, timeout_ms)) != 0) {
-        return rc;
-    }
-    if ((rc = call_submit(node, c, peer)) != 0) {
-        return rc;
-    }
     skci_tmsg *rep = NULL;
     const uint8_t *d = NULL;
     size_t l = 0;
-    if ((rc = call_wait(node, c, &rep, &d, &l)) != 0) {
+    if ((rc = call_sync(node, SKCI_KIND_QUERY, peer, name, NULL, 0,
+             timeout_ms, &rep, &d, &l)) != 0) {
         return rc;
     }
     if (l != 4) {

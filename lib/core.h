@@ -219,6 +219,8 @@ extern _Thread_local skc_node *skci_current_node;
 void skci_node_log(skc_node *n, int level, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
 void skci_node_unref(skc_node *n);
+/* SKC_EINVAL for NULL, SKC_ECLOSED while closing, else 0 (sets detail). */
+int skci_node_check(skc_node *n);
 
 /* registry.c */
 int skci_registry_init(skc_node *n);

@@ -201,8 +201,8 @@ skc_node_name(const skc_node *node)
     return node != NULL ? node->name : "";
 }
 
-static int
-node_check(skc_node *n)
+int
+skci_node_check(skc_node *n)
 {
     if (n == NULL) {
         return skci_error(SKC_EINVAL, "node is NULL");
@@ -220,7 +220,7 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
     if (out_addr != NULL) {
         *out_addr = NULL;
     }
-    if ((rc = node_check(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (where == NULL || where[0] == '\0') {
@@ -465,7 +465,7 @@ int
 skc_node_map_load(skc_node *node, const char *path)
 {
     int rc;
-    if ((rc = node_check(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (path == NULL || path[0] == '\0') {
@@ -486,7 +486,7 @@ int
 skc_node_map_reload(skc_node *node)
 {
     int rc;
-    if ((rc = node_check(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     pthread_mutex_lock(&node->call_lock);
@@ -505,7 +505,7 @@ int
 skc_node_map_parse(skc_node *node, const char *text, const char *origin)
 {
     int rc;
-    if ((rc = node_check(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (text == NULL) {
@@ -520,7 +520,7 @@ skc_node_map_update(skc_node *node, const char *const *names,
     const char *const *addrs, size_t count)
 {
     int rc;
-    if ((rc = node_check(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (count > 0 && (names == NULL || addrs == NULL)) {

@@ -87,24 +87,12 @@ skci_service_release(skc_node *n, skci_service *s)
     }
 }
 
-static int
-registry_check_node(skc_node *n)
-{
-    if (n == NULL) {
-        return skci_error(SKC_EINVAL, "node is NULL");
-    }
-    if (atomic_load(&n->closing)) {
-        return skci_error(SKC_ECLOSED, "node '%s' is closing", n->name);
-    }
-    return 0;
-}
-
 int
 skc_service_create(
     skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg)
 {
     int rc;
-    if ((rc = registry_check_node(node)) != 0) {
+    if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (out == NULL || fn == NULL) {
@@ -228,7 +216,7 @@ skc_name_register(skc_node *node, const char *name, uint32_t service)
 {
     int rc;
     char key[SKCI_NAME_MAX + 2];
-    if ((rc = registry_check_node(node)) != 0 ||
+    if ((rc = skci_node_check(node)) != 0 ||
         (rc = name_key(key, name)) != 0) {
         return rc;
     }
