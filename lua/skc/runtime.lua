@@ -1,0 +1,1194 @@
+-- skc.runtime -- the coroutine scheduler behind the skynet layer.
+--
+-- One process = one skc node in caller-driven mode + this scheduler, all on
+-- the Lua thread.  Every Lua service is an skc service (so remote nodes can
+-- reach it by handle or cluster name) with its own environment table
+-- ("its own globals").  Everything that waits -- a local or remote call, a
+-- sleep, skynet.wait -- yields the running coroutine; the loop resumes it
+-- when the reply, the timer or the wakeup arrives.  Incoming requests run
+-- in fresh coroutines, so a service keeps serving while one of its
+-- coroutines waits on another service.
+--
+-- The loop:  run ready coroutines -> fire due timers -> node:poll(until the
+-- next timer).  node:poll() runs the skc handlers and async-call
+-- completions, which only queue work here; coroutines are resumed by the
+-- loop alone, never from inside poll.
+--
+-- This module talks to the core only through the `skc` C module.
+
+local skc = require "skc"
+
+local coroutine_create = coroutine.create
+local coroutine_resume = coroutine.resume
+local coroutine_running = coroutine.running
+local coroutine_status = coroutine.status
+local coroutine_yield = coroutine.yield
+local string_format = string.format
+local table_pack = table.pack
+local table_unpack = table.unpack
+
+local R = {}
+
+-- ---------------------------------------------------------------------
+-- State (one scheduler per Lua state)
+-- ---------------------------------------------------------------------
+
+local node               -- the skc node
+local booted = false
+local aborted = false
+local exit_code = 0
+local services = {}      -- handle -> service record
+local user_services = 0  -- live services that are not internal (proxies)
+local names = {}         -- skynet names (".x" and "X") -> handle
+local co_info = setmetatable({}, { __mode = "k" }) -- coroutine -> info
+local waiting = {}       -- local-call session -> coroutine
+local sleeping = {}      -- token -> { co = co }
+local wait_tokens = {}   -- token -> co (skynet.wait)
+local session_id = 0
+local env = {}           -- skynet.getenv / setenv
+local start_clock = skc.clock()
+local start_time = math.floor(skc.time())
+local logger = io.stdout
+local call_timeout = 0   -- per-call default passed to skc (0 = node's)
+local unique = {}        -- uniqueservice name -> { handle | waiters }
+local protocols = {}
+local proxies = {}       -- "node\0name" -> handle
+local map_file           -- path given to map_load, for messages
+
+R.protocols = protocols
+
+-- Run queue: a FIFO of { co, args }.
+local rq = {}
+local rq_head, rq_tail = 1, 0
+
+local function ready(co, ...)
+    rq_tail = rq_tail + 1
+    rq[rq_tail] = { co, table_pack(...) }
+end
+
+-- Timers: a binary heap of { t = ms, seq, fn }.
+local heap = {}
+local heap_n = 0
+local timer_seq = 0
+
+local function heap_less(a, b)
+    return a.t < b.t or (a.t == b.t and a.seq < b.seq)
+end
+
+local function timer_add(delay_ms, fn)
+    timer_seq = timer_seq + 1
+    local e = { t = skc.clock() + delay_ms, seq = timer_seq, fn = fn }
+    heap_n = heap_n + 1
+    local i = heap_n
+    heap[i] = e
+    while i > 1 do
+        local p = i // 2
+        if heap_less(heap[i], heap[p]) then
+            heap[i], heap[p] = heap[p], heap[i]
+            i = p
+        else
+            break
+        end
+    end
+    return e
+end
+
+local function timer_pop()
+    local top = heap[1]
+    heap[1] = heap[heap_n]
+    heap[heap_n] = nil
+    heap_n = heap_n - 1
+    local i = 1
+    while true do
+        local l, r, m = 2 * i, 2 * i + 1, i
+        if l <= heap_n and heap_less(heap[l], heap[m]) then m = l end
+        if r <= heap_n and heap_less(heap[r], heap[m]) then m = r end
+        if m == i then break end
+        heap[i], heap[m] = heap[m], heap[i]
+        i = m
+    end
+    return top
+end
+
+-- ---------------------------------------------------------------------
+-- Logging
+-- ---------------------------------------------------------------------
+
+local function log(handle, text)
+    logger:write(string_format("[:%08x] %s\n", handle or 0, text))
+end
+R.log = log
+
+local function current_handle()
+    local info = co_info[coroutine_running()]
+    return info and info.svc.handle or 0
+end
+
+function R.error(...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, n do
+        parts[i] = tostring((select(i, ...)))
+    end
+    log(current_handle(), table.concat(parts, " ", 1, n))
+end
+
+-- ---------------------------------------------------------------------
+-- Addresses
+-- ---------------------------------------------------------------------
+
+function R.address(addr)
+    if type(addr) == "number" then
+        return string_format(":%08x", addr)
+    end
+    return tostring(addr)
+end
+
+-- Resolves a skynet address (handle, ".name", "NAME", ":hex") to a handle
+-- of this process, or nil.
+local function resolve(addr)
+    if type(addr) == "number" then
+        return math.tointeger(addr)
+    end
+    if type(addr) ~= "string" then
+        return nil
+    end
+    if addr:sub(1, 1) == ":" then
+        return tonumber(addr:sub(2), 16)
+    end
+    return names[addr]
+end
+R.resolve = resolve
+
+-- ---------------------------------------------------------------------
+-- Coroutines
+-- ---------------------------------------------------------------------
+
+local SUSPEND = setmetatable({}, { __name = "skc.runtime.suspend" })
+
+-- Yields the running coroutine until a waker calls ready(co, ...); returns
+-- what the waker passed.
+local function suspend()
+    return coroutine_yield(SUSPEND)
+end
+
+local function current(what)
+    local co = coroutine_running()
+    local info = co_info[co]
+    if not info then
+        error(what .. ": must run in a service coroutine (skynet.start, a "
+            .. "dispatch function, skynet.fork ...), not at top level or in "
+            .. "a coroutine of your own", 3)
+    end
+    return co, info
+end
+R.current = current
+
+function R.self()
+    local info = co_info[coroutine_running()]
+    return info and info.svc.handle or nil
+end
+
+local function new_session()
+    session_id = session_id + 1
+    if session_id >= 0x7fffffff then
+        session_id = 1
+    end
+    return session_id
+end
+
+-- Answers a request: ok = true with a packed payload, false with an error
+-- text, or nil for "no reply" (a remote caller then gets ENOREPLY, a local
+-- one the text).  req is { kind = "local"|"remote", ... }.  Returns true if
+-- this answered it, false if it had been answered already.
+local function answer(req, ok, data)
+    if req.done then
+        return false
+    end
+    req.done = true
+    if req.svc then
+        req.svc.requests[req] = nil
+    end
+    if req.kind == "local" then
+        local co = waiting[req.session]
+        if co then
+            waiting[req.session] = nil
+            ready(co, ok and true or false, data)
+        end
+    elseif ok == nil then
+        req.reply:free()
+    else
+        local r, err, code
+        if ok then
+            r, err, code = req.reply:send(data or "")
+        else
+            r, err, code = req.reply:fail(tostring(data))
+        end
+        if not r and code ~= "ECLOSED" then
+            log(req.svc and req.svc.handle or 0,
+                "reply failed: " .. tostring(err) .. " (" .. tostring(code)
+                .. ")")
+        end
+    end
+    return true
+end
+R.answer = answer
+
+local function spawn(svc, fn, opts, ...)
+    local co = coroutine_create(fn)
+    local info = opts or {}
+    info.svc = svc
+    info.session = info.session or 0
+    co_info[co] = info
+    ready(co, ...)
+    return co
+end
+
+local function resume(co, args)
+    local info = co_info[co]
+    if not info or info.svc.exited or aborted then
+        return
+    end
+    local ok, err = coroutine_resume(co, table_unpack(args, 1, args.n))
+    if coroutine_status(co) ~= "dead" then
+        return -- suspended: a waker holds it
+    end
+    co_info[co] = nil
+    local req = info.req
+    local tb
+    if not ok then
+        tb = debug.traceback(co, tostring(err))
+        if not info.quiet then
+            log(info.svc.handle, "error: " .. tb)
+        end
+        if req and not req.done then
+            answer(req, false, tostring(err))
+        end
+    elseif req and not req.done then
+        answer(req, nil, string_format(
+            "service %s returned without replying (use skynet.ret or "
+            .. "skynet.response)", R.address(info.svc.handle)))
+    end
+    if info.on_done then
+        info.on_done(ok, err, tb)
+    end
+end
+
+-- ---------------------------------------------------------------------
+-- Protocols
+-- ---------------------------------------------------------------------
+
+protocols.lua = { name = "lua", id = 10, pack = skc.pack, unpack = skc.unpack }
+protocols.text = {
+    name = "text", id = 0,
+    pack = function(...)
+        local n = select("#", ...)
+        if n == 0 then
+            return ""
+        elseif n == 1 then
+            return tostring((...))
+        end
+        local t = table_pack(...)
+        for i = 1, n do t[i] = tostring(t[i]) end
+        return table.concat(t, " ", 1, n)
+    end,
+    unpack = function(msg) return msg end,
+}
+
+function R.register_protocol(p)
+    assert(type(p) == "table" and type(p.name) == "string",
+        "register_protocol: needs a table with a name")
+    local cur = protocols[p.name]
+    local q = {
+        name = p.name, id = p.id,
+        pack = p.pack or (cur and cur.pack),
+        unpack = p.unpack or (cur and cur.unpack),
+    }
+    protocols[p.name] = q
+    if p.dispatch then
+        local info = co_info[coroutine_running()]
+        if info then
+            info.svc.dispatch[p.name] = p.dispatch
+        end
+    end
+end
+
+local function proto_of(name, what)
+    local p = protocols[name]
+    if not p then
+        error(string_format("%s: unknown protocol '%s'", what, tostring(name)),
+            3)
+    end
+    return p
+end
+
+-- ---------------------------------------------------------------------
+-- Services
+-- ---------------------------------------------------------------------
+
+-- Modules a service shares with the whole process; anything else that
+-- `require` finds in package.path is loaded again for each service, in the
+-- service's environment (skynet gives each service its own Lua state).
+local shared_modules = {
+    string = true, table = true, math = true, io = true, os = true,
+    coroutine = true, utf8 = true, debug = true, package = true, _G = true,
+    skc = true,
+}
+
+local function is_shared(name)
+    return shared_modules[name] or name == "skynet"
+        or name:sub(1, 7) == "skynet." or name:sub(1, 4) == "skc."
+end
+
+local function service_require(svc, name)
+    local v = svc.loaded[name]
+    if v ~= nil then
+        return v
+    end
+    if type(name) ~= "string" or is_shared(name) then
+        return require(name)
+    end
+    local path = package.searchpath(name, package.path)
+    if not path then
+        return require(name) -- C modules and custom searchers: shared
+    end
+    local chunk, err = loadfile(path, "bt", svc.env)
+    if not chunk then
+        error(err, 2)
+    end
+    local r = chunk(name, path)
+    if r == nil then
+        r = svc.loaded[name] ~= nil and svc.loaded[name] or true
+    end
+    svc.loaded[name] = r
+    return r
+end
+
+local function make_env(svc)
+    local e = setmetatable({}, { __index = _G })
+    e._G = e
+    e.require = function(name)
+        return service_require(svc, name)
+    end
+    return e
+end
+
+-- The skc handler of every Lua service: turns a network message into a
+-- request for the scheduler.  Runs inside node:poll(); must not raise.
+local deliver
+
+local function make_handler(svc)
+    return function(msg)
+        local kind = msg:kind()
+        local data = msg:data()
+        if svc.exited then
+            return -- the core answers ENOREPLY
+        end
+        local m = { proto = "lua", session = 0, source = 0, data = data }
+        if kind == "call" then
+            local reply, err, code = msg:defer()
+            if not reply then
+                log(svc.handle, "cannot defer a reply: " .. tostring(err)
+                    .. " (" .. tostring(code) .. ")")
+                return
+            end
+            m.session = new_session()
+            m.req = { kind = "remote", reply = reply }
+        end
+        deliver(svc, m)
+    end
+end
+
+local function new_service(name, internal)
+    local svc = {
+        name = name, internal = internal, dispatch = {}, loaded = {},
+        requests = {}, backlog = {}, ready = false, exited = false,
+        names = {},
+    }
+    local handle, err, code = node:service(make_handler(svc))
+    if not handle then
+        error(string_format("cannot create service %s: %s (%s)", name,
+            tostring(err), tostring(code)), 3)
+    end
+    svc.handle = handle
+    if not internal then
+        svc.env = make_env(svc)
+        user_services = user_services + 1
+    end
+    services[handle] = svc
+    return svc
+end
+
+-- Runs one request (local or remote) in a new coroutine of svc.
+local function run_request(svc, m)
+    local req = m.req
+    if req then
+        req.svc = svc
+        svc.requests[req] = true
+    end
+    local fn
+    if svc.raw then
+        fn = function() svc.raw(m, req) end
+    else
+        fn = function()
+            local f = svc.dispatch[m.proto]
+            if not f then
+                error(string_format("service %s has no dispatch function "
+                    .. "for protocol '%s'", R.address(svc.handle), m.proto))
+            end
+            local p = protocols[m.proto]
+            f(m.session, m.source, p.unpack(m.data))
+        end
+    end
+    spawn(svc, fn, { req = req, session = m.session })
+end
+
+-- A service takes messages once its start function has returned, or
+-- earlier for a protocol it already has a dispatch function for (as in
+-- skynet, a service can serve while its start function waits).
+deliver = function(svc, m)
+    if not svc.ready and not svc.raw and not svc.dispatch[m.proto] then
+        svc.backlog[#svc.backlog + 1] = m
+        return
+    end
+    run_request(svc, m)
+end
+
+local function set_ready(svc)
+    svc.ready = true
+    local backlog = svc.backlog
+    svc.backlog = {}
+    for i = 1, #backlog do
+        run_request(svc, backlog[i])
+    end
+end
+
+local function exit_service(svc)
+    if svc.exited then
+        return
+    end
+    svc.exited = true
+    services[svc.handle] = nil
+    if not svc.internal then
+        user_services = user_services - 1
+    end
+    for n in pairs(svc.names) do
+        if names[n] == svc.handle then
+            names[n] = nil
+        end
+    end
+    if svc.proxy_key then
+        proxies[svc.proxy_key] = nil
+    end
+    for uname, u in pairs(unique) do
+        if u.handle == svc.handle then
+            unique[uname] = nil
+        end
+    end
+    local text = string_format("service %s (%s) exited",
+        R.address(svc.handle), tostring(svc.name))
+    local reqs = {}
+    for req in pairs(svc.requests) do
+        reqs[#reqs + 1] = req
+    end
+    for _, m in ipairs(svc.backlog) do
+        if m.req then reqs[#reqs + 1] = m.req end
+    end
+    svc.backlog = {}
+    for _, req in ipairs(reqs) do
+        answer(req, nil, text)
+    end
+    if node and not node:closed() then
+        node:service_destroy(svc.handle) -- queued messages get ENOREPLY
+    end
+    if svc.on_exit then
+        svc.on_exit()
+    end
+    if user_services == 0 then
+        node:wakeup()
+    end
+end
+
+-- Starts service `name` from its file on the luaservice path.  cb(ok, err)
+-- runs when its start function has returned (or failed).  Returns the
+-- handle at once.
+local function service_path()
+    return env.luaservice or "./?.lua;./service/?.lua"
+end
+
+local function launch(name, args, cb)
+    local path, err = package.searchpath(name, service_path())
+    if not path then
+        error(string_format("newservice %s: service not found in "
+            .. "luaservice path%s", name, err), 3)
+    end
+    local svc = new_service(name, false)
+    local chunk, lerr = loadfile(path, "bt", svc.env)
+    if not chunk then
+        exit_service(svc)
+        error(string_format("newservice %s: %s", name, lerr), 3)
+    end
+    local argv = {}
+    for i = 1, args.n do argv[i] = tostring(args[i]) end
+    log(svc.handle, "LAUNCH " .. name
+        .. (args.n > 0 and " " .. table.concat(argv, " ") or ""))
+    spawn(svc, function()
+        chunk(table_unpack(args, 1, args.n))
+        for _, f in ipairs(svc.inits or {}) do
+            f()
+        end
+        if svc.start then
+            svc.start()
+        end
+    end, {
+        quiet = true,
+        on_done = function(ok, e, tb)
+            if ok then
+                set_ready(svc)
+            else
+                log(svc.handle, "init service failed: " .. tostring(tb))
+                exit_service(svc)
+                e = tostring(e)
+            end
+            if cb then
+                cb(ok, svc.handle, e)
+            end
+        end,
+    })
+    return svc.handle
+end
+
+-- ---------------------------------------------------------------------
+-- Public operations (called from the skynet layer)
+-- ---------------------------------------------------------------------
+
+function R.start(fn)
+    local info = co_info[coroutine_running()]
+    if not info then
+        return R.run_main(fn)
+    end
+    info.svc.start = fn
+end
+
+function R.init(fn)
+    local info = co_info[coroutine_running()]
+    if not info then
+        error("skynet.init: must be called from a service", 2)
+    end
+    local svc = info.svc
+    svc.inits = svc.inits or {}
+    svc.inits[#svc.inits + 1] = fn
+end
+
+function R.newservice(name, ...)
+    local co = current("skynet.newservice")
+    launch(name, table_pack(...), function(ok, handle, err)
+        ready(co, ok, handle, err)
+    end)
+    local ok, handle, err = suspend()
+    if not ok then
+        error(string_format("newservice %s failed: %s", name, tostring(err)),
+            2)
+    end
+    return handle
+end
+
+function R.uniqueservice(name, ...)
+    local co = current("skynet.uniqueservice")
+    local u = unique[name]
+    if u then
+        if u.handle then
+            return u.handle
+        end
+        u.waiters[#u.waiters + 1] = co
+        local ok, h, err = suspend()
+        if not ok then
+            error(err, 2)
+        end
+        return h
+    end
+    u = { waiters = {} }
+    unique[name] = u
+    local ok, h = pcall(R.newservice, name, ...)
+    local waiters = u.waiters
+    u.waiters = {}
+    if ok then
+        u.handle = h
+    else
+        unique[name] = nil
+    end
+    for _, w in ipairs(waiters) do
+        ready(w, ok, ok and h or nil, (not ok) and h or nil)
+    end
+    if not ok then
+        error(h, 2)
+    end
+    return h
+end
+
+function R.queryservice(name)
+    local co = current("skynet.queryservice")
+    local u = unique[name]
+    if u and u.handle then
+        return u.handle
+    end
+    if not u then
+        u = { waiters = {} }
+        unique[name] = u
+    end
+    u.waiters[#u.waiters + 1] = co
+    local ok, h, err = suspend()
+    if not ok then
+        error(err, 2)
+    end
+    return h
+end
+
+function R.exit()
+    local co, info = current("skynet.exit")
+    exit_service(info.svc)
+    coroutine_yield(SUSPEND) -- never resumed: the service is gone
+end
+
+function R.kill(addr)
+    local h = resolve(addr)
+    local svc = h and services[h]
+    if not svc then
+        return false
+    end
+    exit_service(svc)
+    local info = co_info[coroutine_running()]
+    if info and info.svc == svc then
+        coroutine_yield(SUSPEND)
+    end
+    return true
+end
+
+function R.abort(code)
+    aborted = true
+    if code then
+        exit_code = code
+    end
+    if node and not node:closed() then
+        node:wakeup()
+    end
+    if co_info[coroutine_running()] then
+        coroutine_yield(SUSPEND)
+    end
+end
+
+function R.dispatch(proto, fn)
+    local _, info = current("skynet.dispatch")
+    local svc = info.svc
+    local old = svc.dispatch[proto]
+    if fn ~= nil then
+        svc.dispatch[proto] = fn
+    end
+    return old
+end
+
+-- Names: ".local" names are also registered with skc, so remote nodes can
+-- target ".name"; bare names stay in this process.
+function R.name(name, addr)
+    local h = resolve(addr)
+    local svc = h and services[h]
+    if not svc then
+        error("skynet.name: unknown service " .. tostring(addr), 2)
+    end
+    if type(name) ~= "string" or #name == 0 or #name > 255 then
+        error("skynet.name: bad name " .. tostring(name), 2)
+    end
+    local old = names[name]
+    if old == h then
+        return
+    end
+    if name:sub(1, 1) == "." then
+        if old and services[old] then
+            error(string_format("skynet.name: name %s already taken by %s",
+                name, R.address(old)), 2)
+        end
+        local ok, err, code = node:register(name, h)
+        if not ok then
+            error(string_format("skynet.name %s: %s (%s)", name, err, code), 2)
+        end
+    end
+    names[name] = h
+    svc.names[name] = true
+end
+
+function R.register(name)
+    local _, info = current("skynet.register")
+    return R.name(name, info.svc.handle)
+end
+
+function R.localname(name)
+    return names[name]
+end
+
+-- Local messages ------------------------------------------------------
+
+local function local_target(addr, what)
+    local h = resolve(addr)
+    local svc = h and services[h]
+    if not svc then
+        error(string_format("%s: unknown service %s", what, R.address(addr)),
+            3)
+    end
+    return svc
+end
+
+-- Remote (cluster) primitives: raw payloads in and out.  Both return
+-- reply | nil, message, code.
+function R.cluster_rawcall(peer, target, data, timeout)
+    local co = current("cluster.call")
+    local ok, err, code = node:call_async(peer, target, data,
+        timeout or call_timeout, function(reply, msg, ecode)
+            ready(co, reply, msg, ecode)
+        end)
+    if not ok then
+        return nil, err, code
+    end
+    return suspend()
+end
+
+function R.cluster_rawsend(peer, target, data)
+    return node:send(peer, target, data)
+end
+
+local function target_of(addr)
+    if type(addr) == "number" then
+        return string_format(":%08x", addr)
+    end
+    if type(addr) ~= "string" or #addr == 0 then
+        error("bad cluster address " .. tostring(addr), 3)
+    end
+    local c = addr:sub(1, 1)
+    if c == "@" or c == "." or c == ":" then
+        return addr
+    end
+    return "@" .. addr
+end
+R.target_of = target_of
+
+local function remote_error(what, peer, target, err, code)
+    return string_format("%s %s %s: %s (%s)", what, peer, target,
+        tostring(err), tostring(code))
+end
+R.remote_error = remote_error
+
+function R.rawcall(addr, proto, msg)
+    local co, info = current("skynet.call")
+    local svc = local_target(addr, "skynet.call")
+    if svc.proxy then
+        if proto ~= "lua" then
+            error("skynet.call: a cluster proxy forwards only 'lua' "
+                .. "messages", 2)
+        end
+        local p = svc.proxy
+        local reply, err, code = R.cluster_rawcall(p.node, p.target, msg)
+        if not reply then
+            error(remote_error("cluster.call", p.node, p.target, err, code),
+                2)
+        end
+        return reply
+    end
+    local session = new_session()
+    waiting[session] = co
+    deliver(svc, {
+        proto = proto, session = session, source = info.svc.handle,
+        data = msg, req = { kind = "local", session = session },
+    })
+    local ok, data = suspend()
+    if not ok then
+        error(string_format("skynet.call %s: %s", R.address(addr),
+            tostring(data)), 2)
+    end
+    return data
+end
+
+function R.call(addr, proto, ...)
+    local p = proto_of(proto, "skynet.call")
+    local reply = R.rawcall(addr, proto, p.pack(...))
+    return p.unpack(reply)
+end
+
+function R.rawsend(addr, proto, msg)
+    local svc = local_target(addr, "skynet.send")
+    if svc.proxy then
+        local p = svc.proxy
+        local ok, err, code = node:send(p.node, p.target, msg)
+        if not ok then
+            log(current_handle(), remote_error("cluster.send", p.node,
+                p.target, err, code))
+        end
+        return
+    end
+    local info = co_info[coroutine_running()]
+    deliver(svc, {
+        proto = proto, session = 0, source = info and info.svc.handle or 0,
+        data = msg,
+    })
+end
+
+function R.send(addr, proto, ...)
+    local p = proto_of(proto, "skynet.send")
+    return R.rawsend(addr, proto, p.pack(...))
+end
+
+function R.ret(msg)
+    local _, info = current("skynet.ret")
+    local req = info.req
+    if not req then
+        if info.session == 0 then
+            return false -- a send: nobody to answer
+        end
+        error("skynet.ret: this request was already answered or handed to "
+            .. "skynet.response", 2)
+    end
+    info.req = nil
+    return answer(req, true, msg or "")
+end
+
+function R.response(pack)
+    pack = pack or skc.pack
+    local _, info = current("skynet.response")
+    local req = info.req
+    if not req then
+        error("skynet.response: no request to answer in this coroutine (a "
+            .. "send, or already answered)", 2)
+    end
+    info.req = nil
+    local used = false
+    return function(ok, ...)
+        if ok == "TEST" or ok == "test" then
+            return not req.done
+        end
+        if used then
+            error("skynet.response: can't respond more than once", 2)
+        end
+        used = true
+        if req.done then
+            return false
+        end
+        if ok then
+            local pok, data = pcall(pack, ...)
+            if not pok then
+                answer(req, false, data)
+                error(data, 2)
+            end
+            return answer(req, true, data)
+        end
+        return answer(req, false, (...) ~= nil and tostring((...))
+            or "response failed")
+    end
+end
+
+-- Threads, time ---------------------------------------------------------
+
+function R.fork(fn, ...)
+    local _, info = current("skynet.fork")
+    return spawn(info.svc, fn, nil, ...)
+end
+
+function R.timeout(ti, fn)
+    local _, info = current("skynet.timeout")
+    local svc = info.svc
+    timer_add((ti or 0) * 10, function()
+        if not svc.exited then
+            spawn(svc, fn, nil)
+        end
+    end)
+end
+
+function R.sleep(ti, token)
+    local co = current("skynet.sleep")
+    token = token or co
+    local w = { co = co }
+    sleeping[token] = w
+    timer_add((ti or 0) * 10, function()
+        if sleeping[token] == w then
+            sleeping[token] = nil
+            ready(co)
+        end
+    end)
+    local r = suspend()
+    return r
+end
+
+function R.yield()
+    local co = current("skynet.yield")
+    ready(co)
+    suspend()
+end
+
+function R.wait(token)
+    local co = current("skynet.wait")
+    token = token or co
+    wait_tokens[token] = co
+    suspend()
+end
+
+function R.wakeup(token)
+    local co = wait_tokens[token]
+    if co then
+        wait_tokens[token] = nil
+        ready(co, "BREAK")
+        return true
+    end
+    local w = sleeping[token]
+    if w then
+        sleeping[token] = nil
+        ready(w.co, "BREAK")
+        return true
+    end
+    return false
+end
+
+function R.now()
+    return (skc.clock() - start_clock) // 10
+end
+
+function R.starttime()
+    return start_time
+end
+
+function R.time()
+    return start_time + R.now() / 100
+end
+
+function R.getenv(key)
+    return env[key]
+end
+
+function R.setenv(key, value)
+    if env[key] ~= nil then
+        error("skynet.setenv: key '" .. tostring(key) .. "' already set", 2)
+    end
+    if value ~= nil and type(value) ~= "string" then
+        value = tostring(value)
+    end
+    env[key] = value
+end
+
+-- Cluster operations -------------------------------------------------------
+
+function R.node()
+    if not node then
+        error("skc: the scheduler is not running (call this from a "
+            .. "service: inside skynet.start)", 3)
+    end
+    return node
+end
+
+function R.set_call_timeout(ms)
+    local old = call_timeout
+    call_timeout = ms or 0
+    return old
+end
+
+function R.proxy(peer, target)
+    local key = peer .. "\0" .. target
+    local h = proxies[key]
+    if h and services[h] then
+        return h
+    end
+    local svc = new_service("proxy " .. peer .. " " .. target, true)
+    svc.proxy = { node = peer, target = target }
+    svc.proxy_key = key
+    -- A proxy also forwards what remote nodes send to its handle.
+    svc.raw = function(m, req)
+        if m.session == 0 or not req then
+            node:send(peer, target, m.data)
+            return
+        end
+        local reply, err, code = R.cluster_rawcall(peer, target, m.data)
+        if reply then
+            answer(req, true, reply)
+        else
+            answer(req, false, remote_error("cluster.call", peer, target,
+                err, code))
+        end
+    end
+    set_ready(svc)
+    proxies[key] = svc.handle
+    return svc.handle
+end
+
+-- ---------------------------------------------------------------------
+-- Boot and loop
+-- ---------------------------------------------------------------------
+
+local function node_log(level, text)
+    log(0, "skc " .. level .. ": " .. text)
+end
+
+local function create_node()
+    local opts = {
+        log = node_log,
+        log_level = env.skc_log_level or "warn",
+    }
+    if env.cluster_timeout then
+        opts.call_timeout = math.tointeger(tonumber(env.cluster_timeout))
+    end
+    if env.max_msg_size then
+        opts.max_msg_size = math.tointeger(tonumber(env.max_msg_size))
+    end
+    local n, err, code = skc.node(opts)
+    if not n then
+        error("cannot create the skc node: " .. tostring(err) .. " ("
+            .. tostring(code) .. ")", 0)
+    end
+    return n
+end
+
+function R.map_file()
+    return map_file
+end
+
+local function boot(cfg)
+    if booted then
+        error("skc.runtime: already running", 3)
+    end
+    booted = true
+    for k, v in pairs(cfg.env or {}) do
+        if env[k] == nil then
+            env[k] = type(v) == "string" and v or tostring(v)
+        end
+    end
+    if env.logger and env.logger ~= "" then
+        local f, err = io.open(env.logger, "a")
+        if not f then
+            error("cannot open logger file: " .. tostring(err), 0)
+        end
+        logger = f
+    end
+    logger:setvbuf("line")
+    io.stdout:setvbuf("line")
+    node = create_node()
+    if env.cluster then
+        local ok, err, code = node:map_load(env.cluster)
+        if not ok then
+            error(string_format("cluster map %s: %s (%s)", env.cluster,
+                tostring(err), tostring(code)), 0)
+        end
+        map_file = env.cluster
+    end
+end
+
+local MAX_WAIT_MS = 1000
+
+local function loop()
+    while not aborted do
+        -- Everything queued now; things queued meanwhile wait for the next
+        -- round, after a poll, so the network is never starved.
+        local last = rq_tail
+        while rq_head <= last and not aborted do
+            local item = rq[rq_head]
+            rq[rq_head] = nil
+            rq_head = rq_head + 1
+            resume(item[1], item[2])
+        end
+        if rq_head > rq_tail then
+            rq_head, rq_tail = 1, 0 -- empty: restart at the array part
+        end
+        local now = skc.clock()
+        while heap_n > 0 and heap[1].t <= now and not aborted do
+            local e = timer_pop()
+            e.fn()
+        end
+        if aborted or user_services == 0 then
+            break
+        end
+        local wait
+        if rq_head <= rq_tail then
+            wait = 0
+        elseif heap_n > 0 then
+            wait = math.max(0, math.min(MAX_WAIT_MS, heap[1].t - skc.clock()))
+        else
+            wait = MAX_WAIT_MS
+        end
+        local ok, err = pcall(node.poll, node, wait)
+        if not ok then
+            log(0, "poll: " .. tostring(err))
+        end
+    end
+end
+
+local function shutdown()
+    if node and not node:closed() then
+        node:close()
+    end
+    if logger ~= io.stdout then
+        logger:close()
+        logger = io.stdout
+    end
+end
+
+-- Runs a process from a config table (skynet's config keys, all strings):
+-- starts service cfg.start (default "main") and loops until it and every
+-- other service have exited, or skynet.abort().  Returns an exit code.
+function R.run_config(cfg)
+    boot({ env = cfg })
+    local start = env.start or "main"
+    local ok, err = pcall(launch, start, table_pack(), function(sok, _, e)
+        if not sok then
+            log(0, "bootstrap: start service " .. start .. " failed: "
+                .. tostring(e))
+            exit_code = 1
+            R.abort(1)
+        end
+    end)
+    if not ok then
+        log(0, "bootstrap: " .. tostring(err))
+        shutdown()
+        return 1
+    end
+    loop()
+    shutdown()
+    return exit_code
+end
+
+-- skynet.start(fn) called outside any service (a plain `lua5.4 script`):
+-- makes the script the "main" service, runs fn, and loops until every
+-- service has exited or skynet.abort() is called.  Raises fn's error.
+function R.run_main(fn, cfg)
+    boot(cfg or {})
+    local svc = new_service(arg and arg[0] or "main", false)
+    local failure
+    log(svc.handle, "LAUNCH " .. svc.name)
+    svc.start = fn
+    spawn(svc, function()
+        svc.start()
+    end, {
+        quiet = true,
+        on_done = function(ok, e, tb)
+            if ok then
+                set_ready(svc)
+            else
+                failure = tostring(tb or e)
+                exit_service(svc)
+                R.abort(1)
+            end
+        end,
+    })
+    loop()
+    shutdown()
+    if failure then
+        error(failure, 0)
+    end
+    return exit_code
+end
+
+function R.exit_code()
+    return exit_code
+end
+
+function R.stats()
+    return {
+        services = user_services,
+        ready = rq_tail - rq_head + 1,
+        timers = heap_n,
+    }
+end
+
+return R

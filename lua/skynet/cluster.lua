@@ -1,0 +1,207 @@
+-- skynet.cluster -- skynet's cluster API over skc.
+--
+-- Differences from skynet, all deliberate (docs/LUA.md):
+--  * every call ends: the node's deadline (10 s by default; config key
+--    cluster_timeout, or cluster.set_timeout) bounds it;
+--  * errors say what happened and where: "cluster.call db @sdb: node 'db'
+--    is down (ENODEDOWN)";
+--  * there are no sender/agent services: the skc node does the work.
+
+local skc = require "skc"
+local R = require "skc.runtime"
+
+local cluster = {}
+
+local function fail(what, peer, target, err, code)
+    error(R.remote_error(what, peer, target, err, code), 3)
+end
+
+local function checknode(peer, what)
+    if type(peer) ~= "string" or #peer == 0 then
+        error(what .. ": node name must be a non-empty string, got "
+            .. tostring(peer), 3)
+    end
+end
+
+-- cluster.call(node, address, ...) -> the remote service's reply values.
+-- address: "@name" (cluster name), ".name", ":hex" or a numeric handle.
+function cluster.call(node, address, ...)
+    checknode(node, "cluster.call")
+    local target = R.target_of(address)
+    local reply, err, code = R.cluster_rawcall(node, target, skc.pack(...))
+    if not reply then
+        fail("cluster.call", node, target, err, code)
+    end
+    return skc.unpack(reply)
+end
+
+-- cluster.send(node, address, ...): one-way; like skynet it never raises
+-- for a delivery problem (the failure is logged and returned).
+function cluster.send(node, address, ...)
+    checknode(node, "cluster.send")
+    local target = R.target_of(address)
+    local ok, err, code = R.cluster_rawsend(node, target, skc.pack(...))
+    if not ok then
+        local text = R.remote_error("cluster.send", node, target, err, code)
+        R.log(R.self() or 0, text)
+        return false, text
+    end
+    return true
+end
+
+-- cluster.open("name") listens on the map address of `name` and returns
+-- the name; cluster.open(port) listens on 0.0.0.0:port and returns the
+-- bound host and port; cluster.open("host:port" or URL) returns the bound
+-- URL.
+function cluster.open(where)
+    local n = R.node()
+    local arg
+    if math.type(where) == "integer" then
+        arg = "0.0.0.0:" .. where
+    elseif type(where) == "string" and #where > 0 then
+        arg = where
+    else
+        error("cluster.open: expected a node name, a port or an address, "
+            .. "got " .. tostring(where), 2)
+    end
+    local url, err, code = n:open(arg)
+    if not url then
+        error(string.format("cluster.open %s: %s (%s)", tostring(where),
+            tostring(err), tostring(code)), 2)
+    end
+    R.log(R.self() or 0, "Listen on " .. url)
+    if type(where) == "number" then
+        local host, port = url:match("^%a[%w+.-]*://(.*):(%d+)$")
+        return host, math.tointeger(tonumber(port))
+    elseif where:find(":", 1, true) then
+        return url
+    end
+    return where
+end
+
+-- cluster.reload(): re-reads the map file named by the config's `cluster`;
+-- cluster.reload{ name = "addr" | false, __nowaiting = bool }: merges.
+function cluster.reload(config)
+    local n = R.node()
+    local ok, err, code
+    if config == nil then
+        ok, err, code = n:map_reload()
+    else
+        if type(config) ~= "table" then
+            error("cluster.reload: expected a table or nothing", 2)
+        end
+        ok, err, code = n:map_update(config)
+    end
+    if not ok then
+        error(string.format("cluster.reload: %s (%s)", tostring(err),
+            tostring(code)), 2)
+    end
+end
+
+-- cluster.proxy(node, name) or cluster.proxy("node@name" / "node.name"):
+-- a local address that forwards to the remote service; usable with
+-- skynet.call / skynet.send.
+function cluster.proxy(node, name)
+    if name == nil then
+        if type(node) ~= "string" then
+            error("cluster.proxy: expected \"node@name\"", 2)
+        end
+        local n, sep = node:match("^([^@.]+)()[@.]")
+        if not n then
+            error("cluster.proxy: expected \"node@name\" or \"node.name\", "
+                .. "got " .. node, 2)
+        end
+        node, name = n, node:sub(sep)
+    end
+    checknode(node, "cluster.proxy")
+    if type(name) == "string" and name:match("^%d+$") then
+        name = math.tointeger(tonumber(name)) -- a numeric handle
+    end
+    return R.proxy(node, R.target_of(name))
+end
+
+-- cluster.register(name [, addr]): makes addr (default: this service)
+-- reachable as "@name" from other nodes.  One name per service: a new
+-- name replaces the old one.
+local registered = {} -- handle -> name
+local owner = {}      -- name -> handle
+
+function cluster.register(name, addr)
+    if type(name) ~= "string" or #name == 0 then
+        error("cluster.register: name must be a non-empty string", 2)
+    end
+    local h = addr and R.resolve(addr) or R.self()
+    if not h then
+        error("cluster.register " .. name .. ": unknown service "
+            .. tostring(addr), 2)
+    end
+    if owner[name] == h then
+        return
+    end
+    local n = R.node()
+    local ok, err, code = n:register("@" .. name, h)
+    if not ok then
+        error(string.format("cluster.register %s: %s (%s)", name,
+            tostring(err), tostring(code)), 2)
+    end
+    local old = registered[h]
+    if old then
+        n:unregister("@" .. old)
+        owner[old] = nil
+    end
+    registered[h] = name
+    owner[name] = h
+    R.log(R.self() or 0, string.format("Register [%s] %s", name,
+        R.address(h)))
+end
+
+function cluster.unregister(name)
+    local n = R.node()
+    local h = owner[name]
+    if h then
+        registered[h] = nil
+        owner[name] = nil
+    end
+    n:unregister("@" .. name) -- absent: ENOSERVICE, a no-op as in skynet
+end
+
+-- cluster.query(node, name) -> the handle registered as "@name" there.
+function cluster.query(node, name)
+    checknode(node, "cluster.query")
+    local n = R.node()
+    if type(name) ~= "string" or #name == 0 then
+        error("cluster.query: name must be a non-empty string", 2)
+    end
+    local target = R.target_of(name)
+    local h, err, code
+    if node == n:name() then
+        h, err, code = n:lookup(target)
+    else
+        h, err, code = n:query(node, target)
+    end
+    if not h then
+        fail("cluster.query", node, target, err, code)
+    end
+    return h
+end
+
+-- Extensions (not in skynet) --------------------------------------------------
+
+-- cluster.set_timeout(ms): deadline of later cluster.call from this
+-- process (0 = the node's default); returns the previous value.
+function cluster.set_timeout(ms)
+    if math.type(ms) ~= "integer" or ms < 0 then
+        error("cluster.set_timeout: expected milliseconds >= 0", 2)
+    end
+    return R.set_call_timeout(ms)
+end
+
+function cluster.snax()
+    error("cluster.snax: snax is not supported by skc", 2)
+end
+
+function cluster.get_sender()
+    error("cluster.get_sender: skc has no sender services", 2)
+end
+
+return cluster

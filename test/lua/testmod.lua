@@ -1,0 +1,2 @@
+-- A module with state, to show that services do not share it.
+return { n = 0 }
