@@ -130,6 +130,13 @@ sent_add(skci_peer *p, skci_call *c)
     p->shead = c;
 }
 
+static void
+link_state_set(skci_peer *p, int st)
+{
+    p->link_state = st;
+    p->link_since = skci_now_ms();
+}
+
 /* ---- ending calls ---- */
 
 static void hello_done(skc_node *n, skci_call *c);
@@ -279,7 +286,21 @@ housekeeper_wake(skc_node *n)
     pthread_cond_signal(&n->timer_cond);
 }
 
-/* Detaches the peer's link; the housekeeper closes it. */
+static void lr_release(skci_linkref *lr);
+
+static void *
+close_main(void *arg)
+{
+    skci_linkref *lr = arg;
+    skci_bg *bg = lr->bg;
+    skci_link_close(lr->link);
+    lr_release(lr);
+    skci_bg_done(bg);
+    return NULL;
+}
+
+/* Detaches the peer's link and closes it on a background thread (closing
+ * may block inside NNG; see skci_bg). */
 static void
 peer_detach_link(skc_node *n, skci_peer *p)
 {
@@ -288,88 +309,94 @@ peer_detach_link(skc_node *n, skci_peer *p)
         return;
     }
     p->lr = NULL;
-    p->link_state = SKCI_LINK_NONE;
+    link_state_set(p, SKCI_LINK_NONE);
     p->hello = NULL;
-    if (n->nclosing == n->capclosing) {
-        size_t nc = n->capclosing ? n->capclosing * 2 : 8;
-        skci_linkref **v = realloc(n->closing_links, nc * sizeof(*v));
-        if (v == NULL) {
-            /* Keep it referenced from nowhere but closing at destroy is
-             * impossible: leak one link rather than crash. */
-            skci_node_log(n, SKC_LOG_ERROR, "out of memory closing a link");
-            return;
-        }
-        n->closing_links = v;
-        n->capclosing = nc;
+    if (skci_bg_run(n, close_main, lr) != 0) {
+        skci_node_log(n, SKC_LOG_ERROR, "cannot start a thread to close the "
+            "link to node '%s'; it is left open", p->name);
     }
-    n->closing_links[n->nclosing++] = lr;
-    housekeeper_wake(n);
 }
 
 struct dial_job {
-    skc_node *n;
     skci_linkref *lr;
     char *url;
 };
 
-static void lr_release(skc_node *n, skci_linkref *lr, skci_link **to_free);
 static void start_hello(skc_node *n, skci_peer *p);
+
+/* A dial failed (call_lock held): the peer's queued calls fail now, as
+ * skynet's sender fails them when its connect fails. */
+static void
+dial_failed(skc_node *n, skci_peer *p, const char *detail)
+{
+    link_state_set(p, SKCI_LINK_NONE);
+    free(p->last_error);
+    p->last_error = skci_strdup(detail);
+    char why[DETAIL_MAX + 64];
+    snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name, detail);
+    skci_node_log(n, SKC_LOG_WARN, "%s", why);
+    fail_list(n, p->qhead, SKC_EUNREACHABLE, why);
+}
 
 static void *
 dial_main(void *arg)
 {
     struct dial_job *job = arg;
-    skc_node *n = job->n;
     skci_linkref *lr = job->lr;
+    skci_bg *bg = lr->bg;
     int rc = skci_link_dial(lr->link, job->url);
     char detail[DETAIL_MAX];
     snprintf(detail, sizeof(detail), "%s", skc_last_error());
-    skci_link *to_free = NULL;
-
-    pthread_mutex_lock(&n->call_lock);
-    skci_peer *p = lr->peer;
-    if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
-        if (rc == 0) {
-            start_hello(n, p);
-        } else {
-            p->link_state = SKCI_LINK_NONE;
-            free(p->last_error);
-            p->last_error = skci_strdup(detail);
-            char why[DETAIL_MAX + 64];
-            snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name,
-                detail);
-            skci_node_log(n, SKC_LOG_WARN, "%s", why);
-            skci_call *q = p->qhead;
-            p->qhead = p->qtail = NULL;
-            for (skci_call *c = q; c; c = c->next) {
-                c->state = 0;
-            }
-            while (q != NULL) {
-                skci_call *next = q->next;
-                q->prev = q->next = NULL;
-                call_finish(n, q, SKC_EUNREACHABLE, NULL, NULL, 0, why);
-                q = next;
+    if (skci_bg_enter(bg)) {
+        skc_node *n = lr->node;
+        pthread_mutex_lock(&n->call_lock);
+        skci_peer *p = lr->peer;
+        if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
+            if (rc == 0) {
+                start_hello(n, p);
+            } else {
+                dial_failed(n, p, detail);
             }
         }
+        pthread_mutex_unlock(&n->call_lock);
+        skci_bg_leave(bg);
     }
-    lr_release(n, lr, &to_free);
-    n->dialers--;
-    pthread_cond_broadcast(&n->dial_cond);
-    pthread_mutex_unlock(&n->call_lock);
-    skci_link_free(to_free);
+    lr_release(lr);
     free(job->url);
     free(job);
+    skci_bg_done(bg);
     return NULL;
 }
 
-/* Drops a reference (call_lock held); the last one hands the link back
- * for freeing outside the lock (it is already closed by then). */
-static void
-lr_release(skc_node *n, skci_linkref *lr, skci_link **to_free)
+struct push_job {
+    skci_linkref *lr;
+    char *url;
+};
+
+static void *
+push_dial_main(void *arg)
 {
-    (void)n;
-    if (--lr->refs == 0) {
-        *to_free = lr->link;
+    struct push_job *job = arg;
+    skci_linkref *lr = job->lr;
+    skci_bg *bg = lr->bg;
+    if (skci_link_push_dial(lr->link, job->url) != 0 && skci_bg_enter(bg)) {
+        skci_node_log(lr->node, SKC_LOG_WARN, "%s", skc_last_error());
+        skci_bg_leave(bg);
+    }
+    lr_release(lr);
+    free(job->url);
+    free(job);
+    skci_bg_done(bg);
+    return NULL;
+}
+
+/* Drops a reference; the last one frees the link (closed by then, so this
+ * never blocks).  Never called with call_lock held. */
+static void
+lr_release(skci_linkref *lr)
+{
+    if (atomic_fetch_sub(&lr->refs, 1) == 1) {
+        skci_link_free(lr->link);
         free(lr);
     }
 }
@@ -392,7 +419,8 @@ start_dial(skc_node *n, skci_peer *p)
         };
         lr->peer = p;
         lr->node = n;
-        lr->refs = 1;
+        lr->bg = n->bg;
+        atomic_init(&lr->refs, 1);
         if (skci_link_create(&lr->link, &cfg) != 0) {
             free(lr);
             goto fail;
@@ -404,25 +432,16 @@ start_dial(skc_node *n, skci_peer *p)
         free(job);
         goto fail;
     }
-    job->n = n;
     job->lr = p->lr;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    p->lr->refs++;
-    n->dialers++;
-    p->link_state = SKCI_LINK_DIALING;
-    if (pthread_create(&t, &attr, dial_main, job) != 0) {
-        pthread_attr_destroy(&attr);
-        p->lr->refs--;
-        n->dialers--;
-        p->link_state = SKCI_LINK_NONE;
+    atomic_fetch_add(&p->lr->refs, 1);
+    link_state_set(p, SKCI_LINK_DIALING);
+    if (skci_bg_run(n, dial_main, job) != 0) {
+        atomic_fetch_sub(&p->lr->refs, 1);
+        link_state_set(p, SKCI_LINK_NONE);
         free(job->url);
         free(job);
         goto fail;
     }
-    pthread_attr_destroy(&attr);
     return;
 fail:
     fail_list(n, p->qhead, SKC_ENOMEM, "cannot start a connection");
@@ -432,7 +451,7 @@ fail:
 static void
 start_hello(skc_node *n, skci_peer *p)
 {
-    p->link_state = SKCI_LINK_HELLO;
+    link_state_set(p, SKCI_LINK_HELLO);
     skci_call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return;
@@ -535,9 +554,20 @@ hello_done(skc_node *n, skci_call *c)
             p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
             free(p->push_url);
             p->push_url = push_url_for(p->url, h.url, h.url_len);
-            p->need_push_dial = 1;
-            housekeeper_wake(n);
-            p->link_state = SKCI_LINK_UP;
+            struct push_job *pj = calloc(1, sizeof(*pj));
+            if (pj != NULL && p->push_url != NULL &&
+                (pj->url = skci_strdup(p->push_url)) != NULL) {
+                pj->lr = p->lr;
+                atomic_fetch_add(&p->lr->refs, 1);
+                if (skci_bg_run(n, push_dial_main, pj) != 0) {
+                    atomic_fetch_sub(&p->lr->refs, 1);
+                    free(pj->url);
+                    free(pj);
+                }
+            } else {
+                free(pj);
+            }
+            link_state_set(p, SKCI_LINK_UP);
             free(p->last_error);
             p->last_error = NULL;
             skci_node_log(n, SKC_LOG_INFO, "connected to node '%s' (%s)",
@@ -553,7 +583,7 @@ hello_done(skc_node *n, skci_call *c)
         if (p->lr->pipe != 0) {
             start_hello(n, p); /* connected but slow: ask again */
         } else {
-            p->link_state = SKCI_LINK_RETRY;
+            link_state_set(p, SKCI_LINK_RETRY);
         }
         return;
     }
@@ -647,7 +677,7 @@ on_pipe(void *arg, int up, uint32_t pipe_id)
         lr->pipe = 0;
         if (p->link_state == SKCI_LINK_UP ||
             p->link_state == SKCI_LINK_HELLO) {
-            p->link_state = SKCI_LINK_RETRY;
+            link_state_set(p, SKCI_LINK_RETRY);
             char why[DETAIL_MAX];
             snprintf(why, sizeof(why), "connection to node '%s' (%s) lost "
                 "after the request was sent; the outcome is unknown",
@@ -732,17 +762,45 @@ call_expire(skc_node *n, skci_call *c)
     }
 }
 
-struct push_dial {
-    skci_linkref *lr;
-    char *url;
-};
+/* A link that stays disconnected (or unanswered in its hello) this long
+ * while NNG should have reconnected it is replaced by a fresh one: NNG
+ * 1.5.2's dialer stops for good when a pipe dies during negotiation (#1518)
+ * or when its pipe is stuck in a close (#1636). */
+#define RELINK_MS 6000
+
+static void
+relink_stale(skc_node *n, int64_t now, int *watching)
+{
+    for (size_t i = 0; i < n->peers.nb; i++) {
+        for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
+            skci_peer *p = e->val;
+            if (p->link_state != SKCI_LINK_RETRY &&
+                p->link_state != SKCI_LINK_HELLO) {
+                continue;
+            }
+            if (now - p->link_since < RELINK_MS) {
+                *watching = 1;
+                continue;
+            }
+            skci_node_log(n, SKC_LOG_WARN, "no working connection to node "
+                "'%s' (%s) for %d ms: replacing the link", p->name,
+                peer_addr(p), (int)(now - p->link_since));
+            skci_call *sent = p->shead;
+            peer_detach_link(n, p);
+            fail_list(n, sent, SKC_ECONNLOST, "the connection was replaced");
+            if (p->qhead != NULL) {
+                start_dial(n, p);
+            }
+        }
+    }
+}
 
 static void *
 housekeeper_main(void *arg)
 {
     skc_node *n = arg;
     pthread_mutex_lock(&n->call_lock);
-    for (;;) {
+    while (!n->timer_stop) {
         int64_t now = skci_now_ms();
         skci_heap_node *top;
         while ((top = skci_heap_top(&n->deadlines)) != NULL &&
@@ -751,69 +809,115 @@ housekeeper_main(void *arg)
                 offsetof(skci_call, hn));
             call_expire(n, c);
         }
-        /* Links to close: closing must not happen under the lock. */
-        if (n->nclosing > 0) {
-            skci_linkref *lr = n->closing_links[--n->nclosing];
-            pthread_mutex_unlock(&n->call_lock);
-            skci_link_close(lr->link);
-            pthread_mutex_lock(&n->call_lock);
-            skci_link *to_free = NULL;
-            lr_release(n, lr, &to_free);
-            if (to_free != NULL) {
-                pthread_mutex_unlock(&n->call_lock);
-                skci_link_free(to_free);
-                pthread_mutex_lock(&n->call_lock);
-            }
-            continue;
-        }
-        struct push_dial pd = { NULL, NULL };
-        for (size_t i = 0; i < n->peers.nb && pd.lr == NULL; i++) {
-            for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
-                skci_peer *p = e->val;
-                if (p->need_push_dial) {
-                    p->need_push_dial = 0;
-                    if (p->lr != NULL && p->push_url != NULL) {
-                        pd.lr = p->lr;
-                        pd.url = skci_strdup(p->push_url);
-                        pd.lr->refs++;
-                        break;
-                    }
-                }
-            }
-        }
-        if (pd.lr != NULL) {
-            pthread_mutex_unlock(&n->call_lock);
-            if (pd.url != NULL && skci_link_push_dial(pd.lr->link, pd.url)
-                != 0) {
-                skci_node_log(n, SKC_LOG_WARN, "%s", skc_last_error());
-            }
-            free(pd.url);
-            pthread_mutex_lock(&n->call_lock);
-            skci_link *to_free = NULL;
-            lr_release(n, pd.lr, &to_free);
-            if (to_free != NULL) {
-                pthread_mutex_unlock(&n->call_lock);
-                skci_link_free(to_free);
-                pthread_mutex_lock(&n->call_lock);
-            }
-            continue;
-        }
-        if (n->timer_stop) {
-            break;
-        }
+        int watching = 0;
+        relink_stale(n, now, &watching);
+        /* Sleep until the next deadline; at most 500 ms while a link is
+         * being watched. */
         top = skci_heap_top(&n->deadlines);
-        if (top == NULL) {
+        int64_t until = top != NULL ? top->when : INT64_MAX;
+        if (watching && until > now + 500) {
+            until = now + 500;
+        }
+        if (until == INT64_MAX) {
             pthread_cond_wait(&n->timer_cond, &n->call_lock);
         } else {
             struct timespec ts;
-            int64_t ms = top->when;
-            ts.tv_sec = (time_t)(ms / 1000);
-            ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+            ts.tv_sec = (time_t)(until / 1000);
+            ts.tv_nsec = (long)(until % 1000) * 1000000L;
             pthread_cond_timedwait(&n->timer_cond, &n->call_lock, &ts);
         }
     }
     pthread_mutex_unlock(&n->call_lock);
     return NULL;
+}
+
+/* ---- background threads ---- */
+
+int
+skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg)
+{
+    skci_bg *bg = n->bg;
+    /* Atomics only: this runs under call_lock, and bg->lk is taken before
+     * call_lock by threads entering the node. */
+    atomic_fetch_add(&bg->count, 1);
+    atomic_fetch_add(&bg->refs, 1);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub(&bg->count, 1);
+        atomic_fetch_sub(&bg->refs, 1); /* the node holds one: never 0 */
+        return SKC_ENOMEM;
+    }
+    return 0;
+}
+
+static void
+bg_unref(skci_bg *bg, int thread)
+{
+    pthread_mutex_lock(&bg->lk);
+    if (thread) {
+        atomic_fetch_sub(&bg->count, 1);
+        pthread_cond_broadcast(&bg->cond);
+    }
+    int last = atomic_fetch_sub(&bg->refs, 1) == 1;
+    pthread_mutex_unlock(&bg->lk);
+    if (last) {
+        pthread_cond_destroy(&bg->cond);
+        pthread_mutex_destroy(&bg->lk);
+        free(bg);
+    }
+}
+
+void
+skci_bg_done(skci_bg *bg)
+{
+    bg_unref(bg, 1);
+}
+
+int
+skci_bg_enter(skci_bg *bg)
+{
+    pthread_mutex_lock(&bg->lk);
+    if (bg->orphaned) {
+        pthread_mutex_unlock(&bg->lk);
+        return 0;
+    }
+    return 1;
+}
+
+void
+skci_bg_leave(skci_bg *bg)
+{
+    pthread_mutex_unlock(&bg->lk);
+}
+
+void
+skci_bg_drain(skc_node *n, int ms)
+{
+    skci_bg *bg = n->bg;
+    int64_t until = skci_now_ms() + ms;
+    pthread_mutex_lock(&bg->lk);
+    while (atomic_load(&bg->count) > 0 && skci_now_ms() < until) {
+        struct timespec ts;
+        int64_t w = skci_now_ms() + 100;
+        ts.tv_sec = (time_t)(w / 1000);
+        ts.tv_nsec = (long)(w % 1000) * 1000000L;
+        pthread_cond_timedwait(&bg->cond, &bg->lk, &ts);
+    }
+    int stuck = atomic_load(&bg->count);
+    if (stuck > 0) {
+        bg->orphaned = 1;
+    }
+    pthread_mutex_unlock(&bg->lk);
+    if (stuck > 0) {
+        skci_node_log(n, SKC_LOG_ERROR, "%d NNG operation(s) did not finish "
+            "within %d ms (NNG 1.5.2 can wedge closing a connection that "
+            "died mid-receive; fixed in NNG 1.6.0): left behind", stuck, ms);
+    }
 }
 
 int
@@ -824,11 +928,22 @@ skci_calls_init(skc_node *n)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&n->call_lock, NULL);
     pthread_cond_init(&n->timer_cond, &ca);
-    pthread_cond_init(&n->dial_cond, NULL);
     pthread_condattr_destroy(&ca);
     skci_idmap_init(&n->calls);
     skci_heap_init(&n->deadlines);
     skci_strmap_init(&n->peers);
+    n->bg = calloc(1, sizeof(*n->bg));
+    if (n->bg == NULL) {
+        return skci_error(SKC_ENOMEM, "node");
+    }
+    pthread_condattr_t bca;
+    pthread_condattr_init(&bca);
+    pthread_condattr_setclock(&bca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&n->bg->lk, NULL);
+    pthread_cond_init(&n->bg->cond, &bca);
+    pthread_condattr_destroy(&bca);
+    atomic_init(&n->bg->refs, 1);
+    atomic_init(&n->bg->count, 0);
     if (pthread_create(&n->timer, NULL, housekeeper_main, n) != 0) {
         return skci_error(SKC_ENOMEM, "cannot start the timer thread");
     }
@@ -869,13 +984,6 @@ skci_calls_shutdown(skc_node *n)
     pthread_cond_signal(&n->timer_cond);
     pthread_mutex_unlock(&n->call_lock);
     pthread_join(n->timer, NULL);
-    /* The housekeeper closed every detached link before stopping; dial
-     * threads were aborted by those closes. */
-    pthread_mutex_lock(&n->call_lock);
-    while (n->dialers > 0) {
-        pthread_cond_wait(&n->dial_cond, &n->call_lock);
-    }
-    pthread_mutex_unlock(&n->call_lock);
 }
 
 static void
@@ -898,9 +1006,11 @@ skci_calls_fini(skc_node *n)
     skci_strmap_fini(&n->peers);
     skci_idmap_fini(&n->calls);
     skci_heap_fini(&n->deadlines);
-    free(n->closing_links);
+    if (n->bg != NULL) {
+        bg_unref(n->bg, 0);
+        n->bg = NULL;
+    }
     pthread_cond_destroy(&n->timer_cond);
-    pthread_cond_destroy(&n->dial_cond);
     pthread_mutex_destroy(&n->call_lock);
 }
 

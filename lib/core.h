@@ -129,11 +129,27 @@ struct skci_call {
 #define SKCI_LINK_UP 3      /* ready */
 #define SKCI_LINK_RETRY 4   /* connection lost; NNG reconnects */
 
+/* Background threads for NNG work that may block: dials, push dials,
+ * closing links and the server.  NNG 1.5.2 can wedge a close for good (a
+ * pipe closed while a receive is being resubmitted never finishes: the
+ * bug fixed upstream by #1636 in 1.6.0), so no skc thread that matters ever
+ * waits on such work unbounded: destroy waits a bounded time, then marks
+ * the struct orphaned and leaves the stuck threads behind.  Shared by the
+ * node and its threads; freed by the last one. */
+typedef struct skci_bg {
+    pthread_mutex_t lk;
+    pthread_cond_t cond;
+    atomic_int count;  /* threads running */
+    atomic_int refs;   /* the node's + one per thread */
+    int orphaned;      /* under lk: the node is gone, do not touch it */
+} skci_bg;
+
 struct skci_linkref {
     skci_link *link;
     skci_peer *peer;
     skc_node *node;
-    int refs;               /* under call_lock */
+    skci_bg *bg;
+    atomic_int refs;        /* the peer's + one per background thread */
     uint32_t pipe;          /* current pipe id, 0 = none */
     uint32_t dead_pipe;     /* a pipe removed before its ADD arrived */
 };
@@ -147,7 +163,7 @@ struct skci_peer {
     char *last_error;       /* last dial failure text */
     uint32_t max_msg;       /* the peer's limit, from hello */
     char *push_url;         /* from hello */
-    int need_push_dial;
+    int64_t link_since;     /* when link_state last changed */
     int warned_waiting;
     skci_call *qhead, *qtail;    /* not yet sent, in order */
     skci_call *shead;            /* sent, awaiting replies */
@@ -184,10 +200,7 @@ struct skc_node {
     char *map_path;
     pthread_t timer;
     int timer_stop;
-    int dialers;             /* dial threads alive */
-    pthread_cond_t dial_cond;
-    skci_linkref **closing_links; /* detached, to close outside the lock */
-    size_t nclosing, capclosing;
+    skci_bg *bg;
 
     /* registry: reg_lock */
     pthread_rwlock_t reg_lock;
@@ -246,8 +259,21 @@ void skci_msg_drop(skc_msg *m, int code, const char *why);
 /* call.c */
 int skci_calls_init(skc_node *n);
 void skci_calls_fini(skc_node *n);
-/* Fails every pending call with SKC_ECLOSED and stops the timer thread. */
+/* Fails every pending call with SKC_ECLOSED, closes every link and stops
+ * the housekeeper. */
 void skci_calls_shutdown(skc_node *n);
+/* Runs fn(arg) on a detached background thread counted in n->bg.  0 or
+ * SKC_ENOMEM (fn not run). */
+int skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg);
+/* Waits up to ms for the background threads; if some are stuck, logs it
+ * and orphans them (they will not touch the node again). */
+void skci_bg_drain(skc_node *n, int ms);
+/* For a background thread about to touch its node: returns 1 with
+ * bg->lk held (release with skci_bg_leave), or 0 if the node is gone. */
+int skci_bg_enter(skci_bg *bg);
+void skci_bg_leave(skci_bg *bg);
+/* A background thread ends. */
+void skci_bg_done(skci_bg *bg);
 /* Runs an async completion task (dispatch). */
 void skci_call_run_completion(skc_node *n, skci_task *t);
 /* Server side: the transport's callbacks. */

@@ -495,7 +495,7 @@ server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         }
     }
     pthread_mutex_unlock(&s->lk);
-    if (reject) {
+    if (reject && !atomic_load(&s->closing)) {
         server_log(s, SKC_LOG_WARN,
             "refused a connection: %u connections is the limit "
             "(max_conns)", s->cfg.max_conns);
@@ -650,16 +650,18 @@ skci_server_stop(skci_server *s)
 }
 
 void
-skci_server_destroy(skci_server *s)
+skci_server_shutdown(skci_server *s)
 {
-    if (s == NULL) {
+    if (atomic_exchange(&s->closing, 1)) {
         return;
     }
-    atomic_store(&s->closing, 1);
     skci_server_stop(s);
-    /* Stop every aio (cancels receives, waits for callbacks), then close
-     * contexts, free aios, and only then the sockets. */
-    for (skci_rctx *rc = s->ctxs; rc; rc = rc->next) {
+    /* Stop every aio (cancels receives, waits for callbacks); contexts,
+     * aios and sockets are freed in skci_server_destroy. */
+    pthread_mutex_lock(&s->lk);
+    skci_rctx *all = s->ctxs;
+    pthread_mutex_unlock(&s->lk);
+    for (skci_rctx *rc = all; rc; rc = rc->next) {
         nng_aio_stop(rc->aio);
         nng_msg *m = nng_aio_get_msg(rc->aio);
         if (m != NULL) {
@@ -670,6 +672,15 @@ skci_server_destroy(skci_server *s)
     if (s->pull_aio != NULL) {
         nng_aio_stop(s->pull_aio);
     }
+}
+
+void
+skci_server_destroy(skci_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    skci_server_shutdown(s);
     skci_rctx *rc = s->ctxs;
     while (rc != NULL) {
         skci_rctx *n = rc->next;

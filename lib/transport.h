@@ -59,8 +59,14 @@ void skci_server_stop(skci_server *s);
  * request without answer.  Any thread, including on_request. */
 void skci_server_reply(skci_rctx *rc, skci_tmsg *msg);
 
-/* Closes everything and frees; every rctx must have been answered or
- * abandoned (after this they are invalid).  Not from a callback. */
+/* Stops serving: listeners closed, every receive cancelled; when it
+ * returns no on_request/on_push runs any more and on_log is not called.
+ * Not from a callback. */
+void skci_server_shutdown(skci_server *s);
+
+/* Closes the sockets and frees (after skci_server_shutdown, which it
+ * calls if needed).  Every rctx is invalid afterwards.  May block inside
+ * NNG (see skci_bg in core.h).  Not from a callback. */
 void skci_server_destroy(skci_server *s);
 
 /* ---- client link to one peer ---- */
