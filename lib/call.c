@@ -1263,6 +1263,27 @@ skc_node_call_async(skc_node *node, const char *peer, const char *target,
     return call_submit(node, c, peer);
 }
 
+int
+skc_node_query_async(skc_node *node, const char *peer, const char *name,
+    int32_t timeout_ms, skc_query_fn cb, void *arg)
+{
+    int rc;
+    if ((rc = skci_node_check(node)) != 0) {
+        return rc;
+    }
+    if (cb == NULL) {
+        return skci_error(SKC_EINVAL, "callback is NULL");
+    }
+    skci_call *c;
+    if ((rc = call_new(node, &c, SKCI_KIND_QUERY, SKCI_MODE_ASYNC, peer,
+             name, NULL, 0, timeout_ms)) != 0) {
+        return rc;
+    }
+    c->qcb = cb;
+    c->arg = arg;
+    return call_submit(node, c, peer);
+}
+
 void
 skci_call_run_completion(skc_node *n, skci_task *t)
 {
@@ -1274,8 +1295,23 @@ skci_call_run_completion(skc_node *n, skci_task *t)
     } else {
         skci_error_clear();
     }
-    c->cb(c->status, c->status == 0 ? c->data : NULL, c->len,
-        c->status != 0 ? c->detail : NULL, c->arg);
+    if (c->qcb != NULL) {
+        uint32_t h = 0;
+        int status = c->status;
+        if (status == 0 && c->len != 4) {
+            status = SKC_EPROTO;
+            free(c->detail);
+            c->detail = skci_strdup("a query was answered with a payload "
+                "that is not 4 bytes");
+            skci_error_set_text(c->detail);
+        } else if (status == 0) {
+            h = skci_get_u32(c->data);
+        }
+        c->qcb(status, h, status != 0 ? c->detail : NULL, c->arg);
+    } else {
+        c->cb(c->status, c->status == 0 ? c->data : NULL, c->len,
+            c->status != 0 ? c->detail : NULL, c->arg);
+    }
     skci_current_node = prev;
     call_free(c);
 }

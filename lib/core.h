@@ -112,8 +112,9 @@ struct skci_call {
     char *detail;
     /* SYNC */
     pthread_cond_t cond;
-    /* ASYNC */
+    /* ASYNC: cb for calls, qcb for queries */
     skc_call_fn cb;
+    skc_query_fn qcb;
     void *arg;
 };
 

@@ -1042,6 +1042,74 @@ node_send(lua_State *L)
         L, skc_node_send(node, peer, target, data, len));
 }
 
+static void
+query_done(int status, uint32_t handle, const char *detail, void *arg)
+{
+    lctx *c = arg;
+    lnode *n = c->n;
+    lua_State *L = n->L;
+    int ref = c->ref;
+
+    ctx_unlink(&n->calls, c);
+    free(c);
+    if (L == NULL) {
+        return; /* see call_done */
+    }
+    if (n->closing || !lua_checkstack(L, 4)) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    if (status == SKC_OK) {
+        lua_pushinteger(L, (lua_Integer) handle);
+        lua_pushnil(L);
+        lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+        lua_pushstring(L, detail != NULL && detail[0] != '\0'
+                ? detail
+                : skc_strerror(status));
+        lua_pushstring(L, skc_errname(status));
+    }
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+        node_keep_error(n, L);
+    }
+}
+
+/* node:query_async(peer, name, timeout_ms | nil, cb) -> true; later, in
+ * poll: cb(handle) or cb(nil, message, code) */
+static int
+node_query_async(lua_State *L)
+{
+    lnode *n = check_lnode(L, 1);
+    skc_node *node = check_node(L, 1);
+    const char *peer = luaL_checkstring(L, 2);
+    const char *name = luaL_checkstring(L, 3);
+    int32_t timeout = opt_timeout(L, 4);
+    lctx *c;
+    int rc;
+
+    luaL_checktype(L, 5, LUA_TFUNCTION);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return luaL_error(L, "out of memory");
+    }
+    c->n = n;
+    lua_pushvalue(L, 5);
+    c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ctx_link(&n->calls, c);
+    rc = skc_node_query_async(node, peer, name, timeout, query_done, c);
+    if (rc < 0) {
+        ctx_unlink(&n->calls, c);
+        luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
+        free(c);
+        return lskc_fail(L, rc);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* node:query(peer, name [, timeout_ms]) -> handle (blocking) */
 static int
 node_query(lua_State *L)
@@ -1525,6 +1593,7 @@ static const luaL_Reg node_methods[] = {
     { "call_async", node_call_async },
     { "send", node_send },
     { "query", node_query },
+    { "query_async", node_query_async },
     { "fd", node_fd },
     { "poll", node_poll },
     { "wakeup", node_wakeup },

@@ -378,6 +378,17 @@ SKC_API int skc_node_send(skc_node *node, const char *peer,
 SKC_API int skc_node_query(skc_node *node, uint32_t *out, const char *peer,
     const char *name, int32_t timeout_ms);
 
+/* Completion of skc_node_query_async(): status SKC_OK with the handle, or
+ * an error code with detail (borrowed until the callback returns). */
+typedef void (*skc_query_fn)(
+    int status, uint32_t handle, const char *detail, void *arg);
+
+/* skc_node_query without waiting: `cb` runs exactly once, on a worker
+ * thread or in skc_node_poll() (never inside this function).  If this
+ * returns an error, cb never runs. */
+SKC_API int skc_node_query_async(skc_node *node, const char *peer,
+    const char *name, int32_t timeout_ms, skc_query_fn cb, void *arg);
+
 /* ---------------------------------------------------------------------- */
 /* Caller-driven execution (for single-threaded hosts: Lua, Python, loops) */
 /* ---------------------------------------------------------------------- */

@@ -751,6 +751,19 @@ function R.cluster_rawcall(peer, target, data, timeout)
     return suspend()
 end
 
+-- cluster.query without blocking the process: the coroutine waits.
+function R.cluster_query(peer, name, timeout)
+    local co = current("cluster.query")
+    local ok, err, code = node:query_async(peer, name,
+        timeout or call_timeout, function(h, msg, ecode)
+            ready(co, h, msg, ecode)
+        end)
+    if not ok then
+        return nil, err, code
+    end
+    return suspend()
+end
+
 function R.cluster_rawsend(peer, target, data)
     return node:send(peer, target, data)
 end

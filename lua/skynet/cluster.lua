@@ -177,7 +177,7 @@ function cluster.query(node, name)
     if node == n:name() then
         h, err, code = n:lookup(target)
     else
-        h, err, code = n:query(node, target)
+        h, err, code = R.cluster_query(node, target)
     end
     if not h then
         fail("cluster.query", node, target, err, code)

@@ -362,6 +362,24 @@ async_cb(int status, const void *data, size_t len, const char *detail,
     r->done = 1;
 }
 
+struct qres {
+    int done, status;
+    uint32_t h;
+};
+
+static void
+query_cb(int status, uint32_t handle, const char *detail, void *arg)
+{
+    struct qres *q = arg;
+    q->status = status;
+    q->h = handle;
+    if (status != 0) {
+        assert_non_null(detail);
+        assert_non_null(strstr(detail, "@none"));
+    }
+    q->done = 1;
+}
+
 static void
 test_async_poll(void **state)
 {
@@ -401,6 +419,24 @@ test_async_poll(void **state)
     /* wakeup interrupts an infinite poll */
     assert_int_equal(skc_node_wakeup(p.client), SKC_OK);
     assert_int_equal(skc_node_poll(p.client, -1), 0);
+    /* async query */
+    struct qres q = { 0, 0, 0 };
+    assert_int_equal(skc_node_query_async(p.client, "db", "sdb", 0, query_cb,
+                         &q), SKC_OK);
+    for (int i = 0; i < 100 && !q.done; i++) {
+        skc_node_poll(p.client, 50);
+    }
+    assert_int_equal(q.status, SKC_OK);
+    assert_int_equal(q.h, p.svc);
+    memset(&q, 0, sizeof(q));
+    assert_int_equal(skc_node_query_async(p.client, "db", "@none", 0,
+                         query_cb, &q), SKC_OK);
+    for (int i = 0; i < 100 && !q.done; i++) {
+        skc_node_poll(p.client, 50);
+    }
+    assert_int_equal(q.status, SKC_ENOSERVICE);
+    assert_int_equal(skc_node_query_async(p.client, "db", ":12", 0, query_cb,
+                         &q), SKC_EINVAL);
     /* async failures also go through the callback */
     struct async_res e;
     memset(&e, 0, sizeof(e));

@@ -82,6 +82,7 @@ LOG_FN = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_char_p, c_void_p)
 HANDLER_FN = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_void_p, c_void_p)
 CALL_FN = ctypes.CFUNCTYPE(None, c_int, c_void_p, c_size_t, c_char_p,
                            c_void_p)
+QUERY_FN = ctypes.CFUNCTYPE(None, c_int, c_uint32, c_char_p, c_void_p)
 
 
 def _candidates():
@@ -225,6 +226,8 @@ _decl("skc_node_send", c_int,
       [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t], True)
 _decl("skc_node_query", c_int,
       [c_void_p, P(c_uint32), c_char_p, c_char_p, c_int32], True)
+_decl("skc_node_query_async", c_int,
+      [c_void_p, c_char_p, c_char_p, c_int32, QUERY_FN, c_void_p], True)
 
 _decl("skc_node_fd", c_int, [c_void_p, P(c_int)], True)
 _decl("skc_node_poll", c_int, [c_void_p, c_int32], True)
