@@ -190,9 +190,6 @@ skc_node_destroy(skc_node *node)
     atomic_store(&node->closing, 1);
     pthread_mutex_lock(&node->open_lock);
     skci_server *srv = node->server;
-    if (srv != NULL) {
-        skci_server_stop(srv);
-    }
     pthread_mutex_unlock(&node->open_lock);
     /* Replies still owed (queued mail, deferred replies) can no longer go
      * out once the server is gone: detach them first. */

@@ -655,7 +655,9 @@ skci_server_shutdown(skci_server *s)
     if (atomic_exchange(&s->closing, 1)) {
         return;
     }
-    skci_server_stop(s);
+    /* Listeners are left to nng_close in skci_server_destroy, which waits
+     * for them: closing them one by one first leaks their memory in NNG
+     * 1.5.2 when the socket is closed right after. */
     /* Stop every aio (cancels receives, waits for callbacks); contexts,
      * aios and sockets are freed in skci_server_destroy. */
     pthread_mutex_lock(&s->lk);

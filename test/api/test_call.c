@@ -110,7 +110,7 @@ pair_open(pair *p, const char *url, int client_workers)
     assert_non_null(p->addr);
     skc_node_opts c = SKC_NODE_OPTS_INIT;
     c.name = "gate";
-    c.call_timeout_ms = 3000;
+    c.call_timeout_ms = 10000; /* generous: valgrind runs share 2 cores */
     c.workers = client_workers;
     assert_int_equal(skc_node_create(&p->client, &c), SKC_OK);
     assert_int_equal(skc_node_map_set(p->client, "db", p->addr), SKC_OK);
