@@ -1324,6 +1324,39 @@ skc_node_send(skc_node *node, const char *peer, const char *target,
     if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
+    /* Fast path: link up and nothing queued ahead -> the frame goes
+     * straight to the PUSH socket, with no call record, id or deadline,
+     * and a full backlog (SKC_ELIMIT) reaches the caller. */
+    skci_target t;
+    if (check_peer_name(peer) == 0 && skci_target_parse(&t, target, 0) == 0 &&
+        (data != NULL || len == 0) && len <= node->max_msg) {
+        skci_req r = {
+            .kind = SKCI_KIND_SEND,
+            .max_reply = node->max_msg,
+            .target = t,
+            .len = (uint32_t)len,
+        };
+        size_t hdr = skci_wire_req_hdr_size(&r);
+        skci_tmsg *m;
+        if (skci_tmsg_alloc(&m, hdr + len) == 0) {
+            uint8_t *b = skci_tmsg_body(m);
+            skci_wire_req_put_hdr(b, &r);
+            if (len > 0) {
+                memcpy(b + hdr, data, len);
+            }
+            pthread_mutex_lock(&node->call_lock);
+            skci_peer *p = skci_peer_get(node, peer, 0);
+            if (p != NULL && p->link_state == SKCI_LINK_UP &&
+                p->lr != NULL && p->qhead == NULL && len <= p->max_msg &&
+                !atomic_load(&node->closing)) {
+                rc = skci_link_push(p->lr->link, m);
+                pthread_mutex_unlock(&node->call_lock);
+                return rc;
+            }
+            pthread_mutex_unlock(&node->call_lock);
+            skci_tmsg_free(m);
+        }
+    }
     skci_call *c;
     if ((rc = call_new(node, &c, SKCI_KIND_SEND, SKCI_MODE_SEND, peer, target,
              data, len, 0)) != 0) {
@@ -1525,19 +1558,11 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
             "needs a target", n->name));
         return;
     }
-    s = skci_registry_find(n, &req.target);
-    if (s == NULL) {
-        skci_tmsg_free(msg);
-        answer_now(rc, error_frame(SKC_ENOSERVICE, req.id, "node '%s' has no "
-            "service %s", n->name, tname));
-        return;
-    }
     skc_msg *m = calloc(1, sizeof(*m));
     skci_route *r = calloc(1, sizeof(*r));
     if (m == NULL || r == NULL) {
         free(m);
         free(r);
-        skci_service_release(n, s);
         skci_tmsg_free(msg);
         answer_now(rc, error_frame(SKC_ENOMEM, req.id, "node '%s': out of "
             "memory", n->name));
@@ -1557,10 +1582,12 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
     memcpy(r->target, tname, sizeof(tname));
     m->route = r;
     route_link(n, r);
-    if (skci_dispatch_deliver(n, s, m) != 0) {
-        skci_msg_drop(m, SKC_ENOSERVICE, "the service was destroyed");
+    if (skci_registry_deliver(n, &req.target, m) != 0) {
+        char why[SKCI_NAME_MAX + 300];
+        snprintf(why, sizeof(why), "node '%s' has no service %s", n->name,
+            tname);
+        skci_msg_drop(m, SKC_ENOSERVICE, why);
     }
-    skci_service_release(n, s);
 }
 
 void
@@ -1578,16 +1605,8 @@ skci_on_push(void *arg, skci_tmsg *msg)
     }
     char tname[SKCI_NAME_MAX + 2];
     skci_target_format(&req.target, tname, sizeof(tname));
-    skci_service *s = skci_registry_find(n, &req.target);
-    if (s == NULL) {
-        skci_node_log(n, SKC_LOG_WARN, "dropped a send to %s: no such "
-            "service on node '%s'", tname, n->name);
-        skci_tmsg_free(msg);
-        return;
-    }
     skc_msg *m = calloc(1, sizeof(*m));
     if (m == NULL) {
-        skci_service_release(n, s);
         skci_tmsg_free(msg);
         return;
     }
@@ -1597,10 +1616,11 @@ skci_on_push(void *arg, skci_tmsg *msg)
     m->payload = req.payload;
     m->len = req.len;
     memcpy(m->target, tname, sizeof(tname));
-    if (skci_dispatch_deliver(n, s, m) != 0) {
-        skci_msg_drop(m, SKC_ENOSERVICE, "the service was destroyed");
+    if (skci_registry_deliver(n, &req.target, m) != 0) {
+        skci_node_log(n, SKC_LOG_WARN, "dropped a send to %s: no such "
+            "service on node '%s'", tname, n->name);
+        skci_msg_drop(m, SKC_ENOSERVICE, "no such service");
     }
-    skci_service_release(n, s);
 }
 
 /* ---- replies from handlers ---- */

@@ -243,6 +243,7 @@ void skci_registry_fini(skc_node *n);
  * inside); NULL if none.  Caller releases with skci_service_release. */
 skci_service *skci_registry_find(skc_node *n, const skci_target *t);
 void skci_service_release(skc_node *n, skci_service *s);
+int skci_registry_deliver(skc_node *n, const skci_target *t, skc_msg *m);
 
 /* dispatch.c */
 int skci_dispatch_init(skc_node *n);

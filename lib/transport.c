@@ -113,6 +113,38 @@ skci_tmsg_trim_front(skci_tmsg *m, size_t n)
     nng_msg_trim((nng_msg *)m, n);
 }
 
+/* Non-blocking receive/send on a persistent aio without callback: what
+ * nng_recvmsg/nng_sendmsg(NNG_FLAG_NONBLOCK) do, minus the nng_aio_alloc
+ * (a getrandom system call in 1.5.2) and free on every call. */
+static int
+nb_recv(nng_socket sock, nng_aio *a, nng_msg **out)
+{
+    nng_aio_set_timeout(a, NNG_DURATION_ZERO);
+    nng_recv_aio(sock, a);
+    nng_aio_wait(a);
+    int rv = nng_aio_result(a);
+    if (rv == 0) {
+        *out = nng_aio_get_msg(a);
+        nng_aio_set_msg(a, NULL);
+    }
+    return rv;
+}
+
+static int
+nb_send(nng_socket sock, nng_aio *a, nng_msg *m)
+{
+    nng_aio_set_msg(a, m);
+    nng_aio_set_timeout(a, NNG_DURATION_ZERO);
+    nng_send_aio(sock, a);
+    nng_aio_wait(a);
+    int rv = nng_aio_result(a);
+    nng_aio_set_msg(a, NULL);
+    if (rv == NNG_ETIMEDOUT) {
+        rv = NNG_EAGAIN;
+    }
+    return rv;
+}
+
 /* ---- ordered sender: a socket plus a backlog drained by one aio ----
  *
  * The fast path hands a message to NNG without waiting
@@ -124,6 +156,7 @@ typedef struct sender {
     nng_socket sock;
     pthread_mutex_t lk;
     nng_aio *aio;
+    nng_aio *nb; /* fast-path sends, under lk */
     nng_msg **ring;
     size_t cap, head, count, limit;
     int busy;
@@ -139,7 +172,10 @@ sender_init(sender *s, nng_socket sock, size_t limit)
     s->sock = sock;
     s->limit = limit;
     pthread_mutex_init(&s->lk, NULL);
-    int rv = nng_aio_alloc(&s->aio, sender_cb, s);
+    int rv = nng_aio_alloc(&s->nb, NULL, NULL);
+    if (rv == 0 && (rv = nng_aio_alloc(&s->aio, sender_cb, s)) != 0) {
+        nng_aio_free(s->nb);
+    }
     if (rv != 0) {
         pthread_mutex_destroy(&s->lk);
         return transport_error(rv, SKC_ETRANSPORT, "aio", NULL);
@@ -206,7 +242,7 @@ sender_send(sender *s, nng_msg *m)
         return skci_error(SKC_ECLOSED, "link closed");
     }
     if (!s->busy && s->count == 0) {
-        int rv = nng_sendmsg(s->sock, m, NNG_FLAG_NONBLOCK);
+        int rv = nb_send(s->sock, s->nb, m);
         if (rv == 0) {
             pthread_mutex_unlock(&s->lk);
             return 0;
@@ -268,6 +304,7 @@ sender_fini(sender *s)
             nng_msg_free(m);
         }
         nng_aio_free(s->aio);
+        nng_aio_free(s->nb);
         s->aio = NULL;
     }
     while (s->count > 0) {
@@ -321,6 +358,7 @@ struct skci_server {
     int pull_open;
     char *pull_url;
     nng_aio *pull_aio;
+    nng_aio *pull_nb; /* drains in pull_cb */
     pthread_mutex_t lk;
     skci_rctx *ctxs;     /* all contexts */
     uint32_t nctx;
@@ -466,7 +504,7 @@ pull_cb(void *arg)
         s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
         /* Drain what is already queued without another callback hop. */
         for (int i = 0; i < DRAIN_MAX; i++) {
-            if (nng_recvmsg(s->pull, &m, NNG_FLAG_NONBLOCK) != 0) {
+            if (nb_recv(s->pull, s->pull_nb, &m) != 0) {
                 break;
             }
             s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
@@ -611,7 +649,10 @@ skci_server_listen(skci_server *s, const char *url, char **bound)
             return rc;
         }
         s->pull_open = 1;
-        int rv = nng_aio_alloc(&s->pull_aio, pull_cb, s);
+        int rv = nng_aio_alloc(&s->pull_nb, NULL, NULL);
+        if (rv == 0) {
+            rv = nng_aio_alloc(&s->pull_aio, pull_cb, s);
+        }
         if (rv != 0) {
             free(b);
             return transport_error(rv, SKC_ETRANSPORT, "aio", NULL);
@@ -694,6 +735,9 @@ skci_server_destroy(skci_server *s)
     if (s->pull_aio != NULL) {
         nng_aio_free(s->pull_aio);
     }
+    if (s->pull_nb != NULL) {
+        nng_aio_free(s->pull_nb);
+    }
     nng_close(s->rep);
     nng_close(s->pull);
     skci_idmap_fini(&s->pipes);
@@ -712,6 +756,7 @@ struct skci_link {
     sender req_tx;
     sender push_tx;
     nng_aio *recv_aio;
+    nng_aio *recv_nb; /* drains in link_recv_cb */
     nng_dialer dialer;
     int has_dialer;
     nng_dialer push_dialer;
@@ -738,7 +783,7 @@ link_recv_cb(void *arg)
         nng_aio_set_msg(l->recv_aio, NULL);
         l->cfg.on_reply(l->cfg.arg, (skci_tmsg *)m);
         for (int i = 0; i < DRAIN_MAX; i++) {
-            if (nng_recvmsg(l->req, &m, NNG_FLAG_NONBLOCK) != 0) {
+            if (nb_recv(l->req, l->recv_nb, &m) != 0) {
                 break;
             }
             l->cfg.on_reply(l->cfg.arg, (skci_tmsg *)m);
@@ -792,7 +837,9 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
         sender_fini(&l->req_tx);
         goto fail2;
     }
-    if ((rv = nng_aio_alloc(&l->recv_aio, link_recv_cb, l)) != 0) {
+    if ((rv = nng_aio_alloc(&l->recv_nb, NULL, NULL)) != 0 ||
+        (rv = nng_aio_alloc(&l->recv_aio, link_recv_cb, l)) != 0) {
+        nng_aio_free(l->recv_nb);
         sender_fini(&l->req_tx);
         sender_fini(&l->push_tx);
         goto fail2;
@@ -922,6 +969,8 @@ skci_link_close(skci_link *l)
     }
     nng_aio_free(l->recv_aio);
     l->recv_aio = NULL;
+    nng_aio_free(l->recv_nb);
+    l->recv_nb = NULL;
 }
 
 void

@@ -261,10 +261,20 @@ skci_target_format(const skci_target *t, char *buf, size_t len)
         snprintf(buf, len, ":%08x", t->handle);
         break;
     case SKCI_TARGET_CLUSTER:
-    case SKCI_TARGET_LOCAL:
-        snprintf(buf, len, "%c%.*s", t->type == SKCI_TARGET_CLUSTER ? '@' : '.',
-            (int)t->name_len, t->name);
+    case SKCI_TARGET_LOCAL: {
+        /* No snprintf: this runs for every request. */
+        size_t n = t->name_len;
+        if (len == 0) {
+            break;
+        }
+        if (n + 2 > len) {
+            n = len - 2;
+        }
+        buf[0] = t->type == SKCI_TARGET_CLUSTER ? '@' : '.';
+        memcpy(buf + 1, t->name, n);
+        buf[n + 1] = '\0';
         break;
+    }
     default:
         snprintf(buf, len, "(none)");
         break;
