@@ -1,0 +1,543 @@
+/* bench_skc.c -- the skc side of the benchmark: a server node with the bench
+ * services and a client that runs one case.  Uses only skc.h, the way an
+ * application would. */
+#include "bench.h"
+
+#include "skc/skc.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SKC_BENCH_LOG=1..4 in the environment: the node logs to stderr. */
+static void
+bench_log_opts(skc_node_opts *no)
+{
+    const char *e = getenv("SKC_BENCH_LOG");
+    if (e != NULL && atoi(e) > 0) {
+        no->log = skc_log_stderr;
+        no->log_level = atoi(e);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Server                                                                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct srv {
+    atomic_ullong sends;
+    atomic_llong last_ns;
+    atomic_ullong held;
+    pthread_mutex_t lk;
+    skc_reply **replies; /* deferred by @hold, answered never */
+    size_t n, cap;
+} srv;
+
+static void
+h_echo(skc_node *node, uint32_t svc, skc_msg *msg, void *arg)
+{
+    (void)node;
+    (void)svc;
+    (void)arg;
+    size_t len;
+    const void *d = skc_msg_data(msg, &len);
+    skc_msg_reply(msg, d, len);
+}
+
+static void
+h_ack(skc_node *node, uint32_t svc, skc_msg *msg, void *arg)
+{
+    (void)node;
+    (void)svc;
+    (void)arg;
+    skc_msg_reply(msg, NULL, 0);
+}
+
+static void
+h_sink(skc_node *node, uint32_t svc, skc_msg *msg, void *arg)
+{
+    (void)node;
+    (void)svc;
+    (void)msg;
+    srv *s = arg;
+    atomic_store(&s->last_ns, bench_now_ns());
+    atomic_fetch_add(&s->sends, 1);
+}
+
+static void
+h_hold(skc_node *node, uint32_t svc, skc_msg *msg, void *arg)
+{
+    (void)node;
+    (void)svc;
+    srv *s = arg;
+    skc_reply *r;
+    if (skc_msg_defer(msg, &r) != 0) {
+        return;
+    }
+    pthread_mutex_lock(&s->lk);
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 1024;
+        skc_reply **v = realloc(s->replies, nc * sizeof(*v));
+        if (v == NULL) {
+            pthread_mutex_unlock(&s->lk);
+            skc_reply_fail(r, "bench server out of memory");
+            return;
+        }
+        s->replies = v;
+        s->cap = nc;
+    }
+    s->replies[s->n++] = r;
+    pthread_mutex_unlock(&s->lk);
+    atomic_fetch_add(&s->held, 1);
+}
+
+static void
+h_stats(skc_node *node, uint32_t svc, skc_msg *msg, void *arg)
+{
+    (void)node;
+    (void)svc;
+    srv *s = arg;
+    char text[160];
+    int n = snprintf(text, sizeof(text), BENCH_STATS_FMT,
+        (unsigned long long)atomic_load(&s->sends), (long long)bench_now_ns(),
+        (long long)atomic_load(&s->last_ns),
+        (unsigned long long)atomic_load(&s->held));
+    skc_msg_reply(msg, text, (size_t)n);
+}
+
+static int
+add_service(skc_node *node, const char *name, skc_handler_fn fn, void *arg)
+{
+    uint32_t h;
+    int rc = skc_service_create(node, &h, fn, arg);
+    if (rc == 0) {
+        rc = skc_name_register(node, name, h);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "skc_bench server: service %s: %s (%s)\n", name,
+            skc_strerror(rc), skc_last_error());
+    }
+    return rc;
+}
+
+int
+bench_skc_server(const bench_opts *o)
+{
+    srv s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.lk, NULL);
+    skc_node_opts no = SKC_NODE_OPTS_INIT;
+    no.name = "benchsrv";
+    bench_log_opts(&no);
+    if (o->max_serving > 0) {
+        no.max_serving = (uint32_t)o->max_serving;
+    }
+    if (o->workers != 0) {
+        no.workers = o->workers;
+    }
+    skc_node *node;
+    int rc = skc_node_create(&node, &no);
+    if (rc != 0) {
+        fprintf(stderr, "skc_bench server: create: %s (%s)\n",
+            skc_strerror(rc), skc_last_error());
+        return 1;
+    }
+    if (add_service(node, "@echo", h_echo, &s) != 0
+        || add_service(node, "@ack", h_ack, &s) != 0
+        || add_service(node, "@sink", h_sink, &s) != 0
+        || add_service(node, "@hold", h_hold, &s) != 0
+        || add_service(node, "@stats", h_stats, &s) != 0) {
+        skc_node_destroy(node);
+        return 1;
+    }
+    char *bound = NULL;
+    rc = skc_node_open(node, &bound, o->addr);
+    if (rc != 0) {
+        fprintf(stderr, "skc_bench server: open %s: %s (%s)\n", o->addr,
+            skc_strerror(rc), skc_last_error());
+        skc_node_destroy(node);
+        return 1;
+    }
+    printf("ADDR %s rss0=%ld\n", bound, bench_rss_kb(0));
+    fflush(stdout);
+    skc_free(bound);
+
+    bench_wait_stdin_eof();
+
+    pthread_mutex_lock(&s.lk);
+    for (size_t i = 0; i < s.n; i++) {
+        skc_reply_free(s.replies[i]);
+    }
+    s.n = 0;
+    pthread_mutex_unlock(&s.lk);
+    skc_node_destroy(node);
+    free(s.replies);
+    pthread_mutex_destroy(&s.lk);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Client                                                                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct cli {
+    skc_node *node;
+    const char *target;
+    char *payload;
+    size_t size;
+    int32_t timeout_ms;
+    atomic_ullong ops;
+    atomic_ullong errs;
+    atomic_int active;
+    atomic_int stop;
+    atomic_int reported;
+} cli;
+
+static void
+report_error(cli *c, int status, const char *detail)
+{
+    if (atomic_fetch_add(&c->reported, 1) < 3) {
+        fprintf(stderr, "skc_bench client: call failed: %s (%s)\n",
+            skc_strerror(status), detail ? detail : "");
+    }
+}
+
+static void
+call_cb(
+    int status, const void *data, size_t len, const char *detail, void *arg)
+{
+    (void)data;
+    (void)len;
+    cli *c = arg;
+    if (status == 0) {
+        atomic_fetch_add(&c->ops, 1);
+    } else {
+        atomic_fetch_add(&c->errs, 1);
+        if (!atomic_load(&c->stop)) {
+            report_error(c, status, detail);
+        }
+    }
+    if (!atomic_load(&c->stop)) {
+        int rc = skc_node_call_async(c->node, BENCH_PEER, c->target,
+            c->payload, c->size, c->timeout_ms, call_cb, c);
+        if (rc == 0) {
+            return;
+        }
+        atomic_fetch_add(&c->errs, 1);
+        report_error(c, rc, skc_last_error());
+    }
+    atomic_fetch_sub(&c->active, 1);
+}
+
+static int
+start_calls(cli *c, int k)
+{
+    for (int i = 0; i < k; i++) {
+        atomic_fetch_add(&c->active, 1);
+        int rc = skc_node_call_async(c->node, BENCH_PEER, c->target,
+            c->payload, c->size, c->timeout_ms, call_cb, c);
+        if (rc != 0) {
+            atomic_fetch_sub(&c->active, 1);
+            report_error(c, rc, skc_last_error());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Stops re-issuing and waits (bounded) for the window to drain. */
+static void
+stop_calls(cli *c, int wait_ms)
+{
+    atomic_store(&c->stop, 1);
+    int64_t until = bench_now_ns() + (int64_t)wait_ms * 1000000;
+    while (atomic_load(&c->active) > 0 && bench_now_ns() < until) {
+        bench_sleep_ms(2);
+    }
+}
+
+static int
+get_stats(cli *c, unsigned long long *sends, long long *now, long long *last,
+    unsigned long long *held)
+{
+    void *out = NULL;
+    size_t len = 0;
+    int rc = skc_node_call(
+        c->node, &out, &len, BENCH_PEER, "@stats", "", 0, 5000);
+    if (rc != 0) {
+        fprintf(stderr, "skc_bench client: stats: %s (%s)\n", skc_strerror(rc),
+            skc_last_error());
+        return -1;
+    }
+    rc = bench_stats_parse(out, len, sends, now, last, held);
+    skc_free(out);
+    return rc;
+}
+
+/* The first call dials and says hello; retried until the server is up. */
+static int
+connect_peer(cli *c)
+{
+    int64_t until = bench_now_ns() + 10000000000LL;
+    for (;;) {
+        void *out = NULL;
+        size_t len;
+        int rc = skc_node_call(
+            c->node, &out, &len, BENCH_PEER, "@echo", "hi", 2, 2000);
+        skc_free(out);
+        if (rc == 0) {
+            return 0;
+        }
+        if (bench_now_ns() > until) {
+            fprintf(stderr, "skc_bench client: cannot reach %s: %s (%s)\n",
+                BENCH_PEER, skc_strerror(rc), skc_last_error());
+            return -1;
+        }
+        bench_sleep_ms(20);
+    }
+}
+
+static int
+run_call(cli *c, const bench_opts *o)
+{
+    if (start_calls(c, o->inflight) != 0) {
+        stop_calls(c, 5000);
+        return 1;
+    }
+    bench_sleep_ms(o->warm_ms);
+    unsigned long long c0 = atomic_load(&c->ops);
+    int64_t t0 = bench_now_ns();
+    bench_sleep_ms(o->dur_ms);
+    unsigned long long c1 = atomic_load(&c->ops);
+    int64_t t1 = bench_now_ns();
+    unsigned long long errs = atomic_load(&c->errs);
+    stop_calls(c, 10000);
+    bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
+        (double)(t1 - t0) / 1e9, errs);
+    return 0;
+}
+
+static int
+run_lat(cli *c, const bench_opts *o)
+{
+    bench_lat lat = { 0 };
+    unsigned long long ops = 0, errs = 0;
+    int64_t start = bench_now_ns();
+    int64_t t0 = start + (int64_t)o->warm_ms * 1000000;
+    int64_t end = t0 + (int64_t)o->dur_ms * 1000000;
+    int64_t now = start, measured_from = 0;
+    while (now < end) {
+        void *out = NULL;
+        size_t len;
+        int64_t a = bench_now_ns();
+        int rc = skc_node_call(c->node, &out, &len, BENCH_PEER, c->target,
+            c->payload, c->size, c->timeout_ms);
+        now = bench_now_ns();
+        skc_free(out);
+        if (a < t0) {
+            continue;
+        }
+        if (measured_from == 0) {
+            measured_from = a;
+        }
+        if (rc != 0) {
+            errs++;
+            report_error(c, rc, skc_last_error());
+            continue;
+        }
+        ops++;
+        bench_lat_add(&lat, now - a);
+    }
+    double p50 = bench_lat_pct_us(&lat, 0.50);
+    double p99 = bench_lat_pct_us(&lat, 0.99);
+    bench_result("ops=%llu secs=%.6f errors=%llu p50_us=%.1f p99_us=%.1f", ops,
+        (double)(now - measured_from) / 1e9, errs, p50, p99);
+    bench_lat_free(&lat);
+    return 0;
+}
+
+static int
+run_send(cli *c, const bench_opts *o)
+{
+    unsigned long long sent = 0, errs = 0, full = 0, seen = 0, base;
+    unsigned long long s0 = 0, h;
+    long long n0 = 0, l;
+    if (get_stats(c, &base, &l, &l, &h) != 0) {
+        return 1;
+    }
+    int64_t start = bench_now_ns();
+    int64_t t_warm = start + (int64_t)o->warm_ms * 1000000;
+    int64_t end = t_warm + (int64_t)o->dur_ms * 1000000;
+    int have0 = 0;
+    for (;;) {
+        int64_t now = bench_now_ns();
+        if (!have0 && now >= t_warm) {
+            /* Pairs the receiver's count with the receiver's clock. */
+            if (get_stats(c, &s0, &n0, &l, &h) != 0) {
+                return 1;
+            }
+            have0 = 1;
+        }
+        if (now >= end) {
+            break;
+        }
+        if (sent - seen > BENCH_SEND_WINDOW) {
+            /* Flow control: see BENCH_SEND_WINDOW. */
+            unsigned long long got;
+            if (get_stats(c, &got, &l, &l, &h) != 0) {
+                return 1;
+            }
+            seen = got - base;
+            if (sent - seen > BENCH_SEND_WINDOW) {
+                bench_sleep_ms(1);
+            }
+            continue;
+        }
+        for (int i = 0; i < 256; i++) {
+            int rc = skc_node_send(
+                c->node, BENCH_PEER, "@sink", c->payload, c->size);
+            if (rc == 0) {
+                sent++;
+            } else if (rc == SKC_ELIMIT) {
+                full++; /* the link's backlog is full: let it drain */
+                sched_yield();
+            } else {
+                errs++;
+                report_error(c, rc, skc_last_error());
+                bench_sleep_ms(1);
+            }
+        }
+    }
+    /* Wait until the receiver has counted everything (or stops moving). */
+    unsigned long long s1 = 0, prev = ~0ULL;
+    long long n1, last = 0;
+    int64_t stable_since = bench_now_ns();
+    int64_t give_up = stable_since + 15000000000LL;
+    for (;;) {
+        if (get_stats(c, &s1, &n1, &last, &h) != 0) {
+            return 1;
+        }
+        int64_t now = bench_now_ns();
+        if (s1 >= sent) {
+            break;
+        }
+        if (s1 != prev) {
+            prev = s1;
+            stable_since = now;
+        } else if (now - stable_since > 1000000000LL || now > give_up) {
+            break;
+        }
+        bench_sleep_ms(20);
+    }
+    bench_result("ops=%llu secs=%.6f errors=%llu sent=%llu lost=%llu "
+                 "backlog_full=%llu",
+        s1 - s0, (double)(last - n0) / 1e9, errs, sent,
+        sent > s1 ? sent - s1 : 0ULL, full);
+    return 0;
+}
+
+static int
+run_hold(cli *c, const bench_opts *o)
+{
+    /* A few calls first, so allocator arenas and the link exist in the
+     * baseline, as they would in any running node. */
+    c->target = "@echo";
+    if (start_calls(c, 16) != 0) {
+        return 1;
+    }
+    bench_sleep_ms(200);
+    stop_calls(c, 5000); /* leaves stop set: holds must not re-issue */
+    bench_sleep_ms(100);
+    long rss0 = bench_rss_kb(0);
+
+    c->target = "@hold";
+    c->timeout_ms = 120000;
+    for (int i = 0; i < o->hold_n; i++) {
+        atomic_fetch_add(&c->active, 1);
+        int rc = skc_node_call_async(c->node, BENCH_PEER, c->target,
+            c->payload, c->size, c->timeout_ms, call_cb, c);
+        if (rc != 0) {
+            atomic_fetch_sub(&c->active, 1);
+            report_error(c, rc, skc_last_error());
+            return 1;
+        }
+    }
+    unsigned long long s, held = 0;
+    long long n, l;
+    int64_t until = bench_now_ns() + 30000000000LL;
+    while (bench_now_ns() < until) {
+        if (get_stats(c, &s, &n, &l, &held) != 0) {
+            return 1;
+        }
+        if (held >= (unsigned long long)o->hold_n) {
+            break;
+        }
+        bench_sleep_ms(50);
+    }
+    bench_sleep_ms(200);
+    long rss1 = bench_rss_kb(0);
+    bench_result("ops=%llu secs=1 errors=%llu rss0_kb=%ld rss1_kb=%ld "
+                 "held=%llu",
+        held, (unsigned long long)atomic_load(&c->errs), rss0, rss1, held);
+    return held >= (unsigned long long)o->hold_n ? 0 : 1;
+}
+
+int
+bench_skc_client(const bench_opts *o)
+{
+    cli c;
+    memset(&c, 0, sizeof(c));
+    c.size = o->size;
+    c.payload = malloc(o->size ? o->size : 1);
+    if (c.payload == NULL) {
+        return 1;
+    }
+    memset(c.payload, 'x', o->size ? o->size : 1);
+    c.target = o->echo ? "@echo" : "@ack";
+    c.timeout_ms = 30000;
+
+    skc_node_opts no = SKC_NODE_OPTS_INIT;
+    no.name = "benchcli";
+    bench_log_opts(&no);
+    if (o->workers != 0) {
+        no.workers = o->workers;
+    }
+    int rc = skc_node_create(&c.node, &no);
+    if (rc != 0) {
+        fprintf(stderr, "skc_bench client: create: %s (%s)\n",
+            skc_strerror(rc), skc_last_error());
+        free(c.payload);
+        return 1;
+    }
+    rc = skc_node_map_set(c.node, BENCH_PEER, o->addr);
+    if (rc != 0 || connect_peer(&c) != 0) {
+        if (rc != 0) {
+            fprintf(stderr, "skc_bench client: map: %s (%s)\n",
+                skc_strerror(rc), skc_last_error());
+        }
+        skc_node_destroy(c.node);
+        free(c.payload);
+        return 1;
+    }
+    int ret;
+    switch (o->bcase) {
+    case BC_CALL:
+        ret = run_call(&c, o);
+        break;
+    case BC_LAT:
+        ret = run_lat(&c, o);
+        break;
+    case BC_SEND:
+        ret = run_send(&c, o);
+        break;
+    default:
+        ret = run_hold(&c, o);
+        break;
+    }
+    skc_node_destroy(c.node); /* pending calls end with SKC_ECLOSED */
+    free(c.payload);
+    return ret;
+}

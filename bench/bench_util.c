@@ -1,0 +1,209 @@
+/* bench_util.c -- option parsing, clocks, RSS, latency percentiles and the
+ * result line shared by every role of skc_bench. */
+#include "bench.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t
+bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void
+bench_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { }
+}
+
+long
+bench_rss_kb(int pid)
+{
+    char path[64];
+    if (pid == 0) {
+        snprintf(path, sizeof(path), "/proc/self/status");
+    } else {
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+void
+bench_lat_add(bench_lat *l, int64_t ns)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4096;
+        int64_t *v = realloc(l->v, nc * sizeof(*v));
+        if (v == NULL) {
+            return; /* drop the sample rather than the run */
+        }
+        l->v = v;
+        l->cap = nc;
+    }
+    l->v[l->n++] = ns;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+double
+bench_lat_pct_us(bench_lat *l, double q)
+{
+    if (l->n == 0) {
+        return 0.0;
+    }
+    qsort(l->v, l->n, sizeof(*l->v), cmp_i64);
+    size_t i = (size_t)(q * (double)(l->n - 1) + 0.5);
+    if (i >= l->n) {
+        i = l->n - 1;
+    }
+    return (double)l->v[i] / 1000.0;
+}
+
+void
+bench_lat_free(bench_lat *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+void
+bench_result(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("RESULT ", stdout);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+    va_end(ap);
+}
+
+void
+bench_wait_stdin_eof(void)
+{
+    char buf[256];
+    for (;;) {
+        ssize_t r = read(0, buf, sizeof(buf));
+        if (r == 0 || (r < 0 && errno != EINTR)) {
+            return;
+        }
+    }
+}
+
+int
+bench_stats_parse(const char *text, size_t len, unsigned long long *sends,
+    long long *now, long long *last, unsigned long long *held)
+{
+    char buf[256];
+    if (len >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    return sscanf(buf, BENCH_STATS_FMT, sends, now, last, held) == 4 ? 0 : -1;
+}
+
+static int
+opt_case(const char *s)
+{
+    if (strcmp(s, "call") == 0) {
+        return BC_CALL;
+    }
+    if (strcmp(s, "lat") == 0) {
+        return BC_LAT;
+    }
+    if (strcmp(s, "send") == 0) {
+        return BC_SEND;
+    }
+    if (strcmp(s, "hold") == 0) {
+        return BC_HOLD;
+    }
+    return -1;
+}
+
+int
+bench_parse_opts(bench_opts *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof(*o));
+    o->addr = "tcp://127.0.0.1:0";
+    o->bcase = BC_CALL;
+    o->inflight = 1;
+    o->size = 32;
+    o->warm_ms = 300;
+    o->dur_ms = 2000;
+    o->hold_n = 10000;
+    o->max_serving = 0;
+    o->variant = "plain";
+    for (int i = 0; i < argc; i++) {
+        const char *k = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            fprintf(stderr, "skc_bench: option %s needs a value\n", k);
+            return -1;
+        }
+        i++;
+        if (strcmp(k, "--addr") == 0) {
+            o->addr = v;
+        } else if (strcmp(k, "--push") == 0) {
+            o->push = v;
+        } else if (strcmp(k, "--case") == 0) {
+            if ((o->bcase = opt_case(v)) < 0) {
+                fprintf(stderr, "skc_bench: unknown case %s\n", v);
+                return -1;
+            }
+        } else if (strcmp(k, "--inflight") == 0) {
+            o->inflight = atoi(v);
+        } else if (strcmp(k, "--size") == 0) {
+            o->size = (size_t)strtoull(v, NULL, 10);
+        } else if (strcmp(k, "--echo") == 0) {
+            o->echo = atoi(v);
+        } else if (strcmp(k, "--warm") == 0) {
+            o->warm_ms = atoi(v);
+        } else if (strcmp(k, "--dur") == 0) {
+            o->dur_ms = atoi(v);
+        } else if (strcmp(k, "--hold") == 0) {
+            o->hold_n = atoi(v);
+        } else if (strcmp(k, "--max-serving") == 0) {
+            o->max_serving = atoi(v);
+        } else if (strcmp(k, "--workers") == 0) {
+            o->workers = atoi(v);
+        } else if (strcmp(k, "--variant") == 0) {
+            o->variant = v;
+        } else {
+            fprintf(stderr, "skc_bench: unknown option %s\n", k);
+            return -1;
+        }
+    }
+    if (o->inflight < 1 || o->hold_n < 1 || o->dur_ms < 1) {
+        fprintf(stderr, "skc_bench: bad numeric option\n");
+        return -1;
+    }
+    return 0;
+}
