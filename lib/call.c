@@ -1596,10 +1596,16 @@ skci_on_push(void *arg, skci_tmsg *msg)
     skc_node *n = arg;
     skci_req req;
     char err[256];
-    if (skci_wire_req_decode(&req, skci_tmsg_body(msg), skci_tmsg_len(msg),
-            err, sizeof(err)) != 0 || req.kind != SKCI_KIND_SEND) {
+    int bad = skci_wire_req_decode(&req, skci_tmsg_body(msg),
+        skci_tmsg_len(msg), err, sizeof(err));
+    if (bad == 0 && req.kind != SKCI_KIND_SEND) {
+        snprintf(err, sizeof(err), "a frame of kind %u is not a send",
+            req.kind);
+        bad = SKC_EPROTO;
+    }
+    if (bad != 0) {
         skci_node_log(n, SKC_LOG_WARN, "dropped a bad one-way frame: %s",
-            req.kind != SKCI_KIND_SEND && err[0] == '\0' ? "not a send" : err);
+            err);
         skci_tmsg_free(msg);
         return;
     }

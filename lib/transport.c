@@ -366,8 +366,9 @@ struct skci_server {
     atomic_int closing;
     nng_listener *listeners;
     size_t nlisteners;
-    skci_idmap pipes; /* counted inbound pipes */
-    uint32_t npipes;
+    skci_idmap pipes; /* counted inbound pipes -> their socket's counter */
+    uint32_t npipes_rep;  /* connections to the call port */
+    uint32_t npipes_pull; /* connections to the send port */
 };
 
 static void
@@ -514,31 +515,49 @@ pull_cb(void *arg)
     nng_recv_aio(s->pull, s->pull_aio);
 }
 
+/* Each port has its own budget of max_conns connections; the two sockets
+ * register the two thin callbacks below. */
 static void
-server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
 {
-    skci_server *s = arg;
     uint32_t id = nng_pipe_id(p);
     int reject = 0;
+    uint32_t *count = pull ? &s->npipes_pull : &s->npipes_rep;
     pthread_mutex_lock(&s->lk);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
-        if (s->npipes >= s->cfg.max_conns) {
+        if (*count >= s->cfg.max_conns) {
             reject = 1;
-        } else if (skci_idmap_set(&s->pipes, id, s) == 0) {
-            s->npipes++;
+        } else if (skci_idmap_set(&s->pipes, id, count) == 0) {
+            (*count)++;
         }
     } else if (ev == NNG_PIPE_EV_REM_POST) {
-        if (skci_idmap_del(&s->pipes, id) != NULL) {
-            s->npipes--;
+        uint32_t *c = skci_idmap_del(&s->pipes, id);
+        if (c != NULL) {
+            (*c)--;
         }
     }
     pthread_mutex_unlock(&s->lk);
-    if (reject && !atomic_load(&s->closing)) {
-        server_log(s, SKC_LOG_WARN,
-            "refused a connection: %u connections is the limit "
-            "(max_conns)", s->cfg.max_conns);
+    if (reject) {
         nng_pipe_close(p);
+        if (!atomic_load(&s->closing)) {
+            server_log(s, SKC_LOG_WARN,
+                "refused a connection to the %s port: %u connections is "
+                "the limit (max_conns)", pull ? "send" : "call",
+                s->cfg.max_conns);
+        }
     }
+}
+
+static void
+server_rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    server_pipe_event(arg, p, ev, 0);
+}
+
+static void
+server_pull_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    server_pipe_event(arg, p, ev, 1);
 }
 
 int
@@ -559,8 +578,8 @@ skci_server_create(skci_server **out, const skci_server_cfg *cfg)
     }
     nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ,
         cfg->max_recv + TRANSPORT_SLACK);
-    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, server_pipe_cb, s);
-    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, server_pipe_cb, s);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, server_rep_pipe_cb, s);
+    nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, server_rep_pipe_cb, s);
     rv = nng_pull0_open(&s->pull);
     if (rv != 0) {
         nng_close(s->rep);
@@ -570,6 +589,8 @@ skci_server_create(skci_server **out, const skci_server_cfg *cfg)
     }
     nng_socket_set_size(s->pull, NNG_OPT_RECVMAXSZ,
         cfg->max_recv + TRANSPORT_SLACK);
+    nng_pipe_notify(s->pull, NNG_PIPE_EV_ADD_PRE, server_pull_pipe_cb, s);
+    nng_pipe_notify(s->pull, NNG_PIPE_EV_REM_POST, server_pull_pipe_cb, s);
     nng_socket_set_int(s->pull, NNG_OPT_RECVBUF, 1024);
     *out = s;
     return 0;
