@@ -22,6 +22,8 @@
 
 _Thread_local skc_node *skci_current_node;
 
+#define RUN_BATCH 16
+
 /* q_lock held. */
 static void
 queue_push_locked(skc_node *n, skci_task *t)
@@ -142,22 +144,37 @@ run_service(skc_node *n, skci_service *s)
     s->runner = pthread_self();
     pthread_mutex_unlock(&n->q_lock);
 
-    if (m->deadline != 0 && skci_now_ms() > m->deadline) {
-        /* The caller has given up: do not start work nobody awaits. */
-        char why[700];
-        snprintf(why, sizeof(why), "the deadline passed before service %s "
-            "on node '%s' could run the request", m->target, n->name);
-        skci_node_log(n, SKC_LOG_INFO, "%s", why);
-        skci_msg_drop(m, SKC_ETIMEDOUT, why);
-    } else {
-        skc_node *prev = skci_current_node;
-        skci_current_node = n;
-        s->fn(n, s->handle, m, s->arg);
-        skci_current_node = prev;
-        skci_msg_finish(m);
+    /* Up to RUN_BATCH messages of this service per turn: under load this
+     * saves a trip through the ready queue (and often a thread wake-up) per
+     * message; other services still get a turn every RUN_BATCH messages. */
+    for (int batch = 1;; batch++) {
+        if (m->deadline != 0 && skci_now_ms() > m->deadline) {
+            /* The caller has given up: do not start work nobody awaits. */
+            char why[700];
+            snprintf(why, sizeof(why), "the deadline passed before service "
+                "%s on node '%s' could run the request", m->target,
+                n->name);
+            skci_node_log(n, SKC_LOG_INFO, "%s", why);
+            skci_msg_drop(m, SKC_ETIMEDOUT, why);
+        } else {
+            skc_node *prev = skci_current_node;
+            skci_current_node = n;
+            s->fn(n, s->handle, m, s->arg);
+            skci_current_node = prev;
+            skci_msg_finish(m);
+        }
+        pthread_mutex_lock(&n->q_lock);
+        if (batch >= RUN_BATCH || s->dead || n->q_stop || s->head == NULL) {
+            break;
+        }
+        m = s->head;
+        s->head = m->next;
+        if (s->head == NULL) {
+            s->tail = NULL;
+        }
+        pthread_mutex_unlock(&n->q_lock);
     }
 
-    pthread_mutex_lock(&n->q_lock);
     s->running = 0;
     pthread_cond_broadcast(&n->idle_cond);
     int last = 0;
