@@ -833,20 +833,33 @@ housekeeper_main(void *arg)
 
 /* ---- background threads ---- */
 
+/* Joins the threads that have ended (they only have to return). */
+static void
+bg_join_finished(skci_bg *bg)
+{
+    pthread_mutex_lock(&bg->tlk);
+    pthread_t *v = bg->fin;
+    size_t cnt = bg->nfin;
+    bg->fin = NULL;
+    bg->nfin = bg->capfin = 0;
+    pthread_mutex_unlock(&bg->tlk);
+    for (size_t i = 0; i < cnt; i++) {
+        pthread_join(v[i], NULL);
+    }
+    free(v);
+}
+
 int
 skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg)
 {
     skci_bg *bg = n->bg;
+    bg_join_finished(bg);
     /* Atomics only: this runs under call_lock, and bg->lk is taken before
      * call_lock by threads entering the node. */
     atomic_fetch_add(&bg->count, 1);
     atomic_fetch_add(&bg->refs, 1);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
-    int rc = pthread_create(&t, &attr, fn, arg);
-    pthread_attr_destroy(&attr);
+    int rc = pthread_create(&t, NULL, fn, arg);
     if (rc != 0) {
         atomic_fetch_sub(&bg->count, 1);
         atomic_fetch_sub(&bg->refs, 1); /* the node holds one: never 0 */
@@ -855,21 +868,48 @@ skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg)
     return 0;
 }
 
+/* Drops a reference: the node's (thread 0) or an ending thread's.  An
+ * ending thread first lists itself to be joined; it takes no lock that a
+ * thread waiting for call_lock could hold, so joining it under call_lock
+ * cannot deadlock. */
 static void
 bg_unref(skci_bg *bg, int thread)
 {
-    pthread_mutex_lock(&bg->lk);
     if (thread) {
+        pthread_mutex_lock(&bg->tlk);
+        if (bg->nfin == bg->capfin) {
+            size_t nc = bg->capfin ? bg->capfin * 2 : 8;
+            pthread_t *v = realloc(bg->fin, nc * sizeof(*v));
+            if (v != NULL) {
+                bg->fin = v;
+                bg->capfin = nc;
+            }
+        }
+        if (bg->nfin < bg->capfin) {
+            bg->fin[bg->nfin++] = pthread_self();
+        } else {
+            pthread_detach(pthread_self()); /* no memory to be joined */
+        }
+        pthread_mutex_unlock(&bg->tlk);
         atomic_fetch_sub(&bg->count, 1);
-        pthread_cond_broadcast(&bg->cond);
     }
-    int last = atomic_fetch_sub(&bg->refs, 1) == 1;
-    pthread_mutex_unlock(&bg->lk);
-    if (last) {
-        pthread_cond_destroy(&bg->cond);
-        pthread_mutex_destroy(&bg->lk);
-        free(bg);
+    if (atomic_fetch_sub(&bg->refs, 1) != 1) {
+        return;
     }
+    /* The last reference: after an orphaning, or the node's own with no
+     * thread left.  Threads still listed were never joined: let them go. */
+    for (size_t i = 0; i < bg->nfin; i++) {
+        if (!pthread_equal(bg->fin[i], pthread_self())) {
+            pthread_detach(bg->fin[i]);
+        }
+    }
+    if (thread) {
+        pthread_detach(pthread_self());
+    }
+    free(bg->fin);
+    pthread_mutex_destroy(&bg->lk);
+    pthread_mutex_destroy(&bg->tlk);
+    free(bg);
 }
 
 void
@@ -900,19 +940,17 @@ skci_bg_drain(skc_node *n, int ms)
 {
     skci_bg *bg = n->bg;
     int64_t until = skci_now_ms() + ms;
-    pthread_mutex_lock(&bg->lk);
     while (atomic_load(&bg->count) > 0 && skci_now_ms() < until) {
-        struct timespec ts;
-        int64_t w = skci_now_ms() + 100;
-        ts.tv_sec = (time_t)(w / 1000);
-        ts.tv_nsec = (long)(w % 1000) * 1000000L;
-        pthread_cond_timedwait(&bg->cond, &bg->lk, &ts);
+        struct timespec ts = { 0, 2 * 1000000L };
+        nanosleep(&ts, NULL);
     }
+    pthread_mutex_lock(&bg->lk);
     int stuck = atomic_load(&bg->count);
     if (stuck > 0) {
         bg->orphaned = 1;
     }
     pthread_mutex_unlock(&bg->lk);
+    bg_join_finished(bg);
     if (stuck > 0) {
         skci_node_log(n, SKC_LOG_ERROR, "%d NNG operation(s) did not finish "
             "within %d ms (NNG 1.5.2 can wedge closing a connection that "
@@ -936,12 +974,8 @@ skci_calls_init(skc_node *n)
     if (n->bg == NULL) {
         return skci_error(SKC_ENOMEM, "node");
     }
-    pthread_condattr_t bca;
-    pthread_condattr_init(&bca);
-    pthread_condattr_setclock(&bca, CLOCK_MONOTONIC);
     pthread_mutex_init(&n->bg->lk, NULL);
-    pthread_cond_init(&n->bg->cond, &bca);
-    pthread_condattr_destroy(&bca);
+    pthread_mutex_init(&n->bg->tlk, NULL);
     atomic_init(&n->bg->refs, 1);
     atomic_init(&n->bg->count, 0);
     if (pthread_create(&n->timer, NULL, housekeeper_main, n) != 0) {

@@ -138,11 +138,16 @@ struct skci_call {
  * the struct orphaned and leaves the stuck threads behind.  Shared by the
  * node and its threads; freed by the last one. */
 typedef struct skci_bg {
-    pthread_mutex_t lk;
-    pthread_cond_t cond;
+    pthread_mutex_t lk;     /* orphaned; taken before call_lock */
     atomic_int count;  /* threads running */
     atomic_int refs;   /* the node's + one per thread */
     int orphaned;      /* under lk: the node is gone, do not touch it */
+    /* Threads are joinable; each one, as it ends, adds itself to fin and
+     * is joined by the next skci_bg_run or by skci_bg_drain, so none
+     * outlives the node unseen (a detached thread's stack can). */
+    pthread_mutex_t tlk;
+    pthread_t *fin;
+    size_t nfin, capfin;
 } skci_bg;
 
 struct skci_linkref {

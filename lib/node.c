@@ -191,13 +191,17 @@ skc_node_destroy(skc_node *node)
     pthread_mutex_lock(&node->open_lock);
     skci_server *srv = node->server;
     pthread_mutex_unlock(&node->open_lock);
+    if (srv != NULL) {
+        /* Stop taking requests first, so that no new reply route appears
+         * once they are detached below. */
+        skci_server_shutdown(srv);
+    }
     /* Replies still owed (queued mail, deferred replies) can no longer go
-     * out once the server is gone: detach them first. */
+     * out once the server is gone: detach them. */
     skci_detach_routes(node);
     if (srv != NULL) {
-        /* Stop serving here; close the sockets in the background, where a
-         * wedged NNG close cannot hold destroy forever. */
-        skci_server_shutdown(srv);
+        /* Close the sockets in the background, where a wedged NNG close
+         * cannot hold destroy forever. */
         node->server = NULL;
         struct server_close *sc = malloc(sizeof(*sc));
         if (sc != NULL) {

@@ -475,6 +475,11 @@ rctx_cb(void *arg)
 void
 skci_server_reply(skci_rctx *rc, skci_tmsg *msg)
 {
+    if (atomic_load(&rc->s->closing)) {
+        /* Shutting down: the context's aio is stopped. */
+        skci_tmsg_free(msg);
+        return;
+    }
     if (msg == NULL) {
         if (!atomic_load(&rc->s->closing)) {
             rctx_post_recv(rc);
