@@ -953,47 +953,107 @@ node_call(lua_State *L)
     return 1;
 }
 
-static void
-call_done(int status, const void *data, size_t len, const char *detail,
-    void *arg)
+/* The end of an async call or query: unlinks and frees c and pushes its
+ * Lua callback.  Returns the Lua state to finish with ctx_call(), or NULL
+ * when nothing is to be called (the node is closing). */
+static lua_State *
+ctx_begin(lctx *c, lnode **np)
 {
-    lctx *c = arg;
     lnode *n = c->n;
     lua_State *L = n->L;
     int ref = c->ref;
 
     ctx_unlink(&n->calls, c);
     free(c);
+    *np = n;
     if (L == NULL) {
         /* Cannot happen in caller-driven mode (completions run in poll or
          * destroy, both set L); the ref is then released with the state. */
-        return;
+        return NULL;
     }
     if (n->closing || !lua_checkstack(L, 4)) {
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
-        return;
+        return NULL;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return L;
+}
+
+/* Pushes nil, message, code for a failed operation. */
+static void
+push_failure(lua_State *L, int status, const char *detail)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, detail != NULL && detail[0] != '\0'
+            ? detail
+            : skc_strerror(status));
+    lua_pushstring(L, skc_errname(status));
+}
+
+/* Calls the callback with the 3 values pushed after it. */
+static void
+ctx_call(lnode *n, lua_State *L)
+{
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+        node_keep_error(n, L);
+    }
+}
+
+static void
+call_done(int status, const void *data, size_t len, const char *detail,
+    void *arg)
+{
+    lnode *n;
+    lua_State *L = ctx_begin(arg, &n);
+    if (L == NULL) {
+        return;
+    }
     if (status == SKC_OK) {
         lua_pushlstring(
             L, data != NULL ? data : "", data != NULL ? len : 0);
         lua_pushnil(L);
         lua_pushnil(L);
     } else {
-        lua_pushnil(L);
-        lua_pushstring(L, detail != NULL && detail[0] != '\0'
-                ? detail
-                : skc_strerror(status));
-        lua_pushstring(L, skc_errname(status));
+        push_failure(L, status, detail);
     }
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-        node_keep_error(n, L);
-    }
+    ctx_call(n, L);
 }
 
 /* node:call_async(peer, target, data, timeout_ms | nil, cb) -> true
  * cb(reply) on success, cb(nil, msg, code) on failure; runs in poll(). */
+/* Registers the Lua function at stack index cb for an async operation;
+ * raises on bad arguments or out of memory. */
+static lctx *
+ctx_new(lua_State *L, lnode *n, int cb)
+{
+    luaL_checktype(L, cb, LUA_TFUNCTION);
+    lctx *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        luaL_error(L, "out of memory");
+        return NULL;
+    }
+    c->n = n;
+    lua_pushvalue(L, cb);
+    c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ctx_link(&n->calls, c);
+    return c;
+}
+
+/* Ends an async start: on failure the callback never runs, so c goes. */
+static int
+ctx_started(lua_State *L, lnode *n, lctx *c, int rc)
+{
+    if (rc < 0) {
+        ctx_unlink(&n->calls, c);
+        luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
+        free(c);
+        return lskc_fail(L, rc);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int
 node_call_async(lua_State *L)
 {
@@ -1004,29 +1064,9 @@ node_call_async(lua_State *L)
     size_t len = 0;
     const char *data = luaL_optlstring(L, 4, "", &len);
     int32_t timeout = opt_timeout(L, 5);
-    lctx *c;
-    int rc;
-
-    luaL_checktype(L, 6, LUA_TFUNCTION);
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return luaL_error(L, "out of memory");
-    }
-    c->n = n;
-    lua_pushvalue(L, 6);
-    c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    ctx_link(&n->calls, c);
-    rc = skc_node_call_async(
-        node, peer, target, data, len, timeout, call_done, c);
-    if (rc < 0) {
-        /* The callback never runs. */
-        ctx_unlink(&n->calls, c);
-        luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
-        free(c);
-        return lskc_fail(L, rc);
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    lctx *c = ctx_new(L, n, 6);
+    return ctx_started(L, n, c, skc_node_call_async(
+        node, peer, target, data, len, timeout, call_done, c));
 }
 
 /* node:send(peer, target, data) -> true */
@@ -1045,36 +1085,19 @@ node_send(lua_State *L)
 static void
 query_done(int status, uint32_t handle, const char *detail, void *arg)
 {
-    lctx *c = arg;
-    lnode *n = c->n;
-    lua_State *L = n->L;
-    int ref = c->ref;
-
-    ctx_unlink(&n->calls, c);
-    free(c);
+    lnode *n;
+    lua_State *L = ctx_begin(arg, &n);
     if (L == NULL) {
-        return; /* see call_done */
-    }
-    if (n->closing || !lua_checkstack(L, 4)) {
-        luaL_unref(L, LUA_REGISTRYINDEX, ref);
         return;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
     if (status == SKC_OK) {
         lua_pushinteger(L, (lua_Integer) handle);
         lua_pushnil(L);
         lua_pushnil(L);
     } else {
-        lua_pushnil(L);
-        lua_pushstring(L, detail != NULL && detail[0] != '\0'
-                ? detail
-                : skc_strerror(status));
-        lua_pushstring(L, skc_errname(status));
+        push_failure(L, status, detail);
     }
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-        node_keep_error(n, L);
-    }
+    ctx_call(n, L);
 }
 
 /* node:query_async(peer, name, timeout_ms | nil, cb) -> true; later, in
@@ -1087,27 +1110,9 @@ node_query_async(lua_State *L)
     const char *peer = luaL_checkstring(L, 2);
     const char *name = luaL_checkstring(L, 3);
     int32_t timeout = opt_timeout(L, 4);
-    lctx *c;
-    int rc;
-
-    luaL_checktype(L, 5, LUA_TFUNCTION);
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return luaL_error(L, "out of memory");
-    }
-    c->n = n;
-    lua_pushvalue(L, 5);
-    c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    ctx_link(&n->calls, c);
-    rc = skc_node_query_async(node, peer, name, timeout, query_done, c);
-    if (rc < 0) {
-        ctx_unlink(&n->calls, c);
-        luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
-        free(c);
-        return lskc_fail(L, rc);
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    lctx *c = ctx_new(L, n, 5);
+    return ctx_started(L, n, c, skc_node_query_async(
+        node, peer, name, timeout, query_done, c));
 }
 
 /* node:query(peer, name [, timeout_ms]) -> handle (blocking) */
