@@ -99,15 +99,6 @@ skci_tmsg_len(const skci_tmsg *m)
 }
 
 void
-skci_tmsg_truncate(skci_tmsg *m, size_t len)
-{
-    size_t cur = nng_msg_len((nng_msg *)m);
-    if (len < cur) {
-        nng_msg_chop((nng_msg *)m, cur - len);
-    }
-}
-
-void
 skci_tmsg_trim_front(skci_tmsg *m, size_t n)
 {
     nng_msg_trim((nng_msg *)m, n);

@@ -20,8 +20,6 @@ int skci_tmsg_alloc(skci_tmsg **out, size_t len);
 void skci_tmsg_free(skci_tmsg *m);
 uint8_t *skci_tmsg_body(skci_tmsg *m);
 size_t skci_tmsg_len(const skci_tmsg *m);
-/* Shrinks the body to len bytes (len <= current length). */
-void skci_tmsg_truncate(skci_tmsg *m, size_t len);
 /* Drops n bytes from the front of the body (n <= length), without
  * copying. */
 void skci_tmsg_trim_front(skci_tmsg *m, size_t n);
