@@ -407,6 +407,7 @@ class Node(object):
         # attributes of the node (released only after skc_node_destroy).
         self._handler_cb = _lib.HANDLER_FN(self._on_message)
         self._call_cb = _lib.CALL_FN(self._on_complete)
+        self._query_cb = _lib.QUERY_FN(self._on_query)
 
         h = ctypes.c_void_p()
         _L.skc_node_create(ctypes.byref(h), ctypes.byref(opts))
@@ -641,6 +642,28 @@ class Node(object):
 
     def query(self, node, name, timeout=None):
         """Asks node for the handle registered under name (int)."""
+        if self._try_own():
+            # As in _call: wait by polling, so this node serves meanwhile
+            # (a node may query itself).
+            try:
+                ms = _ms(timeout)
+                token = next(self._tokens)
+                c = Call(self, True, None)
+                c._limit = time.monotonic() + (ms / 1000.0 if ms
+                                               else self._default_timeout)
+                self._pending[token] = c
+                try:
+                    _L.skc_node_query_async(
+                        self._hnd(), _bytes(node, "node"),
+                        _bytes(_name_key(name)), ms, self._query_cb, token)
+                except BaseException:
+                    self._pending.pop(token, None)
+                    raise
+                self._wait_locked(c, None)
+            finally:
+                self._disown()
+            return c.result()
+        # Inside a handler, or another thread polls: the blocking query.
         out = ctypes.c_uint32()
         try:
             _L.skc_node_query(self._hnd(), ctypes.byref(out),
@@ -934,6 +957,19 @@ class Node(object):
             self._depth += 1
             try:
                 c._finish(status, payload, _text(detail))
+            finally:
+                self._depth -= 1
+        except BaseException as exc:
+            self._keep(exc)
+
+    def _on_query(self, status, handle, detail, arg):
+        try:
+            c = self._pending.pop(arg or 0, None)
+            if c is None:
+                return
+            self._depth += 1
+            try:
+                c._finish(status, int(handle), _text(detail))
             finally:
                 self._depth -= 1
         except BaseException as exc:
