@@ -737,31 +737,34 @@ local function local_target(addr, what)
     return svc
 end
 
--- Remote (cluster) primitives: raw payloads in and out.  Both return
--- reply | nil, message, code.
-function R.cluster_rawcall(peer, target, data, timeout)
-    local co = current("cluster.call")
-    local ok, err, code = node:call_async(peer, target, data,
-        timeout or call_timeout, function(reply, msg, ecode)
-            ready(co, reply, msg, ecode)
-        end)
+-- Runs an async node operation from a coroutine: start(cb) starts it with
+-- the completion cb; the coroutine waits for cb's values.  Returns
+-- value | nil, message, code.
+local function await(what, start)
+    local co = current(what)
+    local ok, err, code = start(function(v, msg, ecode)
+        ready(co, v, msg, ecode)
+    end)
     if not ok then
         return nil, err, code
     end
     return suspend()
 end
 
+-- Remote (cluster) primitives: raw payloads in and out.  Both return
+-- reply | nil, message, code.
+function R.cluster_rawcall(peer, target, data, timeout)
+    return await("cluster.call", function(cb)
+        return node:call_async(peer, target, data, timeout or call_timeout,
+            cb)
+    end)
+end
+
 -- cluster.query without blocking the process: the coroutine waits.
 function R.cluster_query(peer, name, timeout)
-    local co = current("cluster.query")
-    local ok, err, code = node:query_async(peer, name,
-        timeout or call_timeout, function(h, msg, ecode)
-            ready(co, h, msg, ecode)
-        end)
-    if not ok then
-        return nil, err, code
-    end
-    return suspend()
+    return await("cluster.query", function(cb)
+        return node:query_async(peer, name, timeout or call_timeout, cb)
+    end)
 end
 
 function R.cluster_rawsend(peer, target, data)
