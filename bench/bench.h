@@ -65,6 +65,17 @@ int bench_parse_opts(bench_opts *o, int argc, char **argv);
 int64_t bench_now_ns(void);
 void bench_sleep_ms(int ms);
 
+/* Reads a receiver's counters (sends seen, clock, time of the last one,
+ * held calls) through a client c of either kind; 0 or -1. */
+typedef int (*bench_stats_fn)(void *c, unsigned long long *sends,
+    long long *now, long long *last, unsigned long long *held);
+
+/* After a send burst: polls the receiver until it has counted `sent`, its
+ * count stops moving for 1 s, or 15 s pass.  *count and *last get the
+ * final counters.  0, or -1 if the counters could not be read. */
+int bench_settle(bench_stats_fn fn, void *c, unsigned long long sent,
+    unsigned long long *count, long long *last);
+
 /* VmRSS of a process in KiB (pid 0 = this one), -1 if unreadable. */
 long bench_rss_kb(int pid);
 

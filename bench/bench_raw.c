@@ -610,6 +610,13 @@ raw_stats(rcli *c, unsigned long long *sends, long long *now, long long *last,
     return rv;
 }
 
+static int
+raw_stats_any(void *c, unsigned long long *sends, long long *now, long long *last,
+    unsigned long long *held)
+{
+    return raw_stats(c, sends, now, last, held);
+}
+
 /* Variant xreq: skc's link pattern on a raw REQ socket. */
 static int
 xreq_send(rcli *c)
@@ -833,26 +840,11 @@ raw_run_send(rcli *c, const bench_opts *o)
             sent++;
         }
     }
-    unsigned long long s1 = 0, prev = ~0ULL;
-    long long n1, last = 0;
-    int64_t stable_since = bench_now_ns();
-    int64_t give_up = stable_since + 15000000000LL;
-    for (;;) {
-        if (raw_stats(c, &s1, &n1, &last, &h) != 0) {
-            nng_close(push);
-            return 1;
-        }
-        int64_t now = bench_now_ns();
-        if (s1 >= sent) {
-            break;
-        }
-        if (s1 != prev) {
-            prev = s1;
-            stable_since = now;
-        } else if (now - stable_since > 1000000000LL || now > give_up) {
-            break;
-        }
-        bench_sleep_ms(20);
+    unsigned long long s1 = 0;
+    long long last = 0;
+    if (bench_settle(raw_stats_any, c, sent, &s1, &last) != 0) {
+        nng_close(push);
+        return 1;
     }
     bench_result("ops=%llu secs=%.6f errors=%llu sent=%llu lost=%llu "
                  "backlog_full=0",

@@ -277,6 +277,13 @@ get_stats(cli *c, unsigned long long *sends, long long *now, long long *last,
     return rc;
 }
 
+static int
+get_stats_any(void *c, unsigned long long *sends, long long *now, long long *last,
+    unsigned long long *held)
+{
+    return get_stats(c, sends, now, last, held);
+}
+
 /* The first call dials and says hello; retried until the server is up. */
 static int
 connect_peer(cli *c)
@@ -412,25 +419,10 @@ run_send(cli *c, const bench_opts *o)
         }
     }
     /* Wait until the receiver has counted everything (or stops moving). */
-    unsigned long long s1 = 0, prev = ~0ULL;
-    long long n1, last = 0;
-    int64_t stable_since = bench_now_ns();
-    int64_t give_up = stable_since + 15000000000LL;
-    for (;;) {
-        if (get_stats(c, &s1, &n1, &last, &h) != 0) {
-            return 1;
-        }
-        int64_t now = bench_now_ns();
-        if (s1 >= sent) {
-            break;
-        }
-        if (s1 != prev) {
-            prev = s1;
-            stable_since = now;
-        } else if (now - stable_since > 1000000000LL || now > give_up) {
-            break;
-        }
-        bench_sleep_ms(20);
+    unsigned long long s1 = 0;
+    long long last = 0;
+    if (bench_settle(get_stats_any, c, sent, &s1, &last) != 0) {
+        return 1;
     }
     bench_result("ops=%llu secs=%.6f errors=%llu sent=%llu lost=%llu "
                  "backlog_full=%llu",

@@ -207,3 +207,31 @@ bench_parse_opts(bench_opts *o, int argc, char **argv)
     }
     return 0;
 }
+
+int
+bench_settle(bench_stats_fn fn, void *c, unsigned long long sent,
+    unsigned long long *count, long long *last)
+{
+    unsigned long long s1 = 0, prev = ~0ULL, h;
+    long long n1;
+    int64_t stable_since = bench_now_ns();
+    int64_t give_up = stable_since + 15000000000LL;
+    for (;;) {
+        if (fn(c, &s1, &n1, last, &h) != 0) {
+            return -1;
+        }
+        int64_t now = bench_now_ns();
+        if (s1 >= sent) {
+            break;
+        }
+        if (s1 != prev) {
+            prev = s1;
+            stable_since = now;
+        } else if (now - stable_since > 1000000000LL || now > give_up) {
+            break;
+        }
+        bench_sleep_ms(20);
+    }
+    *count = s1;
+    return 0;
+}
