@@ -271,8 +271,9 @@ typedef struct meas {
     int echo;
     int mbps; /* report MB/s instead of calls/s */
     int row0; /* first row index */
-    /* --decompose only: side a is raw NNG with these variants
-     * (bench_raw.c) instead of skc; NULL/NULL = skc as usual. */
+    /* Side a's variants.  --decompose rows (diag): raw NNG with these
+     * variants (bench_raw.c) instead of skc, NULL/NULL = skc as usual.
+     * Other rows: skc's server/client variant ("inline"). */
     int diag;
     const char *srv_var;
     const char *cli_var;
@@ -337,8 +338,8 @@ read_cpu_model(char *buf, size_t cap)
     fclose(f);
 }
 
-#define NROWS_MAIN 15
-#define NROWS 21
+#define NROWS_MAIN 19
+#define NROWS 28
 static row rows[NROWS] = {
     { "call 32 B, 1 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 32 B, 16 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
@@ -360,6 +361,15 @@ static row rows[NROWS] = {
     { "memory per in-flight call, client", "bytes", 1, 0, { 0 }, { 0 }, 0,
         NULL },
     { "memory per held call, server", "bytes", 1, 0, { 0 }, { 0 }, 0, NULL },
+    /* SKC_SERVICE_INLINE handlers and SKC_CALL_INLINE callbacks */
+    { "inline: call 32 B, 1 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0,
+        NULL },
+    { "inline: call 32 B, 16 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0,
+        NULL },
+    { "inline: call 32 B, 128 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0,
+        NULL },
+    { "inline: send 32 B, counted at receiver", "msgs/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
     /* --decompose: the skc column is raw NNG changed one way at a time */
     { "call 16: skc", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 16: raw REQ socket, skc's link code", "calls/s", 0, 0, { 0 },
@@ -371,6 +381,12 @@ static row rows[NROWS] = {
     { "call 16: + both hand-offs", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "send: + receiver hands messages to threads", "msgs/s", 0, 0, { 0 },
         { 0 }, 0, NULL },
+    { "call 1: threads receive themselves (wrecv)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
+    { "call 16: threads receive themselves (wrecv)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
+    { "send: receiver thread receives itself", "msgs/s", 0, 0, { 0 }, { 0 },
+        0, NULL },
 };
 
 static const meas measures[] = {
@@ -386,12 +402,21 @@ static const meas measures[] = {
     { M_LUA, 16, 32, 1, 0, 11, 0, NULL, NULL },
     { M_IDLE, 1, 0, 0, 0, 12, 0, NULL, NULL },
     { M_HOLD, 1, 32, 0, 0, 13, 0, NULL, NULL },
-    { M_CALL, 16, 32, 1, 0, 15, 1, NULL, NULL },
-    { M_CALL, 16, 32, 1, 0, 16, 1, "plain", "xreq" },
-    { M_CALL, 16, 32, 1, 0, 17, 1, "hop", "plain" },
-    { M_CALL, 16, 32, 1, 0, 18, 1, "plain", "hop" },
-    { M_CALL, 16, 32, 1, 0, 19, 1, "hop", "hop" },
-    { M_SEND, 1, 32, 0, 0, 20, 1, "hop", "plain" },
+    /* skc with inline handlers and callbacks (skc side variants) */
+    { M_CALL, 1, 32, 1, 0, 15, 0, "inline", "inline" },
+    { M_CALL, 16, 32, 1, 0, 16, 0, "inline", "inline" },
+    { M_CALL, 128, 32, 1, 0, 17, 0, "inline", "inline" },
+    { M_SEND, 1, 32, 0, 0, 18, 0, "inline", "plain" },
+    /* --decompose */
+    { M_CALL, 16, 32, 1, 0, 19, 1, NULL, NULL },
+    { M_CALL, 16, 32, 1, 0, 20, 1, "plain", "xreq" },
+    { M_CALL, 16, 32, 1, 0, 21, 1, "hop", "plain" },
+    { M_CALL, 16, 32, 1, 0, 22, 1, "plain", "hop" },
+    { M_CALL, 16, 32, 1, 0, 23, 1, "hop", "hop" },
+    { M_SEND, 1, 32, 0, 0, 24, 1, "hop", "plain" },
+    { M_CALL, 1, 32, 1, 0, 25, 1, "wrecv", "wrecv" },
+    { M_CALL, 16, 32, 1, 0, 26, 1, "wrecv", "wrecv" },
+    { M_SEND, 1, 32, 0, 0, 27, 1, "wrecv", "plain" },
 };
 #define NMEAS (sizeof(measures) / sizeof(measures[0]))
 
@@ -527,9 +552,10 @@ sample(drv *d, const meas *m, int impl, int side, int r)
     char rep[512], pull[512], res[2048];
     long rss_before = -1;
     int srv_impl = impl == IMPL_RAW ? IMPL_RAW : IMPL_SKC;
-    /* Diagnostic rows: side a is a raw NNG variant. */
-    const char *sv = side == 0 && m->diag ? m->srv_var : NULL;
-    const char *cv = side == 0 && m->diag ? m->cli_var : NULL;
+    /* Side a variants: a raw NNG variant on diagnostic rows, an skc one
+     * (inline) on the others. */
+    const char *sv = side == 0 ? m->srv_var : NULL;
+    const char *cv = side == 0 ? m->cli_var : NULL;
     int max_serving = m->kind == M_HOLD ? HOLD_N + 64 : 0;
     if (srv_impl == IMPL_RAW && max_serving == 0) {
         max_serving = 128;

@@ -25,6 +25,12 @@
  *                              header, one receive aio draining with
  *                              non-blocking receives, non-blocking sends:
  *                              the pattern of skc's client link
+ *   --variant wrecv            raw-mode sockets; 2 threads per socket (one
+ *                              on PULL) receive with callback-less aios
+ *                              (nng_aio_wait) and answer, count or issue
+ *                              the next request themselves: could skc's
+ *                              workers receive without a hand-off? (No:
+ *                              see docs/PERFORMANCE.md.)
  */
 #include "bench.h"
 
@@ -188,6 +194,14 @@ hop_stop(hopq *q)
 
 typedef struct rsrv rsrv;
 
+/* Variant wrecv: what one receiving thread serves. */
+typedef struct wrecv_job {
+    nng_socket sock;
+    void (*got)(void *, nng_msg *);
+    void *arg;
+} wrecv_job;
+
+
 typedef struct rwork {
     hop_item hop; /* first: the item is the work */
     rsrv *s;
@@ -209,7 +223,37 @@ struct rsrv {
     hopq hq; /* variant hop: replies */
     hopq sq; /* variant hop: one-way messages */
     int hop;
+    pthread_t wthr[3]; /* variant wrecv */
+    wrecv_job wjob[3];
+    int nwthr;
 };
+
+/* Turns request m into its reply in place, by its first byte; NULL when
+ * the request is held (never answered). */
+static nng_msg *
+rsrv_answer(rsrv *s, nng_msg *m)
+{
+    const char *b = nng_msg_body(m);
+    char op = nng_msg_len(m) > 0 ? b[0] : 'a';
+    if (op == 'e') {
+        return m; /* the request is the reply */
+    }
+    if (op == 'h') {
+        nng_msg_free(m);
+        atomic_fetch_add(&s->held, 1);
+        return NULL;
+    }
+    nng_msg_clear(m);
+    if (op == '?') {
+        char text[160];
+        int n = snprintf(text, sizeof(text), BENCH_STATS_FMT,
+            (unsigned long long)atomic_load(&s->sends),
+            (long long)bench_now_ns(), (long long)atomic_load(&s->last_ns),
+            (unsigned long long)atomic_load(&s->held));
+        nng_msg_append(m, text, (size_t)n);
+    }
+    return m;
+}
 
 static void
 rwork_recv(rwork *w)
@@ -242,30 +286,9 @@ rwork_cb(void *arg)
     }
     nng_msg *m = nng_aio_get_msg(w->aio);
     nng_aio_set_msg(w->aio, NULL);
-    const char *b = nng_msg_body(m);
-    char op = nng_msg_len(m) > 0 ? b[0] : 'a';
-    switch (op) {
-    case 'e':
-        break; /* the request is the reply */
-    case 'h':
-        /* Never answered: the context stays taken, as a deferred reply
-         * keeps its context in skc. */
-        nng_msg_free(m);
-        atomic_fetch_add(&s->held, 1);
-        return;
-    case '?': {
-        char text[160];
-        int n = snprintf(text, sizeof(text), BENCH_STATS_FMT,
-            (unsigned long long)atomic_load(&s->sends),
-            (long long)bench_now_ns(), (long long)atomic_load(&s->last_ns),
-            (unsigned long long)atomic_load(&s->held));
-        nng_msg_clear(m);
-        nng_msg_append(m, text, (size_t)n);
-        break;
-    }
-    default:
-        nng_msg_clear(m);
-        break;
+    if ((m = rsrv_answer(s, m)) == NULL) {
+        return; /* held: the context stays taken, as a deferred reply
+                 * keeps its context in skc */
     }
     if (s->hop) {
         w->reply = m;
@@ -336,6 +359,46 @@ sink_hop(hop_item *hi)
     free(it);
 }
 
+/* Variant wrecv: a thread receives on sock with a callback-less aio
+ * until the socket closes, and hands each message to got.  Thread main. */
+static void *
+wrecv_main(void *jp)
+{
+    wrecv_job *j = jp;
+    nng_aio *ra;
+    if (nng_aio_alloc(&ra, NULL, NULL) != 0) {
+        return NULL;
+    }
+    for (;;) {
+        nng_recv_aio(j->sock, ra);
+        nng_aio_wait(ra);
+        if (nng_aio_result(ra) != 0) {
+            break;
+        }
+        nng_msg *m = nng_aio_get_msg(ra);
+        nng_aio_set_msg(ra, NULL);
+        j->got(j->arg, m);
+    }
+    nng_aio_free(ra);
+    return NULL;
+}
+
+/* Variant wrecv, raw REP socket: answer in place, send from this thread. */
+static void
+wrecv_answer(void *arg, nng_msg *m)
+{
+    rsrv *s = arg;
+    if ((m = rsrv_answer(s, m)) != NULL && nng_sendmsg(s->rep, m, 0) != 0) {
+        nng_msg_free(m);
+    }
+}
+
+static void
+wrecv_count(void *arg, nng_msg *m)
+{
+    sink_count(arg, m);
+}
+
 /* Listens on url; *port receives the bound TCP port. */
 static int
 raw_listen(nng_socket sock, const char *url, int *port)
@@ -360,7 +423,8 @@ bench_raw_server(const bench_opts *o)
     rsrv s;
     memset(&s, 0, sizeof(s));
     int rv;
-    if ((rv = nng_rep0_open(&s.rep)) != 0
+    int wrecv = strcmp(o->variant, "wrecv") == 0;
+    if ((rv = wrecv ? nng_rep0_open_raw(&s.rep) : nng_rep0_open(&s.rep)) != 0
         || (rv = nng_pull0_open(&s.pull)) != 0) {
         raw_fail("open", rv);
         return 1;
@@ -397,6 +461,28 @@ bench_raw_server(const bench_opts *o)
     /* Before the pool: a plain server pre-allocates a context per request
      * it may hold, so the pool is part of its memory per held call. */
     long rss0 = bench_rss_kb(0);
+    if (wrecv) {
+        for (int i = 0; i < 3; i++) {
+            s.wjob[i].sock = i < 2 ? s.rep : s.pull;
+            s.wjob[i].got = i < 2 ? wrecv_answer : wrecv_count;
+            s.wjob[i].arg = &s;
+            if (pthread_create(&s.wthr[i], NULL, wrecv_main, &s.wjob[i])
+                != 0) {
+                return 1;
+            }
+            s.nwthr++;
+        }
+        printf("ADDR tcp://%s:%d tcp://%s:%d rss0=%ld\n", host, rep_port,
+            host, pull_port, rss0);
+        fflush(stdout);
+        bench_wait_stdin_eof();
+        nng_close(s.rep);
+        nng_close(s.pull);
+        for (int i = 0; i < s.nwthr; i++) {
+            pthread_join(s.wthr[i], NULL);
+        }
+        return 0;
+    }
     s.nwork = o->max_serving > 0 ? o->max_serving : 128;
     s.work = calloc((size_t)s.nwork, sizeof(*s.work));
     if (s.work == NULL) {
@@ -673,15 +759,33 @@ xreq_cb(void *arg)
     nng_recv_aio(c->req, c->xaio);
 }
 
+static void
+wrecv_got(void *arg, nng_msg *m)
+{
+    xreq_got(arg, m);
+}
+
 static int
 xreq_run_call(rcli *c, const bench_opts *o)
 {
     int rv;
+    int wrecv = strcmp(o->variant, "wrecv") == 0;
+    pthread_t wt[2];
+    int nwt = 0;
+    wrecv_job job = { c->req, wrecv_got, c }; /* variant wrecv */
     if ((rv = nng_aio_alloc(&c->xaio, xreq_cb, c)) != 0) {
         raw_fail("aio", rv);
         return 1;
     }
-    nng_recv_aio(c->req, c->xaio);
+    if (wrecv) {
+        for (; nwt < 2; nwt++) {
+            if (pthread_create(&wt[nwt], NULL, wrecv_main, &job) != 0) {
+                return 1;
+            }
+        }
+    } else {
+        nng_recv_aio(c->req, c->xaio);
+    }
     for (int i = 0; i < o->inflight; i++) {
         atomic_fetch_add(&c->active, 1);
         if (xreq_send(c) != 0) {
@@ -703,6 +807,12 @@ xreq_run_call(rcli *c, const bench_opts *o)
     }
     bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
         (double)(t1 - t0) / 1e9, errs);
+    if (wrecv) {
+        nng_close(c->req);
+        for (int i = 0; i < nwt; i++) {
+            pthread_join(wt[i], NULL);
+        }
+    }
     nng_aio_stop(c->xaio);
     nng_msg_free(nng_aio_get_msg(c->xaio));
     nng_aio_free(c->xaio);
@@ -921,7 +1031,8 @@ bench_raw_client(const bench_opts *o)
     }
     memset(c.payload, 'x', c.size);
     c.payload[0] = o->echo ? 'e' : 'a';
-    int xreq = strcmp(o->variant, "xreq") == 0;
+    int xreq = strcmp(o->variant, "xreq") == 0
+        || strcmp(o->variant, "wrecv") == 0;
     if (strncmp(o->variant, "hop", 3) == 0) {
         c.hop = 1;
         if (hop_start(&c.hq, rslot_hop, hop_spin_ns(o)) != 0) {

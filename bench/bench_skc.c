@@ -109,10 +109,11 @@ h_stats(skc_node *node, uint32_t svc, skc_msg *msg, void *arg)
 }
 
 static int
-add_service(skc_node *node, const char *name, skc_handler_fn fn, void *arg)
+add_service(skc_node *node, const char *name, skc_handler_fn fn, void *arg,
+    uint32_t flags)
 {
     uint32_t h;
-    int rc = skc_service_create(node, &h, fn, arg);
+    int rc = skc_service_create_ex(node, &h, fn, arg, flags);
     if (rc == 0) {
         rc = skc_name_register(node, name, h);
     }
@@ -145,11 +146,14 @@ bench_skc_server(const bench_opts *o)
             skc_strerror(rc), skc_last_error());
         return 1;
     }
-    if (add_service(node, "@echo", h_echo, &s) != 0
-        || add_service(node, "@ack", h_ack, &s) != 0
-        || add_service(node, "@sink", h_sink, &s) != 0
-        || add_service(node, "@hold", h_hold, &s) != 0
-        || add_service(node, "@stats", h_stats, &s) != 0) {
+    /* --variant inline: the handlers never block, so they may run on the
+     * thread that received the request (SKC_SERVICE_INLINE). */
+    uint32_t fl = strcmp(o->variant, "inline") == 0 ? SKC_SERVICE_INLINE : 0;
+    if (add_service(node, "@echo", h_echo, &s, fl) != 0
+        || add_service(node, "@ack", h_ack, &s, fl) != 0
+        || add_service(node, "@sink", h_sink, &s, fl) != 0
+        || add_service(node, "@hold", h_hold, &s, fl) != 0
+        || add_service(node, "@stats", h_stats, &s, fl) != 0) {
         skc_node_destroy(node);
         return 1;
     }
@@ -194,6 +198,7 @@ typedef struct cli {
     atomic_int active;
     atomic_int stop;
     atomic_int reported;
+    uint32_t call_flags; /* --variant inline: SKC_CALL_INLINE */
 } cli;
 
 static void
@@ -221,8 +226,8 @@ call_cb(
         }
     }
     if (!atomic_load(&c->stop)) {
-        int rc = skc_node_call_async(c->node, BENCH_PEER, c->target,
-            c->payload, c->size, c->timeout_ms, call_cb, c);
+        int rc = skc_node_call_async_ex(c->node, BENCH_PEER, c->target,
+            c->payload, c->size, c->timeout_ms, c->call_flags, call_cb, c);
         if (rc == 0) {
             return;
         }
@@ -237,8 +242,8 @@ start_calls(cli *c, int k)
 {
     for (int i = 0; i < k; i++) {
         atomic_fetch_add(&c->active, 1);
-        int rc = skc_node_call_async(c->node, BENCH_PEER, c->target,
-            c->payload, c->size, c->timeout_ms, call_cb, c);
+        int rc = skc_node_call_async_ex(c->node, BENCH_PEER, c->target,
+            c->payload, c->size, c->timeout_ms, c->call_flags, call_cb, c);
         if (rc != 0) {
             atomic_fetch_sub(&c->active, 1);
             report_error(c, rc, skc_last_error());
@@ -490,6 +495,7 @@ bench_skc_client(const bench_opts *o)
     memset(c.payload, 'x', o->size ? o->size : 1);
     c.target = o->echo ? "@echo" : "@ack";
     c.timeout_ms = 30000;
+    c.call_flags = strcmp(o->variant, "inline") == 0 ? SKC_CALL_INLINE : 0;
 
     skc_node_opts no = SKC_NODE_OPTS_INIT;
     no.name = "benchcli";

@@ -153,6 +153,10 @@ call_free(skci_call *c)
     free(c);
 }
 
+/* Set by on_reply around call_finish: an SKC_CALL_INLINE completion is
+ * left here instead of queued, to run on the receiving thread. */
+static _Thread_local skci_call **tl_inline_slot;
+
 /* Ends a call (call_lock held).  rep (consumed) owns data when not NULL. */
 static void
 call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
@@ -185,6 +189,11 @@ call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
         break;
     case SKCI_MODE_ASYNC:
         c->task.type = SKCI_TASK_COMPLETION;
+        if (c->inline_cb && tl_inline_slot != NULL &&
+            *tl_inline_slot == NULL) {
+            *tl_inline_slot = c; /* on_reply runs it, unlocked */
+            break;
+        }
         skci_dispatch_push(n, &c->task);
         break;
     case SKCI_MODE_INTERNAL:
@@ -629,6 +638,8 @@ on_reply(void *arg, skci_tmsg *msg)
         return;
     }
     skci_peer *p = c->peer;
+    skci_call *inl = NULL;
+    tl_inline_slot = &inl;
     if (rep.status == 0) {
         call_finish(n, c, 0, msg, rep.payload, rep.len, NULL);
     } else {
@@ -649,7 +660,18 @@ on_reply(void *arg, skci_tmsg *msg)
         call_finish(n, c, code, NULL, NULL, 0, detail);
         skci_tmsg_free(msg);
     }
+    tl_inline_slot = NULL;
     pthread_mutex_unlock(&n->call_lock);
+    if (inl != NULL) {
+        if (skci_dispatch_inline_begin(n)) {
+            skci_inline_depth++;
+            skci_call_run_completion(n, &inl->task);
+            skci_inline_depth--;
+            skci_dispatch_inline_end(n);
+        } else {
+            skci_dispatch_push(n, &inl->task);
+        }
+    }
 }
 
 static void
@@ -1229,6 +1251,11 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
     const void *data, size_t len, int32_t timeout_ms, skci_tmsg **rep,
     const uint8_t **d, size_t *l)
 {
+    if (skci_inline_depth > 0) {
+        return skci_error(SKC_EBUSY, "a blocking %s from an inline handler "
+            "or callback would stall the thread that receives replies; "
+            "use the async form", kind == SKCI_KIND_QUERY ? "query" : "call");
+    }
     skci_call *c;
     int rc = call_new(node, &c, kind, SKCI_MODE_SYNC, peer, target, data,
         len, timeout_ms);
@@ -1280,12 +1307,25 @@ skc_node_call_async(skc_node *node, const char *peer, const char *target,
     const void *data, size_t len, int32_t timeout_ms, skc_call_fn cb,
     void *arg)
 {
+    return skc_node_call_async_ex(
+        node, peer, target, data, len, timeout_ms, 0, cb, arg);
+}
+
+int
+skc_node_call_async_ex(skc_node *node, const char *peer, const char *target,
+    const void *data, size_t len, int32_t timeout_ms, uint32_t flags,
+    skc_call_fn cb, void *arg)
+{
     int rc;
     if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (cb == NULL) {
         return skci_error(SKC_EINVAL, "callback is NULL");
+    }
+    if ((flags & ~(uint32_t)SKC_CALL_INLINE) != 0) {
+        return skci_error(SKC_EINVAL, "unknown call flags 0x%x",
+            (unsigned)(flags & ~(uint32_t)SKC_CALL_INLINE));
     }
     skci_call *c;
     if ((rc = call_new(node, &c, SKCI_KIND_CALL, SKCI_MODE_ASYNC, peer,
@@ -1294,6 +1334,7 @@ skc_node_call_async(skc_node *node, const char *peer, const char *target,
     }
     c->cb = cb;
     c->arg = arg;
+    c->inline_cb = (flags & SKC_CALL_INLINE) != 0;
     return call_submit(node, c, peer);
 }
 

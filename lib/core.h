@@ -77,6 +77,7 @@ struct skci_service {
     pthread_t runner;
     int dead;
     int refs;             /* under q_lock: registry + ready queue + waiters */
+    int inline_ok;        /* SKC_SERVICE_INLINE */
 };
 
 /* Outgoing call states. */
@@ -116,6 +117,7 @@ struct skci_call {
     skc_call_fn cb;
     skc_query_fn qcb;
     void *arg;
+    int inline_cb;           /* SKC_CALL_INLINE */
 };
 
 /* Map state of a peer name. */
@@ -225,6 +227,7 @@ struct skc_node {
     int efd;
     int efd_armed;
     int polling;
+    int inline_running;       /* inline turns and completions running */
 
     /* calls being served (for detaching replies at destroy): serve_lock */
     pthread_mutex_t serve_lock;
@@ -233,6 +236,9 @@ struct skc_node {
 
 /* The node whose handler/callback runs on this thread, if any. */
 extern _Thread_local skc_node *skci_current_node;
+/* > 0 while this thread runs an inline handler or callback: it is a
+ * transport thread, so nothing here may block on the network. */
+extern _Thread_local int skci_inline_depth;
 
 /* node.c */
 void skci_node_log(skc_node *n, int level, const char *fmt, ...)
@@ -256,9 +262,17 @@ int skci_dispatch_init(skc_node *n);
  * what is left on this thread. */
 void skci_dispatch_stop(skc_node *n);
 void skci_dispatch_fini(skc_node *n);
-/* Queues msg for service s (takes msg). Returns 0 or SKC_ENOSERVICE when
- * the service died meanwhile (msg untouched). */
+/* Queues msg for service s (takes msg). Returns 0, SKC_ENOSERVICE when
+ * the service died meanwhile (msg untouched), or 1: s is an inline service
+ * and idle, its turn is taken, and the caller must run msg at once with
+ * skci_dispatch_run (after releasing its own locks). */
 int skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg);
+/* Runs an inline turn that skci_dispatch_deliver returned 1 for. */
+void skci_dispatch_run(skc_node *n, skci_service *s, skc_msg *msg);
+/* For an inline completion: returns 1 (and counts it) if it may run on
+ * this thread now, 0 if it must go to the queue.  Pair 1 with _end. */
+int skci_dispatch_inline_begin(skc_node *n);
+void skci_dispatch_inline_end(skc_node *n);
 void skci_dispatch_push(skc_node *n, skci_task *t);
 /* Frees a message that was never run: answers calls with SKC_ENOREPLY. */
 void skci_msg_drop(skc_msg *m, int code, const char *why);

@@ -4,9 +4,17 @@
  * A service is in the ready queue at most once (its `scheduled` flag), and
  * only the thread that popped it runs its handler, so one service never
  * runs two handlers at once and takes its mail in arrival order, while
- * different services run in parallel on different workers.  After each
- * message a service with more mail goes to the back of the queue, so a busy
- * service cannot starve the others.
+ * different services run in parallel on different workers.  After a turn
+ * of up to RUN_BATCH messages a service with more mail goes to the back of
+ * the queue, so a busy service cannot starve the others.
+ *
+ * Inline (opt-in, SKC_SERVICE_INLINE / SKC_CALL_INLINE, nodes with worker
+ * threads only): an idle service with an empty mailbox takes its turn on
+ * the thread that received the message, and an async completion runs on
+ * the thread that received the reply, which saves the hand-off to a
+ * worker.  The same `scheduled` flag keeps one handler at a time and the
+ * arrival order; n->inline_running counts such turns so that
+ * skci_dispatch_stop can wait for them.
  */
 #include "core.h"
 #include "error.h"
@@ -21,6 +29,7 @@
 #include <unistd.h>
 
 _Thread_local skc_node *skci_current_node;
+_Thread_local int skci_inline_depth;
 
 #define RUN_BATCH 16
 
@@ -89,6 +98,18 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
         pthread_mutex_unlock(&n->q_lock);
         return SKC_ENOSERVICE;
     }
+    if (s->inline_ok && !s->scheduled && n->workers > 0 && !n->q_stop &&
+        skci_inline_depth == 0) {
+        /* SKC_SERVICE_INLINE and idle with an empty mailbox: the caller
+         * (the receiving thread) runs it now, see skci_dispatch_run. */
+        s->scheduled = 1;
+        s->running = 1;
+        s->runner = pthread_self();
+        s->refs++; /* the turn's, as the queue's */
+        n->inline_running++;
+        pthread_mutex_unlock(&n->q_lock);
+        return 1;
+    }
     msg->next = NULL;
     if (s->tail != NULL) {
         s->tail->next = msg;
@@ -103,6 +124,96 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
     }
     pthread_mutex_unlock(&n->q_lock);
     return 0;
+}
+
+/* Runs one message of service s on this thread. */
+static void
+run_one(skc_node *n, skci_service *s, skc_msg *m)
+{
+    if (m->deadline != 0 && skci_now_ms() > m->deadline) {
+        /* The caller has given up: do not start work nobody awaits. */
+        char why[700];
+        snprintf(why, sizeof(why), "the deadline passed before service "
+            "%s on node '%s' could run the request", m->target, n->name);
+        skci_node_log(n, SKC_LOG_INFO, "%s", why);
+        skci_msg_drop(m, SKC_ETIMEDOUT, why);
+        return;
+    }
+    skc_node *prev = skci_current_node;
+    skci_current_node = n;
+    s->fn(n, s->handle, m, s->arg);
+    skci_current_node = prev;
+    skci_msg_finish(m);
+}
+
+/* Runs m and then up to RUN_BATCH - 1 more messages of s (s->running is
+ * set), and ends the turn: s goes back to the ready queue if it has more
+ * mail.  Under load the batch saves a trip through the ready queue (and
+ * often a thread wake-up) per message; other services still get a turn
+ * every RUN_BATCH messages. */
+static void
+run_turn(skc_node *n, skci_service *s, skc_msg *m)
+{
+    for (int batch = 1;; batch++) {
+        run_one(n, s, m);
+        pthread_mutex_lock(&n->q_lock);
+        if (batch >= RUN_BATCH || s->dead || n->q_stop || s->head == NULL) {
+            break;
+        }
+        m = s->head;
+        s->head = m->next;
+        if (s->head == NULL) {
+            s->tail = NULL;
+        }
+        pthread_mutex_unlock(&n->q_lock);
+    }
+    s->running = 0;
+    pthread_cond_broadcast(&n->idle_cond);
+    int last = 0;
+    if (!s->dead && s->head != NULL) {
+        queue_push_locked(n, &s->task); /* keeps the turn's reference */
+    } else {
+        s->scheduled = 0;
+        last = --s->refs == 0;
+    }
+    pthread_mutex_unlock(&n->q_lock);
+    if (last) {
+        free(s);
+    }
+}
+
+void
+skci_dispatch_run(skc_node *n, skci_service *s, skc_msg *m)
+{
+    skci_inline_depth++;
+    run_turn(n, s, m);
+    skci_inline_depth--;
+    skci_dispatch_inline_end(n);
+}
+
+int
+skci_dispatch_inline_begin(skc_node *n)
+{
+    if (skci_inline_depth != 0 || n->workers == 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&n->q_lock);
+    int ok = !n->q_stop;
+    if (ok) {
+        n->inline_running++;
+    }
+    pthread_mutex_unlock(&n->q_lock);
+    return ok;
+}
+
+void
+skci_dispatch_inline_end(skc_node *n)
+{
+    pthread_mutex_lock(&n->q_lock);
+    if (--n->inline_running == 0) {
+        pthread_cond_broadcast(&n->idle_cond);
+    }
+    pthread_mutex_unlock(&n->q_lock);
 }
 
 static void
@@ -143,51 +254,7 @@ run_service(skc_node *n, skci_service *s)
     s->running = 1;
     s->runner = pthread_self();
     pthread_mutex_unlock(&n->q_lock);
-
-    /* Up to RUN_BATCH messages of this service per turn: under load this
-     * saves a trip through the ready queue (and often a thread wake-up) per
-     * message; other services still get a turn every RUN_BATCH messages. */
-    for (int batch = 1;; batch++) {
-        if (m->deadline != 0 && skci_now_ms() > m->deadline) {
-            /* The caller has given up: do not start work nobody awaits. */
-            char why[700];
-            snprintf(why, sizeof(why), "the deadline passed before service "
-                "%s on node '%s' could run the request", m->target,
-                n->name);
-            skci_node_log(n, SKC_LOG_INFO, "%s", why);
-            skci_msg_drop(m, SKC_ETIMEDOUT, why);
-        } else {
-            skc_node *prev = skci_current_node;
-            skci_current_node = n;
-            s->fn(n, s->handle, m, s->arg);
-            skci_current_node = prev;
-            skci_msg_finish(m);
-        }
-        pthread_mutex_lock(&n->q_lock);
-        if (batch >= RUN_BATCH || s->dead || n->q_stop || s->head == NULL) {
-            break;
-        }
-        m = s->head;
-        s->head = m->next;
-        if (s->head == NULL) {
-            s->tail = NULL;
-        }
-        pthread_mutex_unlock(&n->q_lock);
-    }
-
-    s->running = 0;
-    pthread_cond_broadcast(&n->idle_cond);
-    int last = 0;
-    if (!s->dead && s->head != NULL) {
-        queue_push_locked(n, &s->task); /* keeps the queue's reference */
-    } else {
-        s->scheduled = 0;
-        last = --s->refs == 0;
-    }
-    pthread_mutex_unlock(&n->q_lock);
-    if (last) {
-        free(s);
-    }
+    run_turn(n, s, m);
 }
 
 static void
@@ -265,6 +332,13 @@ skci_dispatch_stop(skc_node *n)
         pthread_join(n->threads[i], NULL);
     }
     n->nthreads = 0;
+    /* Handlers and callbacks running inline on transport threads: none
+     * starts once q_stop is set; wait for those that did. */
+    pthread_mutex_lock(&n->q_lock);
+    while (n->inline_running > 0) {
+        pthread_cond_wait(&n->idle_cond, &n->q_lock);
+    }
+    pthread_mutex_unlock(&n->q_lock);
     /* Caller-driven (or leftovers): completions still run exactly once,
      * here; services only drop their mail. */
     pthread_mutex_lock(&n->q_lock);
@@ -318,6 +392,10 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
     if (skci_current_node == node) {
         return skci_error(SKC_EBUSY, "skc_node_poll called from a handler "
             "or callback of node '%s'", node->name);
+    }
+    if (skci_inline_depth > 0) {
+        return skci_error(SKC_EBUSY, "skc_node_poll called from an inline "
+            "handler or callback");
     }
     if (atomic_load(&node->closing)) {
         return skci_error(SKC_ECLOSED, "node '%s' is closing", node->name);

@@ -187,6 +187,10 @@ skc_node_destroy(skc_node *node)
         return skci_error(SKC_EBUSY, "skc_node_destroy called from a "
             "handler or callback of node '%s'", node->name);
     }
+    if (skci_inline_depth > 0) {
+        return skci_error(SKC_EBUSY, "skc_node_destroy called from an "
+            "inline handler or callback");
+    }
     atomic_store(&node->closing, 1);
     pthread_mutex_lock(&node->open_lock);
     skci_server *srv = node->server;
@@ -329,6 +333,10 @@ skc_node_close(skc_node *node)
 {
     if (node == NULL) {
         return skci_error(SKC_EINVAL, "node is NULL");
+    }
+    if (skci_inline_depth > 0) {
+        return skci_error(SKC_EBUSY, "skc_node_close called from an "
+            "inline handler or callback");
     }
     pthread_mutex_lock(&node->open_lock);
     if (node->server != NULL) {

@@ -98,6 +98,12 @@ skci_registry_deliver(skc_node *n, const skci_target *t, skc_msg *m)
         rc = skci_dispatch_deliver(n, s, m);
     }
     pthread_rwlock_unlock(&n->reg_lock);
+    if (rc == 1) {
+        /* The turn's reference keeps s alive without reg_lock, which the
+         * handler may need (names, services). */
+        skci_dispatch_run(n, s, m);
+        rc = 0;
+    }
     return rc;
 }
 
@@ -116,12 +122,23 @@ int
 skc_service_create(
     skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg)
 {
+    return skc_service_create_ex(node, out, fn, arg, 0);
+}
+
+int
+skc_service_create_ex(skc_node *node, uint32_t *out, skc_handler_fn fn,
+    void *arg, uint32_t flags)
+{
     int rc;
     if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
     if (out == NULL || fn == NULL) {
         return skci_error(SKC_EINVAL, "%s is NULL", out ? "handler" : "out");
+    }
+    if ((flags & ~(uint32_t)SKC_SERVICE_INLINE) != 0) {
+        return skci_error(SKC_EINVAL, "unknown service flags 0x%x",
+            (unsigned)(flags & ~(uint32_t)SKC_SERVICE_INLINE));
     }
     skci_service *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -130,6 +147,7 @@ skc_service_create(
     s->task.type = SKCI_TASK_SERVICE;
     s->fn = fn;
     s->arg = arg;
+    s->inline_ok = (flags & SKC_SERVICE_INLINE) != 0;
     s->refs = 1; /* the registry's */
     pthread_rwlock_wrlock(&node->reg_lock);
     if (node->next_handle == 0) {

@@ -265,6 +265,27 @@ typedef void (*skc_handler_fn)(
 SKC_API int skc_service_create(
     skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg);
 
+/* Flags for skc_service_create_ex(). */
+#define SKC_SERVICE_INLINE 0x1u
+
+/* skc_service_create() with flags (0 = the same as skc_service_create).
+ *
+ * SKC_SERVICE_INLINE: when a message arrives for this service while it is
+ * idle with an empty mailbox, the handler runs at once on the library's
+ * thread that received the message, instead of being handed to a worker.
+ * This saves a thread hand-off per message (see docs/PERFORMANCE.md); the
+ * actor rules are unchanged (one message at a time, arrival order; mail
+ * that arrives meanwhile waits in the mailbox and a worker takes over).
+ * The handler must not block: while it runs, that thread receives
+ * nothing else.  It may reply, fail, defer, send and call asynchronously;
+ * skc_node_call(), skc_node_query(), skc_node_poll(), skc_node_close()
+ * and skc_node_destroy() return SKC_EBUSY there.  On a caller-driven node
+ * (SKC_CALLER_DRIVEN) the flag is ignored: user code runs only in
+ * skc_node_poll().
+ * Returns as skc_service_create(), and SKC_EINVAL for an unknown flag. */
+SKC_API int skc_service_create_ex(skc_node *node, uint32_t *out,
+    skc_handler_fn fn, void *arg, uint32_t flags);
+
 /* Destroys a service: its names are unregistered, messages still queued
  * for it get SKC_ENOREPLY replies, and when this returns its handler is not
  * running and will never run again (except when called from that very
@@ -362,6 +383,21 @@ typedef void (*skc_call_fn)(int status, const void *data, size_t len,
 SKC_API int skc_node_call_async(skc_node *node, const char *peer,
     const char *target, const void *data, size_t len, int32_t timeout_ms,
     skc_call_fn cb, void *arg);
+
+/* Flags for skc_node_call_async_ex(). */
+#define SKC_CALL_INLINE 0x1u
+
+/* skc_node_call_async() with flags (0 = the same).
+ *
+ * SKC_CALL_INLINE: when the reply arrives, `cb` runs at once on the
+ * library's thread that received it, instead of being handed to a worker.
+ * The same rules as for SKC_SERVICE_INLINE handlers apply: cb must not
+ * block, blocking skc functions return SKC_EBUSY in it, and the flag is
+ * ignored on a caller-driven node.  Errors that do not come with a reply
+ * (timeouts, lost connections, shutdown) still run cb on a worker. */
+SKC_API int skc_node_call_async_ex(skc_node *node, const char *peer,
+    const char *target, const void *data, size_t len, int32_t timeout_ms,
+    uint32_t flags, skc_call_fn cb, void *arg);
 
 /* Sends a one-way message.  Returns once the message is queued; delivery is
  * not acknowledged (like skynet's cluster.send).  Fails at once with

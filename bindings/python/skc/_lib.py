@@ -200,6 +200,10 @@ _decl("skc_node_map_get", c_int, [c_void_p, P(c_void_p), c_char_p], True)
 
 _decl("skc_service_create", c_int,
       [c_void_p, P(c_uint32), HANDLER_FN, c_void_p], True)
+# The Python Node is caller-driven, so the INLINE flags have no effect
+# there; declared so that the whole ABI is described.
+_decl("skc_service_create_ex", c_int,
+      [c_void_p, P(c_uint32), HANDLER_FN, c_void_p, c_uint32], True)
 _decl("skc_service_destroy", c_int, [c_void_p, c_uint32], True)
 _decl("skc_name_register", c_int, [c_void_p, c_char_p, c_uint32], True)
 _decl("skc_name_unregister", c_int, [c_void_p, c_char_p], True)
@@ -222,6 +226,9 @@ _decl("skc_node_call", c_int,
 _decl("skc_node_call_async", c_int,
       [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t, c_int32, CALL_FN,
        c_void_p], True)
+_decl("skc_node_call_async_ex", c_int,
+      [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t, c_int32, c_uint32,
+       CALL_FN, c_void_p], True)
 _decl("skc_node_send", c_int,
       [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t], True)
 _decl("skc_node_query", c_int,
