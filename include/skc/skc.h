@@ -24,7 +24,9 @@
  *  - skc_pack / skc_unpack: one thread at a time; may move between threads.
  *  - Handlers and async-call callbacks run on the node's worker threads, or,
  *    in caller-driven mode, inside skc_node_poll() on the thread that calls
- *    it.  Never on NNG's threads, never with an skc lock held.
+ *    it; never with an skc lock held.  Only those marked inline
+ *    (SKC_SERVICE_INLINE, SKC_CALL_INLINE) may run on the library's
+ *    receiving threads.
  */
 #ifndef SKC_SKC_H
 #define SKC_SKC_H
@@ -49,9 +51,9 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define SKC_VERSION_MAJOR 0
-#define SKC_VERSION_MINOR 1
+#define SKC_VERSION_MINOR 2
 #define SKC_VERSION_PATCH 0
-#define SKC_VERSION_STRING "0.1.0"
+#define SKC_VERSION_STRING "0.2.0"
 /* MAJOR*1000000 + MINOR*1000 + PATCH, as skc_version() returns it. */
 #define SKC_VERSION_NUMBER                                                   \
     (SKC_VERSION_MAJOR * 1000000 + SKC_VERSION_MINOR * 1000 +                \
@@ -61,7 +63,7 @@ extern "C" {
  * Compare with the macro to detect a header/library mismatch. */
 SKC_API uint32_t skc_version(void);
 
-/* The same as a static string, e.g. "0.1.0". */
+/* The same as a static string, e.g. "0.2.0". */
 SKC_API const char *skc_version_string(void);
 
 /* ---------------------------------------------------------------------- */
@@ -269,13 +271,16 @@ SKC_API int skc_service_create(
 #define SKC_SERVICE_INLINE 0x1u
 
 /* skc_service_create() with flags (0 = the same as skc_service_create).
+ * Since 0.2.0.
  *
  * SKC_SERVICE_INLINE: when a message arrives for this service while it is
  * idle with an empty mailbox, the handler runs at once on the library's
  * thread that received the message, instead of being handed to a worker.
  * This saves a thread hand-off per message (see docs/PERFORMANCE.md); the
- * actor rules are unchanged (one message at a time, arrival order; mail
- * that arrives meanwhile waits in the mailbox and a worker takes over).
+ * actor rules are unchanged (one message at a time, arrival order).  Mail
+ * that arrives meanwhile waits in the mailbox; the thread that ran the
+ * handler goes on with it, up to 16 messages in all, and then a worker
+ * takes over the rest.
  * The handler must not block: while it runs, that thread receives
  * nothing else.  It may reply, fail, defer, send and call asynchronously;
  * skc_node_call(), skc_node_query(), skc_node_poll(), skc_node_close()
@@ -387,7 +392,7 @@ SKC_API int skc_node_call_async(skc_node *node, const char *peer,
 /* Flags for skc_node_call_async_ex(). */
 #define SKC_CALL_INLINE 0x1u
 
-/* skc_node_call_async() with flags (0 = the same).
+/* skc_node_call_async() with flags (0 = the same).  Since 0.2.0.
  *
  * SKC_CALL_INLINE: when the reply arrives, `cb` runs at once on the
  * library's thread that received it, instead of being handed to a worker.

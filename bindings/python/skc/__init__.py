@@ -43,7 +43,7 @@ def version():
 
 
 def version_string():
-    """The loaded library's version string, e.g. "0.1.0"."""
+    """The loaded library's version string, e.g. "0.2.0"."""
     return _lib.lib.skc_version_string().decode()
 
 
