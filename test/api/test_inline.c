@@ -190,6 +190,18 @@ typedef struct fixture {
     pthread_t cwork[2]; /* the client's workers */
 } fixture;
 
+/* Creates a service with flags and registers name for it. */
+static uint32_t
+fx_service(fixture *f, const char *name, skc_handler_fn fn, void *arg,
+    uint32_t flags)
+{
+    uint32_t h = 0;
+    assert_int_equal(
+        skc_service_create_ex(f->server, &h, fn, arg, flags), SKC_OK);
+    assert_int_equal(skc_name_register(f->server, name, h), SKC_OK);
+    return h;
+}
+
 static void
 fx_open(fixture *f, const char *url, int32_t server_workers,
     int32_t client_workers)
@@ -386,11 +398,7 @@ run_where(const char *url)
     st.workers = f.swork;
     st.test_thread = pthread_self();
     atomic_store(&st.first_on_worker, -1);
-    uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, where_handler, &st, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@inl", h), SKC_OK);
+    (void)fx_service(&f, "@inl", where_handler, &st, SKC_SERVICE_INLINE);
     enum { N = 20 };
     for (int i = 0; i < N; i++) {
         char b[32];
@@ -525,11 +533,7 @@ test_order_one_at_a_time(void **state)
     seq_state st;
     memset(&st, 0, sizeof(st));
     st.workers = f.swork;
-    uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, seq_handler, &st, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@seq", h), SKC_OK);
+    (void)fx_service(&f, "@seq", seq_handler, &st, SKC_SERVICE_INLINE);
     /* Sends (ordered, one receiving thread) mixed with calls (received
      * on other threads): the service is often busy when mail arrives. */
     enum { SENDS = 2000, EVERY = 4 };
@@ -619,11 +623,7 @@ test_mail_meanwhile_same_turn(void **state)
     collect_server_workers(&f);
     hold_state st;
     memset(&st, 0, sizeof(st));
-    uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, hold_handler, &st, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@hold", h), SKC_OK);
+    (void)fx_service(&f, "@hold", hold_handler, &st, SKC_SERVICE_INLINE);
     /* A call occupies the inline service on a request thread. */
     result r;
     memset(&r, 0, sizeof(r));
@@ -891,11 +891,7 @@ test_inside_inline_handler(void **state)
     o.workers = SKC_CALLER_DRIVEN;
     assert_int_equal(skc_node_create(&p.cd, &o), SKC_OK);
     assert_int_equal(skc_node_create(&p.spare, NULL), SKC_OK);
-    uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, probe_handler, &p, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@probe", h), SKC_OK);
+    (void)fx_service(&f, "@probe", probe_handler, &p, SKC_SERVICE_INLINE);
     result r;
     memset(&r, 0, sizeof(r));
     assert_int_equal(skc_node_call_async(
@@ -1061,11 +1057,7 @@ test_caller_driven(void **state)
     fx_open(&f, "127.0.0.1:0", SKC_CALLER_DRIVEN, SKC_CALLER_DRIVEN);
     cd_state st;
     memset(&st, 0, sizeof(st));
-    uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, cd_handler, &st, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@cd", h), SKC_OK);
+    (void)fx_service(&f, "@cd", cd_handler, &st, SKC_SERVICE_INLINE);
     atomic_int client_in_poll = 0;
     cd_cb c;
     memset(&c, 0, sizeof(c));
@@ -1137,11 +1129,7 @@ test_destroy_server_while_inline(void **state)
     memset(&st, 0, sizeof(st));
     st.workers = f.swork;
     st.sleep_ms = 20;
-    uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, slow_handler, &st, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@slow", h), SKC_OK);
+    (void)fx_service(&f, "@slow", slow_handler, &st, SKC_SERVICE_INLINE);
     enum { CALLS = 6 };
     result r[CALLS];
     memset(r, 0, sizeof(r));
@@ -1243,10 +1231,7 @@ test_service_destroy_while_inline(void **state)
     st.workers = f.swork;
     st.sleep_ms = 30;
     uint32_t h;
-    assert_int_equal(skc_service_create_ex(
-                         f.server, &h, slow_handler, &st, SKC_SERVICE_INLINE),
-        SKC_OK);
-    assert_int_equal(skc_name_register(f.server, "@slow", h), SKC_OK);
+    h = fx_service(&f, "@slow", slow_handler, &st, SKC_SERVICE_INLINE);
     result r[3];
     memset(r, 0, sizeof(r));
     for (int i = 0; i < 3; i++) {
