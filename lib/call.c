@@ -153,10 +153,6 @@ call_free(skci_call *c)
     free(c);
 }
 
-/* Set by on_reply around call_finish: an SKC_CALL_INLINE completion is
- * left here instead of queued, to run on the receiving thread. */
-static _Thread_local skci_call **tl_inline_slot;
-
 /* Ends a call (call_lock held).  rep (consumed) owns data when not NULL. */
 static void
 call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
@@ -189,10 +185,8 @@ call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
         break;
     case SKCI_MODE_ASYNC:
         c->task.type = SKCI_TASK_COMPLETION;
-        if (c->inline_cb && tl_inline_slot != NULL &&
-            *tl_inline_slot == NULL) {
-            *tl_inline_slot = c; /* on_reply runs it, unlocked */
-            break;
+        if (c->inline_take) {
+            break; /* on_reply runs it on this thread, unlocked */
         }
         skci_dispatch_push(n, &c->task);
         break;
@@ -264,7 +258,7 @@ call_transmit(skc_node *n, skci_peer *p, skci_call *c)
         }
         return;
     }
-    rc = skci_link_send(p->lr->link, c->id, m);
+    rc = skci_link_send(p->lr->link, m, (int32_t)(left > 0 ? left : 1));
     if (rc != 0) {
         call_fail(n, c, SKC_ECONNLOST, "node '%s' (%s): %s", p->name,
             peer_addr(p), skc_last_error());
@@ -501,7 +495,7 @@ start_hello(skc_node *n, skci_peer *p)
     skci_tmsg *m = c->req;
     c->req = NULL;
     sent_add(p, c);
-    skci_link_send(p->lr->link, c->id, m);
+    skci_link_send(p->lr->link, m, HELLO_TIMEOUT_MS);
 }
 
 /* Builds the PUSH address: the host from the map address, the port the
@@ -638,8 +632,12 @@ on_reply(void *arg, skci_tmsg *msg)
         return;
     }
     skci_peer *p = c->peer;
-    skci_call *inl = NULL;
-    tl_inline_slot = &inl;
+    /* SKC_CALL_INLINE: call_finish leaves the completion to this thread
+     * (no thread-local state: NNG's threads never exit, and a dlopen'ed
+     * libskc would allocate TLS on each of them). */
+    skci_call *inl = c->mode == SKCI_MODE_ASYNC && c->inline_cb &&
+            n->workers > 0 ? c : NULL;
+    c->inline_take = inl != NULL;
     if (rep.status == 0) {
         call_finish(n, c, 0, msg, rep.payload, rep.len, NULL);
     } else {
@@ -660,7 +658,6 @@ on_reply(void *arg, skci_tmsg *msg)
         call_finish(n, c, code, NULL, NULL, 0, detail);
         skci_tmsg_free(msg);
     }
-    tl_inline_slot = NULL;
     pthread_mutex_unlock(&n->call_lock);
     if (inl != NULL) {
         if (skci_dispatch_inline_begin(n)) {

@@ -118,6 +118,7 @@ struct skci_call {
     skc_query_fn qcb;
     void *arg;
     int inline_cb;           /* SKC_CALL_INLINE */
+    int inline_take;         /* on_reply runs the completion itself */
 };
 
 /* Map state of a peer name. */

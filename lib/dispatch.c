@@ -194,7 +194,7 @@ skci_dispatch_run(skc_node *n, skci_service *s, skc_msg *m)
 int
 skci_dispatch_inline_begin(skc_node *n)
 {
-    if (skci_inline_depth != 0 || n->workers == 0) {
+    if (n->workers == 0 || skci_inline_depth != 0) {
         return 0;
     }
     pthread_mutex_lock(&n->q_lock);

@@ -2,8 +2,10 @@
  *
  * NNG 1.5.2 traps this file is written around (see
  * shared/reference/nng-1.5.2.md):
- *  - REQ resend would run a request twice: the client uses a *raw* REQ
- *    socket, so NNG never resends; skc matches replies by its own id.
+ *  - REQ resend would run a request twice: the client's REQ socket has
+ *    NNG_OPT_REQ_RESENDTIME 0 (never resend; a lost connection fails the
+ *    pending receive) and skc matches replies by its own id.  One REQ
+ *    context per request in flight, reused from a pool.
  *  - RECVMAXSZ defaults to unlimited: always set on every socket.
  *  - A fresh aio waits forever: every aio gets a timeout.
  *  - Callbacks run on NNG task threads: they only queue work (short locks),
@@ -104,6 +106,23 @@ skci_tmsg_trim_front(skci_tmsg *m, size_t n)
     nng_msg_trim((nng_msg *)m, n);
 }
 
+/* Takes the message an aio holds, if any (NULL if none). */
+static nng_msg *
+aio_take_msg(nng_aio *a)
+{
+    nng_msg *m = nng_aio_get_msg(a);
+    nng_aio_set_msg(a, NULL);
+    return m;
+}
+
+/* Stops an aio and frees the message it still holds. */
+static void
+aio_stop_drop(nng_aio *a)
+{
+    nng_aio_stop(a);
+    nng_msg_free(aio_take_msg(a)); /* nng_msg_free(NULL) is a no-op */
+}
+
 /* Non-blocking receive/send on a persistent aio without callback: what
  * nng_recvmsg/nng_sendmsg(NNG_FLAG_NONBLOCK) do, minus the nng_aio_alloc
  * (a getrandom system call in 1.5.2) and free on every call. */
@@ -115,8 +134,7 @@ nb_recv(nng_socket sock, nng_aio *a, nng_msg **out)
     nng_aio_wait(a);
     int rv = nng_aio_result(a);
     if (rv == 0) {
-        *out = nng_aio_get_msg(a);
-        nng_aio_set_msg(a, NULL);
+        *out = aio_take_msg(a);
     }
     return rv;
 }
@@ -201,8 +219,7 @@ sender_cb(void *arg)
 
     pthread_mutex_lock(&s->lk);
     if (rv != 0) {
-        nng_msg *failed = nng_aio_get_msg(s->aio);
-        nng_aio_set_msg(s->aio, NULL);
+        nng_msg *failed = aio_take_msg(s->aio);
         if (rv == NNG_ETIMEDOUT && !s->closed) {
             /* Peer not reading or not connected yet: keep trying; the
              * callers' own deadlines decide when to give up. */
@@ -288,12 +305,7 @@ sender_fini(sender *s)
     s->closed = 1;
     pthread_mutex_unlock(&s->lk);
     if (s->aio != NULL) {
-        nng_aio_stop(s->aio);
-        nng_msg *m = nng_aio_get_msg(s->aio);
-        if (m != NULL) {
-            nng_aio_set_msg(s->aio, NULL);
-            nng_msg_free(m);
-        }
+        aio_stop_drop(s->aio);
         nng_aio_free(s->aio);
         nng_aio_free(s->nb);
         s->aio = NULL;
@@ -433,9 +445,7 @@ rctx_cb(void *arg)
         if (rv != 0) {
             /* The client is gone or stuck: the reply is dropped, as a REP
              * reply to a vanished peer always is. */
-            nng_msg *m = nng_aio_get_msg(rc->aio);
-            nng_aio_set_msg(rc->aio, NULL);
-            nng_msg_free(m);
+            nng_msg_free(aio_take_msg(rc->aio));
         }
         if (!atomic_load(&s->closing)) {
             rctx_post_recv(rc);
@@ -453,8 +463,7 @@ rctx_cb(void *arg)
         }
         return;
     }
-    nng_msg *m = nng_aio_get_msg(rc->aio);
-    nng_aio_set_msg(rc->aio, NULL);
+    nng_msg *m = aio_take_msg(rc->aio);
     if (grow) {
         /* All contexts busy (handlers or deferred replies hold them):
          * add one so other callers keep being served, up to the limit. */
@@ -490,14 +499,12 @@ pull_cb(void *arg)
     int rv = nng_aio_result(s->pull_aio);
     if (rv == NNG_ECLOSED || atomic_load(&s->closing)) {
         if (rv == 0) {
-            nng_msg_free(nng_aio_get_msg(s->pull_aio));
-            nng_aio_set_msg(s->pull_aio, NULL);
+            nng_msg_free(aio_take_msg(s->pull_aio));
         }
         return;
     }
     if (rv == 0) {
-        nng_msg *m = nng_aio_get_msg(s->pull_aio);
-        nng_aio_set_msg(s->pull_aio, NULL);
+        nng_msg *m = aio_take_msg(s->pull_aio);
         s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
         /* Drain what is already queued without another callback hop. */
         for (int i = 0; i < DRAIN_MAX; i++) {
@@ -722,12 +729,7 @@ skci_server_shutdown(skci_server *s)
     skci_rctx *all = s->ctxs;
     pthread_mutex_unlock(&s->lk);
     for (skci_rctx *rc = all; rc; rc = rc->next) {
-        nng_aio_stop(rc->aio);
-        nng_msg *m = nng_aio_get_msg(rc->aio);
-        if (m != NULL) {
-            nng_aio_set_msg(rc->aio, NULL);
-            nng_msg_free(m);
-        }
+        aio_stop_drop(rc->aio);
     }
     if (s->pull_aio != NULL) {
         nng_aio_stop(s->pull_aio);
@@ -766,14 +768,27 @@ skci_server_destroy(skci_server *s)
 
 /* ---- client link ---- */
 
+/* A request in flight on a link: a REQ context and its aio, which sends
+ * the request and then waits for the reply.  Contexts are reused from a
+ * free list; the pool grows to the most requests in flight at once. */
+typedef struct lctx {
+    skci_link *l;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int recving;            /* 0: sending, 1: awaiting the reply */
+    int32_t reply_ms;       /* how long to wait for the reply */
+    struct lctx *next_free;
+    struct lctx *next_all;
+} lctx;
+
 struct skci_link {
     skci_link_cfg cfg;
     nng_socket req;
     nng_socket push;
-    sender req_tx;
     sender push_tx;
-    nng_aio *recv_aio;
-    nng_aio *recv_nb; /* drains in link_recv_cb */
+    pthread_mutex_t clk; /* contexts */
+    lctx *free_ctx;
+    lctx *all_ctx;
     nng_dialer dialer;
     int has_dialer;
     nng_dialer push_dialer;
@@ -783,31 +798,97 @@ struct skci_link {
     atomic_int closed;
 };
 
+/* Beyond the caller's deadline, a context keeps waiting this long for a
+ * late reply before it is reused (skc has ended the call by then). */
+#define REPLY_GRACE_MS 2000
+
 static void
-link_recv_cb(void *arg)
+lctx_put(skci_link *l, lctx *c)
 {
-    skci_link *l = arg;
-    int rv = nng_aio_result(l->recv_aio);
-    if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
-        if (rv == 0) {
-            nng_msg_free(nng_aio_get_msg(l->recv_aio));
-            nng_aio_set_msg(l->recv_aio, NULL);
+    pthread_mutex_lock(&l->clk);
+    c->next_free = l->free_ctx;
+    l->free_ctx = c;
+    pthread_mutex_unlock(&l->clk);
+}
+
+static void
+lctx_cb(void *arg)
+{
+    lctx *c = arg;
+    skci_link *l = c->l;
+    int rv = nng_aio_result(c->aio);
+    int closed = atomic_load(&l->closed) || rv == NNG_ECLOSED;
+    if (!c->recving) {
+        if (rv == 0 && !closed) {
+            c->recving = 1;
+            nng_aio_set_timeout(c->aio, c->reply_ms);
+            nng_ctx_recv(c->ctx, c->aio);
+            return;
         }
+        if (rv == NNG_ETIMEDOUT && !closed) {
+            /* No connection to send on yet: keep trying; the caller's
+             * own deadline decides when to give up. */
+            nng_ctx_send(c->ctx, c->aio);
+            return;
+        }
+        nng_msg_free(aio_take_msg(c->aio));
+        lctx_put(l, c);
         return;
     }
-    if (rv == 0) {
-        nng_msg *m = nng_aio_get_msg(l->recv_aio);
-        nng_aio_set_msg(l->recv_aio, NULL);
-        l->cfg.on_reply(l->cfg.arg, (skci_tmsg *)m);
-        for (int i = 0; i < DRAIN_MAX; i++) {
-            if (nb_recv(l->req, l->recv_nb, &m) != 0) {
-                break;
-            }
+    nng_msg *m = rv == 0 ? aio_take_msg(c->aio) : NULL;
+    /* Free before the reply is handled: a completion that runs inline
+     * may send the next request on this very context. */
+    lctx_put(l, c);
+    if (m != NULL) {
+        if (closed) {
+            nng_msg_free(m);
+        } else {
             l->cfg.on_reply(l->cfg.arg, (skci_tmsg *)m);
         }
     }
-    nng_aio_set_timeout(l->recv_aio, RECV_TIMEOUT_MS);
-    nng_recv_aio(l->req, l->recv_aio);
+}
+
+/* *out = a free context, or a new one.  0, or an error code (detail
+ * set) if none can be made. */
+static int
+lctx_get(skci_link *l, lctx **out)
+{
+    pthread_mutex_lock(&l->clk);
+    lctx *c = l->free_ctx;
+    if (c != NULL) {
+        l->free_ctx = c->next_free;
+        pthread_mutex_unlock(&l->clk);
+        *out = c;
+        return 0;
+    }
+    pthread_mutex_unlock(&l->clk);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return skci_error(SKC_ENOMEM, "request context");
+    }
+    c->l = l;
+    int rv = nng_aio_alloc(&c->aio, lctx_cb, c);
+    if (rv == 0 && (rv = nng_ctx_open(&c->ctx, l->req)) != 0) {
+        nng_aio_free(c->aio);
+    }
+    if (rv != 0) {
+        free(c);
+        return transport_error(rv, SKC_ETRANSPORT, "request context", NULL);
+    }
+    pthread_mutex_lock(&l->clk);
+    if (atomic_load(&l->closed)) {
+        /* skci_link_close has taken the list already. */
+        pthread_mutex_unlock(&l->clk);
+        nng_ctx_close(c->ctx);
+        nng_aio_free(c->aio);
+        free(c);
+        return skci_error(SKC_ECLOSED, "link closed");
+    }
+    c->next_all = l->all_ctx;
+    l->all_ctx = c;
+    pthread_mutex_unlock(&l->clk);
+    *out = c;
+    return 0;
 }
 
 static void
@@ -829,40 +910,29 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     }
     l->cfg = *cfg;
     pthread_mutex_init(&l->lk, NULL);
+    pthread_mutex_init(&l->clk, NULL);
     int rv;
-    if ((rv = nng_req0_open_raw(&l->req)) != 0) {
+    if ((rv = nng_req0_open(&l->req)) != 0) {
         goto fail0;
     }
     if ((rv = nng_push0_open(&l->push)) != 0) {
         goto fail1;
     }
+    /* NNG never resends a request (it could run twice): skc owns
+     * deadlines and retries.  Set before any context is opened, which
+     * copies it. */
+    nng_socket_set_ms(l->req, NNG_OPT_REQ_RESENDTIME, 0);
     nng_socket_set_size(l->req, NNG_OPT_RECVMAXSZ,
         cfg->max_recv + TRANSPORT_SLACK);
-    nng_socket_set_int(l->req, NNG_OPT_SENDBUF, 1024);
-    nng_socket_set_int(l->req, NNG_OPT_RECVBUF, 1024);
     nng_socket_set_size(l->push, NNG_OPT_RECVMAXSZ, 1024);
     nng_socket_set_int(l->push, NNG_OPT_SENDBUF, 1024);
     nng_pipe_notify(l->req, NNG_PIPE_EV_ADD_POST, link_pipe_cb, l);
     nng_pipe_notify(l->req, NNG_PIPE_EV_REM_POST, link_pipe_cb, l);
-    int rc;
-    /* Requests are bounded by the node's max_inflight, not here. */
-    if ((rc = sender_init(&l->req_tx, l->req, SIZE_MAX)) != 0) {
+    if (sender_init(&l->push_tx, l->push,
+            cfg->push_backlog ? cfg->push_backlog : 65536) != 0) {
+        rv = NNG_ENOMEM;
         goto fail2;
     }
-    if ((rc = sender_init(&l->push_tx, l->push,
-             cfg->push_backlog ? cfg->push_backlog : 65536)) != 0) {
-        sender_fini(&l->req_tx);
-        goto fail2;
-    }
-    if ((rv = nng_aio_alloc(&l->recv_nb, NULL, NULL)) != 0 ||
-        (rv = nng_aio_alloc(&l->recv_aio, link_recv_cb, l)) != 0) {
-        nng_aio_free(l->recv_nb);
-        sender_fini(&l->req_tx);
-        sender_fini(&l->push_tx);
-        goto fail2;
-    }
-    nng_aio_set_timeout(l->recv_aio, RECV_TIMEOUT_MS);
-    nng_recv_aio(l->req, l->recv_aio);
     *out = l;
     return 0;
 fail2:
@@ -870,6 +940,7 @@ fail2:
 fail1:
     nng_close(l->req);
 fail0:
+    pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l);
     return skci_error(SKC_ETRANSPORT, "cannot open link sockets: %s",
@@ -887,7 +958,16 @@ int
 skci_link_dial(skci_link *l, const char *url)
 {
     nng_dialer d;
-    int rv = nng_dialer_create(&d, l->req, url);
+    /* Created under lk, which skci_link_close takes before closing the
+     * sockets: NNG 1.5.2 can lose a dialer created while its socket
+     * closes (#1657/#1658). */
+    pthread_mutex_lock(&l->lk);
+    int rv = atomic_load(&l->closed) ? NNG_ECLOSED
+                                     : nng_dialer_create(&d, l->req, url);
+    pthread_mutex_unlock(&l->lk);
+    if (rv == NNG_ECLOSED) {
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
     if (rv != 0) {
         return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
     }
@@ -909,23 +989,35 @@ skci_link_dial(skci_link *l, const char *url)
 }
 
 int
-skci_link_send(skci_link *l, uint32_t id, skci_tmsg *msg)
+skci_link_send(skci_link *l, skci_tmsg *msg, int32_t reply_ms)
 {
     nng_msg *m = (nng_msg *)msg;
-    /* Raw REQ: the request id goes in the header with the high bit set;
-     * the REP peer echoes it back in the reply's header. */
-    nng_msg_header_clear(m);
-    if (nng_msg_header_append_u32(m, id | 0x80000000u) != 0) {
+    if (atomic_load(&l->closed)) {
         nng_msg_free(m);
-        return skci_error(SKC_ENOMEM, "message header");
+        return skci_error(SKC_ECLOSED, "link closed");
     }
-    return sender_send(&l->req_tx, m);
+    lctx *c = NULL;
+    int rc = lctx_get(l, &c);
+    if (rc != 0) {
+        nng_msg_free(m);
+        return rc;
+    }
+    c->recving = 0;
+    c->reply_ms = (reply_ms > 0 ? reply_ms : 1) + REPLY_GRACE_MS;
+    nng_aio_set_msg(c->aio, m);
+    nng_aio_set_timeout(c->aio, SEND_TIMEOUT_MS);
+    nng_ctx_send(c->ctx, c->aio);
+    return 0;
 }
 
 int
 skci_link_push_dial(skci_link *l, const char *url)
 {
     pthread_mutex_lock(&l->lk);
+    if (atomic_load(&l->closed)) {
+        pthread_mutex_unlock(&l->lk);
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
     if (l->has_push_dialer && l->push_url != NULL &&
         strcmp(l->push_url, url) == 0) {
         pthread_mutex_unlock(&l->lk);
@@ -968,26 +1060,28 @@ skci_link_close(skci_link *l)
     if (l == NULL || atomic_exchange(&l->closed, 1)) {
         return;
     }
-    pthread_mutex_lock(&l->req_tx.lk);
-    l->req_tx.closed = 1;
-    pthread_mutex_unlock(&l->req_tx.lk);
     pthread_mutex_lock(&l->push_tx.lk);
     l->push_tx.closed = 1;
     pthread_mutex_unlock(&l->push_tx.lk);
-    nng_aio_stop(l->recv_aio);
+    /* No dialer is being created from here on (they check closed under
+     * lk).  Closing the socket ends every context's operation with
+     * ECLOSED; then wait for their callbacks and free them. */
+    pthread_mutex_lock(&l->lk);
+    pthread_mutex_unlock(&l->lk);
     nng_close(l->req);
     nng_close(l->push);
-    sender_fini(&l->req_tx);
     sender_fini(&l->push_tx);
-    nng_msg *m = nng_aio_get_msg(l->recv_aio);
-    if (m != NULL) {
-        nng_aio_set_msg(l->recv_aio, NULL);
-        nng_msg_free(m);
+    pthread_mutex_lock(&l->clk);
+    lctx *all = l->all_ctx;
+    l->all_ctx = l->free_ctx = NULL;
+    pthread_mutex_unlock(&l->clk);
+    while (all != NULL) {
+        lctx *next = all->next_all;
+        aio_stop_drop(all->aio);
+        nng_aio_free(all->aio);
+        free(all);
+        all = next;
     }
-    nng_aio_free(l->recv_aio);
-    l->recv_aio = NULL;
-    nng_aio_free(l->recv_nb);
-    l->recv_nb = NULL;
 }
 
 void
@@ -997,6 +1091,7 @@ skci_link_free(skci_link *l)
         return;
     }
     skci_link_close(l);
+    pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l->push_url);
     free(l);

@@ -3,9 +3,9 @@
  *
  * Server: one REP socket (calls, queries, hellos, pings) served through a
  * pool of contexts that grows up to max_serving, and one PULL socket
- * (sends).  Client: per peer a "link" = one raw REQ socket (skc matches
- * replies by its own request id, so REQ's resend never runs) and one PUSH
- * socket.  Callbacks named on_* run on NNG threads: they must only queue
+ * (sends).  Client: per peer a "link" = one REQ socket with resend
+ * disabled and a pool of contexts, one per request in flight (skc matches
+ * replies by its own request id), and one PUSH socket.  Callbacks named on_* run on NNG threads: they must only queue
  * work and never block, dial, close or free NNG objects.
  */
 #ifndef SKC_LIB_TRANSPORT_H
@@ -86,9 +86,12 @@ int skci_link_create(skci_link **out, const skci_link_cfg *cfg);
  * SKC_EUNREACHABLE (detail: url and cause), SKC_ECLOSED. */
 int skci_link_dial(skci_link *l, const char *url);
 
-/* Queues a request frame; consumes msg whatever the result.  Never
- * blocks.  Returns 0 or SKC_ECLOSED. */
-int skci_link_send(skci_link *l, uint32_t id, skci_tmsg *msg);
+/* Sends a request frame on a context of its own; consumes msg whatever
+ * the result.  Never blocks.  The reply (matched by the caller through
+ * the id in the frame) comes to on_reply; the context waits for it
+ * reply_ms (the caller's remaining deadline) plus a grace period, then is
+ * reused.  Returns 0, SKC_ECLOSED or SKC_ENOMEM. */
+int skci_link_send(skci_link *l, skci_tmsg *msg, int32_t reply_ms);
 
 /* (Re)connects the PUSH socket to url in the background. */
 int skci_link_push_dial(skci_link *l, const char *url);
