@@ -372,8 +372,8 @@ static row rows[NROWS] = {
         { 0 }, 0, NULL },
     /* --decompose: the skc column is raw NNG changed one way at a time */
     { "call 16: skc", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
-    { "call 16: raw REQ socket, skc's link code", "calls/s", 0, 0, { 0 },
-        { 0 }, 0, NULL },
+    { "call 16: raw REQ socket (skc's link up to 0.1)", "calls/s", 0, 0,
+        { 0 }, { 0 }, 0, NULL },
     { "call 16: + server hands requests to threads", "calls/s", 0, 0, { 0 },
         { 0 }, 0, NULL },
     { "call 16: + client hands completions to threads", "calls/s", 0, 0, { 0 },

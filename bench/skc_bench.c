@@ -13,12 +13,14 @@ usage(void)
         "                 [--lua-bin B --lua-script F --lua-cpath P\n"
         "                  --lua-path P | --no-lua reason]\n"
         "       skc_bench server|raw_server [--addr URL] [--max-serving N]\n"
-        "                 [--workers N] [--variant plain|hop|hopspin]\n"
+        "                 [--workers N]\n"
+        "                 [--variant plain|inline (skc) | hop|hopspin|wrecv]\n"
         "       skc_bench client|raw_client --addr URL [--push URL]\n"
         "                 --case call|lat|send|hold [--inflight K]\n"
         "                 [--size B] [--echo 0|1] [--warm ms] [--dur ms]\n"
         "                 [--hold N] [--workers N]\n"
-        "                 [--variant plain|hop|hopspin|xreq]\n"
+        "                 [--variant plain|inline (skc) |\n"
+        "                  hop|hopspin|xreq|wrecv (raw)]\n"
         "(see bench.h; run.sh passes the Lua paths)\n");
     return 2;
 }

@@ -455,10 +455,12 @@ static void
 start_hello(skc_node *n, skci_peer *p)
 {
     link_state_set(p, SKCI_LINK_HELLO);
-    skci_call *c = calloc(1, sizeof(*c));
+    static const char hello_target[] = "(hello)";
+    skci_call *c = calloc(1, sizeof(*c) + sizeof(hello_target));
     if (c == NULL) {
         return;
     }
+    memcpy(c->target, hello_target, sizeof(hello_target));
     size_t nl = strlen(n->name);
     skci_req r = { .kind = SKCI_KIND_HELLO, .max_reply = 65536 };
     size_t hdr = skci_wire_req_hdr_size(&r);
@@ -474,7 +476,6 @@ start_hello(skc_node *n, skci_peer *p)
     c->start = skci_now_ms();
     c->timeout_ms = HELLO_TIMEOUT_MS;
     c->hn.when = c->start + HELLO_TIMEOUT_MS;
-    snprintf(c->target, sizeof(c->target), "(hello)");
     do {
         c->id = ++n->next_id & 0x7fffffffu;
     } while (c->id == 0 || skci_idmap_get(&n->calls, c->id) != NULL);
@@ -1108,10 +1109,13 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     if (timeout_ms < 0) {
         return skci_error(SKC_EINVAL, "timeout_ms is negative");
     }
-    skci_call *c = calloc(1, sizeof(*c));
+    char tname[SKCI_NAME_MAX + 2];
+    size_t tlen = skci_target_format(&t, tname, sizeof(tname));
+    skci_call *c = calloc(1, sizeof(*c) + tlen + 1);
     if (c == NULL) {
         return skci_error(SKC_ENOMEM, "call");
     }
+    memcpy(c->target, tname, tlen + 1);
     c->mode = mode;
     c->kind = kind;
     c->hn.idx = SKCI_HEAP_NONE;
@@ -1119,7 +1123,6 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     c->start = skci_now_ms();
     c->hn.when = c->start + c->timeout_ms;
     c->payload_len = len;
-    skci_target_format(&t, c->target, sizeof(c->target));
     skci_req r = {
         .kind = (uint8_t)kind,
         .max_reply = n->max_msg,
@@ -1580,7 +1583,7 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
         return;
     }
     char tname[SKCI_NAME_MAX + 2];
-    skci_target_format(&req.target, tname, sizeof(tname));
+    size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
     skci_service *s;
     switch (req.kind) {
     case SKCI_KIND_PING:
@@ -1630,8 +1633,8 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
             "needs a target", n->name));
         return;
     }
-    skc_msg *m = calloc(1, sizeof(*m));
-    skci_route *r = calloc(1, sizeof(*r));
+    skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
+    skci_route *r = calloc(1, sizeof(*r) + tlen + 1);
     if (m == NULL || r == NULL) {
         free(m);
         free(r);
@@ -1646,12 +1649,12 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
     m->payload = req.payload;
     m->len = req.len;
     m->deadline = req.timeout_ms ? skci_now_ms() + req.timeout_ms : 0;
-    memcpy(m->target, tname, sizeof(tname));
+    memcpy(m->target, tname, tlen + 1);
     r->node = n;
     r->rctx = rc;
     r->id = req.id;
     r->max_reply = req.max_reply;
-    memcpy(r->target, tname, sizeof(tname));
+    memcpy(r->target, tname, tlen + 1);
     m->route = r;
     route_link(n, r);
     if (skci_registry_deliver(n, &req.target, m) != 0) {
@@ -1682,8 +1685,8 @@ skci_on_push(void *arg, skci_tmsg *msg)
         return;
     }
     char tname[SKCI_NAME_MAX + 2];
-    skci_target_format(&req.target, tname, sizeof(tname));
-    skc_msg *m = calloc(1, sizeof(*m));
+    size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
+    skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
     if (m == NULL) {
         skci_tmsg_free(msg);
         return;
@@ -1693,7 +1696,7 @@ skci_on_push(void *arg, skci_tmsg *msg)
     m->frame = msg;
     m->payload = req.payload;
     m->len = req.len;
-    memcpy(m->target, tname, sizeof(tname));
+    memcpy(m->target, tname, tlen + 1);
     if (skci_registry_deliver(n, &req.target, m) != 0) {
         skci_node_log(n, SKC_LOG_WARN, "dropped a send to %s: no such "
             "service on node '%s'", tname, n->name);

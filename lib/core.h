@@ -45,8 +45,8 @@ typedef struct skci_route {
     skci_rctx *rctx;      /* NULL once answered or detached */
     uint64_t id;
     uint32_t max_reply;
-    char target[SKCI_NAME_MAX + 2];
     struct skci_route *prev, *next;
+    char target[];        /* "@name" etc., allocated to its length */
 } skci_route;
 
 /* A message delivered to a service (skc_msg in the API). */
@@ -57,9 +57,9 @@ struct skc_msg {
     const uint8_t *payload;
     size_t len;
     int64_t deadline;     /* 0 = none */
-    char target[SKCI_NAME_MAX + 2];
     skci_route *route;    /* calls only; NULL once answered or deferred */
     skc_msg *next;        /* mailbox */
+    char target[];        /* allocated to its length */
 };
 
 struct skc_reply {
@@ -103,7 +103,6 @@ struct skci_call {
     size_t payload_len;
     int64_t start;
     int32_t timeout_ms;
-    char target[SKCI_NAME_MAX + 2];
     /* outcome */
     int done;
     int status;
@@ -119,6 +118,7 @@ struct skci_call {
     void *arg;
     int inline_cb;           /* SKC_CALL_INLINE */
     int inline_take;         /* on_reply runs the completion itself */
+    char target[];           /* for error texts, allocated to its length */
 };
 
 /* Map state of a peer name. */

@@ -253,7 +253,7 @@ skci_target_parse(skci_target *out, const char *s, int bare_ok)
     return 0;
 }
 
-void
+size_t
 skci_target_format(const skci_target *t, char *buf, size_t len)
 {
     switch (t->type) {
@@ -264,7 +264,7 @@ skci_target_format(const skci_target *t, char *buf, size_t len)
     case SKCI_TARGET_LOCAL: {
         /* No snprintf: this runs for every request. */
         size_t n = t->name_len;
-        if (len == 0) {
+        if (len < 2) {
             break;
         }
         if (n + 2 > len) {
@@ -273,12 +273,13 @@ skci_target_format(const skci_target *t, char *buf, size_t len)
         buf[0] = t->type == SKCI_TARGET_CLUSTER ? '@' : '.';
         memcpy(buf + 1, t->name, n);
         buf[n + 1] = '\0';
-        break;
+        return n + 1;
     }
     default:
         snprintf(buf, len, "(none)");
         break;
     }
+    return len > 0 ? strlen(buf) : 0;
 }
 
 size_t

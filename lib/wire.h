@@ -78,7 +78,7 @@ int skci_wire_rep_decode(
 int skci_target_parse(skci_target *out, const char *s, int bare_ok);
 
 /* Formats a target for messages: "@name", ".name" or ":0000000a". */
-void skci_target_format(const skci_target *t, char *buf, size_t len);
+size_t skci_target_format(const skci_target *t, char *buf, size_t len);
 
 /* HELLO reply body: max_msg u32, name_len u16, name, url_len u16, url. */
 size_t skci_wire_hello_size(size_t name_len, size_t url_len);
