@@ -284,9 +284,14 @@ static void on_reply(void *arg, skci_tmsg *msg);
 static void on_pipe(void *arg, int up, uint32_t pipe_id);
 
 static void
-housekeeper_wake(skc_node *n)
+housekeeper_wake(skc_node *n, int64_t when)
 {
-    pthread_cond_signal(&n->timer_cond);
+    /* Only if it would sleep past `when`: at one call in flight every new
+     * call is the earliest deadline, and waking the housekeeper for each
+     * cost a thread wake-up and a call_lock round per call. */
+    if (when < n->timer_until) {
+        pthread_cond_signal(&n->timer_cond);
+    }
 }
 
 static void lr_release(skci_linkref *lr);
@@ -490,7 +495,7 @@ start_hello(skc_node *n, skci_peer *p)
         return;
     }
     if (skci_heap_top(&n->deadlines) == &c->hn) {
-        housekeeper_wake(n);
+        housekeeper_wake(n, c->hn.when);
     }
     p->hello = c;
     skci_tmsg *m = c->req;
@@ -838,6 +843,7 @@ housekeeper_main(void *arg)
         if (watching && until > now + 500) {
             until = now + 500;
         }
+        n->timer_until = until;
         if (until == INT64_MAX) {
             pthread_cond_wait(&n->timer_cond, &n->call_lock);
         } else {
@@ -846,6 +852,7 @@ housekeeper_main(void *arg)
             ts.tv_nsec = (long)(until % 1000) * 1000000L;
             pthread_cond_timedwait(&n->timer_cond, &n->call_lock, &ts);
         }
+        n->timer_until = INT64_MIN; /* awake: nobody needs to wake it */
     }
     pthread_mutex_unlock(&n->call_lock);
     return NULL;
@@ -986,6 +993,7 @@ skci_calls_init(skc_node *n)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&n->call_lock, NULL);
     pthread_cond_init(&n->timer_cond, &ca);
+    n->timer_until = INT64_MAX;
     pthread_condattr_destroy(&ca);
     skci_idmap_init(&n->calls);
     skci_heap_init(&n->deadlines);
@@ -1193,7 +1201,7 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
         goto fail;
     }
     if (skci_heap_top(&n->deadlines) == &c->hn) {
-        housekeeper_wake(n);
+        housekeeper_wake(n, c->hn.when);
     }
     n->inflight++;
     c->peer = p;

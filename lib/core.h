@@ -209,6 +209,7 @@ struct skc_node {
     char *map_path;
     pthread_t timer;
     int timer_stop;
+    int64_t timer_until;     /* when the housekeeper wakes by itself */
     skci_bg *bg;
 
     /* registry: reg_lock */
