@@ -8,11 +8,17 @@
 #include <time.h>
 
 int64_t
-skci_now_ms(void)
+skci_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+skci_now_ms(void)
+{
+    return skci_now_ns() / 1000000;
 }
 
 char *

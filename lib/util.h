@@ -6,8 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds / nanoseconds. */
 int64_t skci_now_ms(void);
+int64_t skci_now_ns(void);
 
 /* malloc'd copy of s (NULL if s is NULL or out of memory). */
 char *skci_strdup(const char *s);

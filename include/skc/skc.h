@@ -279,8 +279,8 @@ SKC_API int skc_service_create(
  * This saves a thread hand-off per message (see docs/PERFORMANCE.md); the
  * actor rules are unchanged (one message at a time, arrival order).  Mail
  * that arrives meanwhile waits in the mailbox; the thread that ran the
- * handler goes on with it, up to 16 messages in all, and then a worker
- * takes over the rest.
+ * handler goes on with it for up to 255 more messages or 5 ms more, and
+ * then a worker takes over the rest.
  * The handler must not block: while it runs, that thread receives
  * nothing else.  It may reply, fail, defer, send and call asynchronously;
  * skc_node_call(), skc_node_query(), skc_node_poll(), skc_node_close()

@@ -656,7 +656,8 @@ test_mail_meanwhile_same_turn(void **state)
     fx_close(&f);
     check_no_bad();
     /* "mail that arrives meanwhile waits in the mailbox; the thread that
-     * ran the handler goes on with it (up to 16 messages in all)" (skc.h):
+     * ran the handler goes on with it (for up to 255 more messages or 5 ms
+     * more)" (skc.h):
      * the receiving thread that ran "hold", not a worker. */
     if (!same || on_worker) {
         fail_msg("the send queued while the inline handler ran was "
