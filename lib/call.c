@@ -325,10 +325,44 @@ peer_detach_link(skc_node *n, skci_peer *p)
     }
 }
 
-struct dial_job {
+/* Work for a background thread on a link: dial url. */
+struct link_job {
     skci_linkref *lr;
     char *url;
 };
+
+/* Starts fn on a background thread with a job holding a reference to lr
+ * (call_lock held).  0, or -1 if nothing was started. */
+static int
+link_job_start(skc_node *n, skci_linkref *lr, const char *url,
+    void *(*fn)(void *))
+{
+    struct link_job *job = calloc(1, sizeof(*job));
+    if (job == NULL || (job->url = skci_strdup(url)) == NULL) {
+        free(job);
+        return -1;
+    }
+    job->lr = lr;
+    atomic_fetch_add(&lr->refs, 1);
+    if (skci_bg_run(n, fn, job) != 0) {
+        atomic_fetch_sub(&lr->refs, 1); /* the peer still holds one */
+        free(job->url);
+        free(job);
+        return -1;
+    }
+    return 0;
+}
+
+/* The last thing a job's thread does. */
+static void
+link_job_end(struct link_job *job)
+{
+    skci_bg *bg = job->lr->bg;
+    lr_release(job->lr);
+    free(job->url);
+    free(job);
+    skci_bg_done(bg);
+}
 
 static void start_hello(skc_node *n, skci_peer *p);
 
@@ -349,7 +383,7 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
 static void *
 dial_main(void *arg)
 {
-    struct dial_job *job = arg;
+    struct link_job *job = arg;
     skci_linkref *lr = job->lr;
     skci_bg *bg = lr->bg;
     int rc = skci_link_dial(lr->link, job->url);
@@ -369,32 +403,21 @@ dial_main(void *arg)
         pthread_mutex_unlock(&n->call_lock);
         skci_bg_leave(bg);
     }
-    lr_release(lr);
-    free(job->url);
-    free(job);
-    skci_bg_done(bg);
+    link_job_end(job);
     return NULL;
 }
-
-struct push_job {
-    skci_linkref *lr;
-    char *url;
-};
 
 static void *
 push_dial_main(void *arg)
 {
-    struct push_job *job = arg;
+    struct link_job *job = arg;
     skci_linkref *lr = job->lr;
     skci_bg *bg = lr->bg;
     if (skci_link_push_dial(lr->link, job->url) != 0 && skci_bg_enter(bg)) {
         skci_node_log(lr->node, SKC_LOG_WARN, "%s", skc_last_error());
         skci_bg_leave(bg);
     }
-    lr_release(lr);
-    free(job->url);
-    free(job);
-    skci_bg_done(bg);
+    link_job_end(job);
     return NULL;
 }
 
@@ -435,19 +458,9 @@ start_dial(skc_node *n, skci_peer *p)
         }
         p->lr = lr;
     }
-    struct dial_job *job = calloc(1, sizeof(*job));
-    if (job == NULL || (job->url = skci_strdup(p->url)) == NULL) {
-        free(job);
-        goto fail;
-    }
-    job->lr = p->lr;
-    atomic_fetch_add(&p->lr->refs, 1);
     link_state_set(p, SKCI_LINK_DIALING);
-    if (skci_bg_run(n, dial_main, job) != 0) {
-        atomic_fetch_sub(&p->lr->refs, 1);
+    if (link_job_start(n, p->lr, p->url, dial_main) != 0) {
         link_state_set(p, SKCI_LINK_NONE);
-        free(job->url);
-        free(job);
         goto fail;
     }
     return;
@@ -563,18 +576,8 @@ hello_done(skc_node *n, skci_call *c)
             p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
             free(p->push_url);
             p->push_url = push_url_for(p->url, h.url, h.url_len);
-            struct push_job *pj = calloc(1, sizeof(*pj));
-            if (pj != NULL && p->push_url != NULL &&
-                (pj->url = skci_strdup(p->push_url)) != NULL) {
-                pj->lr = p->lr;
-                atomic_fetch_add(&p->lr->refs, 1);
-                if (skci_bg_run(n, push_dial_main, pj) != 0) {
-                    atomic_fetch_sub(&p->lr->refs, 1);
-                    free(pj->url);
-                    free(pj);
-                }
-            } else {
-                free(pj);
+            if (p->push_url != NULL) {
+                link_job_start(n, p->lr, p->push_url, push_dial_main);
             }
             link_state_set(p, SKCI_LINK_UP);
             free(p->last_error);

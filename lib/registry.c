@@ -49,11 +49,11 @@ registry_key(char *buf, const skci_target *t)
     buf[1 + t->name_len] = '\0';
 }
 
-skci_service *
-skci_registry_find(skc_node *n, const skci_target *t)
+/* The service a target names, or NULL (reg_lock held). */
+static skci_service *
+registry_lookup(skc_node *n, const skci_target *t)
 {
     uint32_t h = 0;
-    pthread_rwlock_rdlock(&n->reg_lock);
     if (t->type == SKCI_TARGET_HANDLE) {
         h = t->handle;
     } else if (t->type == SKCI_TARGET_CLUSTER ||
@@ -62,7 +62,14 @@ skci_registry_find(skc_node *n, const skci_target *t)
         registry_key(key, t);
         h = (uint32_t)(uintptr_t)skci_strmap_get(&n->names, key);
     }
-    skci_service *s = h ? skci_idmap_get(&n->services, h) : NULL;
+    return h ? skci_idmap_get(&n->services, h) : NULL;
+}
+
+skci_service *
+skci_registry_find(skc_node *n, const skci_target *t)
+{
+    pthread_rwlock_rdlock(&n->reg_lock);
+    skci_service *s = registry_lookup(n, t);
     if (s != NULL) {
         pthread_mutex_lock(&n->q_lock);
         if (s->dead) {
@@ -82,18 +89,9 @@ skci_registry_find(skc_node *n, const skci_target *t)
 int
 skci_registry_deliver(skc_node *n, const skci_target *t, skc_msg *m)
 {
-    uint32_t h = 0;
     int rc = SKC_ENOSERVICE;
     pthread_rwlock_rdlock(&n->reg_lock);
-    if (t->type == SKCI_TARGET_HANDLE) {
-        h = t->handle;
-    } else if (t->type == SKCI_TARGET_CLUSTER ||
-        t->type == SKCI_TARGET_LOCAL) {
-        char key[SKCI_NAME_MAX + 2];
-        registry_key(key, t);
-        h = (uint32_t)(uintptr_t)skci_strmap_get(&n->names, key);
-    }
-    skci_service *s = h ? skci_idmap_get(&n->services, h) : NULL;
+    skci_service *s = registry_lookup(n, t);
     if (s != NULL) {
         rc = skci_dispatch_deliver(n, s, m);
     }
