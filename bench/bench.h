@@ -19,6 +19,7 @@
 #ifndef SKC_BENCH_H
 #define SKC_BENCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,7 +56,8 @@ typedef struct bench_opts {
     int hold_n; /* BC_HOLD calls */
     int max_serving; /* server: contexts (skc max_serving / raw pool) */
     int workers; /* skc: worker threads, 0 = default */
-    const char *variant; /* raw: a diagnostic variant, see bench_raw.c */
+    const char *variant; /* skc: plain|inline; raw: a diagnostic variant,
+                            see bench_raw.c */
 } bench_opts;
 
 int bench_parse_opts(bench_opts *o, int argc, char **argv);
@@ -70,11 +72,35 @@ void bench_sleep_ms(int ms);
 typedef int (*bench_stats_fn)(void *c, unsigned long long *sends,
     long long *now, long long *last, unsigned long long *held);
 
-/* After a send burst: polls the receiver until it has counted `sent`, its
- * count stops moving for 1 s, or 15 s pass.  *count and *last get the
- * final counters.  0, or -1 if the counters could not be read. */
-int bench_settle(bench_stats_fn fn, void *c, unsigned long long sent,
-    unsigned long long *count, long long *last);
+/* The rest of a call case (BC_CALL) once its o->inflight calls are
+ * going, each completion counting into *ops or *errs and issuing the next
+ * call unless *stop: warms up, counts completed calls over o->dur_ms,
+ * sets *stop, waits (up to 10 s) for *active to reach 0, and writes the
+ * RESULT line. */
+void bench_measure_window(atomic_ullong *ops, atomic_ullong *errs,
+    atomic_int *stop, atomic_int *active, const bench_opts *o);
+
+/* Sets *stop and waits up to wait_ms for *active to reach 0. */
+void bench_stop_window(atomic_int *stop, atomic_int *active, int wait_ms);
+
+/* One blocking round trip of client c (reply freed); 0 or -1. */
+typedef int (*bench_roundtrip_fn)(void *c);
+
+/* The latency case (BC_LAT): round trips one at a time for o->warm_ms,
+ * then o->dur_ms measured; writes the RESULT line with p50/p99.  0. */
+int bench_run_lat(bench_roundtrip_fn fn, void *c, const bench_opts *o);
+
+/* Sends one message for client c: 0 sent, 1 refused for now (a full
+ * backlog: the caller has already yielded), -1 failed. */
+typedef int (*bench_send_fn)(void *c);
+
+/* The send case (BC_SEND): sends for o->warm_ms + o->dur_ms, keeping at
+ * most BENCH_SEND_WINDOW messages unconfirmed by the receiver's count,
+ * then waits until the receiver has counted everything (or its count
+ * stops moving for 1 s, or 15 s pass) and writes the RESULT line: the
+ * rate at the receiver.  0, or 1 if its counters could not be read. */
+int bench_run_send(
+    bench_stats_fn stats, bench_send_fn send, void *c, const bench_opts *o);
 
 /* VmRSS of a process in KiB (pid 0 = this one), -1 if unreadable. */
 long bench_rss_kb(int pid);

@@ -556,6 +556,7 @@ struct rcli {
     hopq hq; /* variant hop */
     int hop;
     nng_aio *xaio; /* variant xreq: the one receive */
+    nng_socket push; /* send case */
     atomic_uint xid;
 };
 
@@ -793,20 +794,7 @@ xreq_run_call(rcli *c, const bench_opts *o)
             atomic_fetch_add(&c->errs, 1);
         }
     }
-    bench_sleep_ms(o->warm_ms);
-    unsigned long long c0 = atomic_load(&c->ops);
-    int64_t t0 = bench_now_ns();
-    bench_sleep_ms(o->dur_ms);
-    unsigned long long c1 = atomic_load(&c->ops);
-    int64_t t1 = bench_now_ns();
-    unsigned long long errs = atomic_load(&c->errs);
-    atomic_store(&c->stop, 1);
-    int64_t until = bench_now_ns() + 10000000000LL;
-    while (atomic_load(&c->active) > 0 && bench_now_ns() < until) {
-        bench_sleep_ms(2);
-    }
-    bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
-        (double)(t1 - t0) / 1e9, errs);
+    bench_measure_window(&c->ops, &c->errs, &c->stop, &c->active, o);
     if (wrecv) {
         nng_close(c->req);
         for (int i = 0; i < nwt; i++) {
@@ -830,138 +818,59 @@ raw_run_call(rcli *c, const bench_opts *o)
         atomic_fetch_add(&c->active, 1);
         rslot_send(&v[i]);
     }
-    bench_sleep_ms(o->warm_ms);
-    unsigned long long c0 = atomic_load(&c->ops);
-    int64_t t0 = bench_now_ns();
-    bench_sleep_ms(o->dur_ms);
-    unsigned long long c1 = atomic_load(&c->ops);
-    int64_t t1 = bench_now_ns();
-    unsigned long long errs = atomic_load(&c->errs);
-    atomic_store(&c->stop, 1);
-    int64_t until = bench_now_ns() + 10000000000LL;
-    while (atomic_load(&c->active) > 0 && bench_now_ns() < until) {
-        bench_sleep_ms(2);
-    }
-    bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
-        (double)(t1 - t0) / 1e9, errs);
+    bench_measure_window(&c->ops, &c->errs, &c->stop, &c->active, o);
     hop_stop(&c->hq);
     slots_close(v, o->inflight);
     return 0;
 }
 
+/* bench_run_lat's round trip: blocking send and receive. */
 static int
-raw_run_lat(rcli *c, const bench_opts *o)
+raw_lat_call(void *arg)
 {
-    bench_lat lat = { 0 };
-    unsigned long long ops = 0, errs = 0;
-    int64_t start = bench_now_ns();
-    int64_t t0 = start + (int64_t)o->warm_ms * 1000000;
-    int64_t end = t0 + (int64_t)o->dur_ms * 1000000;
-    int64_t now = start, measured_from = 0;
-    while (now < end) {
-        nng_msg *r = NULL;
-        int64_t a = bench_now_ns();
-        int rv = raw_roundtrip(c, c->payload, c->size, &r);
-        now = bench_now_ns();
-        if (rv == 0) {
-            nng_msg_free(r);
-        }
-        if (a < t0) {
-            continue;
-        }
-        if (measured_from == 0) {
-            measured_from = a;
-        }
-        if (rv != 0) {
-            errs++;
-            continue;
-        }
-        ops++;
-        bench_lat_add(&lat, now - a);
+    rcli *c = arg;
+    nng_msg *r = NULL;
+    if (raw_roundtrip(c, c->payload, c->size, &r) != 0) {
+        return -1;
     }
-    double p50 = bench_lat_pct_us(&lat, 0.50);
-    double p99 = bench_lat_pct_us(&lat, 0.99);
-    bench_result("ops=%llu secs=%.6f errors=%llu p50_us=%.1f p99_us=%.1f", ops,
-        (double)(now - measured_from) / 1e9, errs, p50, p99);
-    bench_lat_free(&lat);
+    nng_msg_free(r);
+    return 0;
+}
+
+/* bench_run_send's send: a blocking send on the PUSH socket. */
+static int
+raw_send_one(void *arg)
+{
+    rcli *c = arg;
+    nng_msg *m = raw_request(c);
+    if (m == NULL || nng_sendmsg(c->push, m, 0) != 0) {
+        nng_msg_free(m);
+        return -1;
+    }
     return 0;
 }
 
 static int
 raw_run_send(rcli *c, const bench_opts *o)
 {
-    nng_socket push;
     int rv;
     if (o->push == NULL) {
         fprintf(stderr, "skc_bench raw: send needs --push\n");
         return 1;
     }
-    if ((rv = nng_push0_open(&push)) != 0) {
+    if ((rv = nng_push0_open(&c->push)) != 0) {
         raw_fail("push", rv);
         return 1;
     }
-    nng_socket_set_int(push, NNG_OPT_SENDBUF, RAW_PUSH_SENDBUF);
-    if ((rv = nng_dial(push, o->push, NULL, 0)) != 0) {
+    nng_socket_set_int(c->push, NNG_OPT_SENDBUF, RAW_PUSH_SENDBUF);
+    if ((rv = nng_dial(c->push, o->push, NULL, 0)) != 0) {
         raw_fail(o->push, rv);
-        nng_close(push);
+        nng_close(c->push);
         return 1;
     }
-    unsigned long long sent = 0, errs = 0, s0 = 0, h, seen = 0, base;
-    long long n0 = 0, l;
-    if (raw_stats(c, &base, &l, &l, &h) != 0) {
-        nng_close(push);
-        return 1;
-    }
-    int64_t start = bench_now_ns();
-    int64_t t_warm = start + (int64_t)o->warm_ms * 1000000;
-    int64_t end = t_warm + (int64_t)o->dur_ms * 1000000;
-    int have0 = 0;
-    for (;;) {
-        int64_t now = bench_now_ns();
-        if (!have0 && now >= t_warm) {
-            if (raw_stats(c, &s0, &n0, &l, &h) != 0) {
-                nng_close(push);
-                return 1;
-            }
-            have0 = 1;
-        }
-        if (now >= end) {
-            break;
-        }
-        if (sent - seen > BENCH_SEND_WINDOW) {
-            unsigned long long got;
-            if (raw_stats(c, &got, &l, &l, &h) != 0) {
-                nng_close(push);
-                return 1;
-            }
-            seen = got - base;
-            if (sent - seen > BENCH_SEND_WINDOW) {
-                bench_sleep_ms(1);
-            }
-            continue;
-        }
-        for (int i = 0; i < 256; i++) {
-            nng_msg *m = raw_request(c);
-            if (m == NULL || (rv = nng_sendmsg(push, m, 0)) != 0) {
-                nng_msg_free(m);
-                errs++;
-                continue;
-            }
-            sent++;
-        }
-    }
-    unsigned long long s1 = 0;
-    long long last = 0;
-    if (bench_settle(raw_stats_any, c, sent, &s1, &last) != 0) {
-        nng_close(push);
-        return 1;
-    }
-    bench_result("ops=%llu secs=%.6f errors=%llu sent=%llu lost=%llu "
-                 "backlog_full=0",
-        s1 - s0, (double)(last - n0) / 1e9, errs, sent,
-        sent > s1 ? sent - s1 : 0ULL);
-    nng_close(push);
-    return 0;
+    int ret = bench_run_send(raw_stats_any, raw_send_one, c, o);
+    nng_close(c->push);
+    return ret;
 }
 
 static int
@@ -978,11 +887,7 @@ raw_run_hold(rcli *c, const bench_opts *o)
         rslot_send(&w[i]);
     }
     bench_sleep_ms(200);
-    atomic_store(&c->stop, 1);
-    int64_t until = bench_now_ns() + 5000000000LL;
-    while (atomic_load(&c->active) > 0 && bench_now_ns() < until) {
-        bench_sleep_ms(2);
-    }
+    bench_stop_window(&c->stop, &c->active, 5000);
     slots_close(w, 16);
     bench_sleep_ms(100);
     long rss0 = bench_rss_kb(0);
@@ -1000,7 +905,7 @@ raw_run_hold(rcli *c, const bench_opts *o)
     }
     unsigned long long s, held = 0;
     long long n, l;
-    until = bench_now_ns() + 30000000000LL;
+    int64_t until = bench_now_ns() + 30000000000LL;
     while (bench_now_ns() < until) {
         if (raw_stats(c, &s, &n, &l, &held) != 0) {
             return 1;
@@ -1068,7 +973,7 @@ bench_raw_client(const bench_opts *o)
         ret = xreq ? xreq_run_call(&c, o) : raw_run_call(&c, o);
         break;
     case BC_LAT:
-        ret = raw_run_lat(&c, o);
+        ret = bench_run_lat(raw_lat_call, &c, o);
         break;
     case BC_SEND:
         ret = raw_run_send(&c, o);

@@ -253,17 +253,6 @@ start_calls(cli *c, int k)
     return 0;
 }
 
-/* Stops re-issuing and waits (bounded) for the window to drain. */
-static void
-stop_calls(cli *c, int wait_ms)
-{
-    atomic_store(&c->stop, 1);
-    int64_t until = bench_now_ns() + (int64_t)wait_ms * 1000000;
-    while (atomic_load(&c->active) > 0 && bench_now_ns() < until) {
-        bench_sleep_ms(2);
-    }
-}
-
 static int
 get_stats(cli *c, unsigned long long *sends, long long *now, long long *last,
     unsigned long long *held)
@@ -316,123 +305,46 @@ static int
 run_call(cli *c, const bench_opts *o)
 {
     if (start_calls(c, o->inflight) != 0) {
-        stop_calls(c, 5000);
+        bench_stop_window(&c->stop, &c->active, 5000);
         return 1;
     }
-    bench_sleep_ms(o->warm_ms);
-    unsigned long long c0 = atomic_load(&c->ops);
-    int64_t t0 = bench_now_ns();
-    bench_sleep_ms(o->dur_ms);
-    unsigned long long c1 = atomic_load(&c->ops);
-    int64_t t1 = bench_now_ns();
-    unsigned long long errs = atomic_load(&c->errs);
-    stop_calls(c, 10000);
-    bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
-        (double)(t1 - t0) / 1e9, errs);
+    bench_measure_window(&c->ops, &c->errs, &c->stop, &c->active, o);
     return 0;
 }
 
+/* bench_run_lat's round trip: one blocking call. */
 static int
-run_lat(cli *c, const bench_opts *o)
+lat_call(void *arg)
 {
-    bench_lat lat = { 0 };
-    unsigned long long ops = 0, errs = 0;
-    int64_t start = bench_now_ns();
-    int64_t t0 = start + (int64_t)o->warm_ms * 1000000;
-    int64_t end = t0 + (int64_t)o->dur_ms * 1000000;
-    int64_t now = start, measured_from = 0;
-    while (now < end) {
-        void *out = NULL;
-        size_t len;
-        int64_t a = bench_now_ns();
-        int rc = skc_node_call(c->node, &out, &len, BENCH_PEER, c->target,
-            c->payload, c->size, c->timeout_ms);
-        now = bench_now_ns();
-        skc_free(out);
-        if (a < t0) {
-            continue;
-        }
-        if (measured_from == 0) {
-            measured_from = a;
-        }
-        if (rc != 0) {
-            errs++;
-            report_error(c, rc, skc_last_error());
-            continue;
-        }
-        ops++;
-        bench_lat_add(&lat, now - a);
+    cli *c = arg;
+    void *out = NULL;
+    size_t len;
+    int rc = skc_node_call(c->node, &out, &len, BENCH_PEER, c->target,
+        c->payload, c->size, c->timeout_ms);
+    skc_free(out);
+    if (rc != 0) {
+        report_error(c, rc, skc_last_error());
+        return -1;
     }
-    double p50 = bench_lat_pct_us(&lat, 0.50);
-    double p99 = bench_lat_pct_us(&lat, 0.99);
-    bench_result("ops=%llu secs=%.6f errors=%llu p50_us=%.1f p99_us=%.1f", ops,
-        (double)(now - measured_from) / 1e9, errs, p50, p99);
-    bench_lat_free(&lat);
     return 0;
 }
 
+/* bench_run_send's send: SKC_ELIMIT (the link's backlog is full) lets it
+ * drain. */
 static int
-run_send(cli *c, const bench_opts *o)
+send_one(void *arg)
 {
-    unsigned long long sent = 0, errs = 0, full = 0, seen = 0, base;
-    unsigned long long s0 = 0, h;
-    long long n0 = 0, l;
-    if (get_stats(c, &base, &l, &l, &h) != 0) {
+    cli *c = arg;
+    int rc = skc_node_send(c->node, BENCH_PEER, "@sink", c->payload, c->size);
+    if (rc == SKC_ELIMIT) {
+        sched_yield();
         return 1;
     }
-    int64_t start = bench_now_ns();
-    int64_t t_warm = start + (int64_t)o->warm_ms * 1000000;
-    int64_t end = t_warm + (int64_t)o->dur_ms * 1000000;
-    int have0 = 0;
-    for (;;) {
-        int64_t now = bench_now_ns();
-        if (!have0 && now >= t_warm) {
-            /* Pairs the receiver's count with the receiver's clock. */
-            if (get_stats(c, &s0, &n0, &l, &h) != 0) {
-                return 1;
-            }
-            have0 = 1;
-        }
-        if (now >= end) {
-            break;
-        }
-        if (sent - seen > BENCH_SEND_WINDOW) {
-            /* Flow control: see BENCH_SEND_WINDOW. */
-            unsigned long long got;
-            if (get_stats(c, &got, &l, &l, &h) != 0) {
-                return 1;
-            }
-            seen = got - base;
-            if (sent - seen > BENCH_SEND_WINDOW) {
-                bench_sleep_ms(1);
-            }
-            continue;
-        }
-        for (int i = 0; i < 256; i++) {
-            int rc = skc_node_send(
-                c->node, BENCH_PEER, "@sink", c->payload, c->size);
-            if (rc == 0) {
-                sent++;
-            } else if (rc == SKC_ELIMIT) {
-                full++; /* the link's backlog is full: let it drain */
-                sched_yield();
-            } else {
-                errs++;
-                report_error(c, rc, skc_last_error());
-                bench_sleep_ms(1);
-            }
-        }
+    if (rc != 0) {
+        report_error(c, rc, skc_last_error());
+        bench_sleep_ms(1);
+        return -1;
     }
-    /* Wait until the receiver has counted everything (or stops moving). */
-    unsigned long long s1 = 0;
-    long long last = 0;
-    if (bench_settle(get_stats_any, c, sent, &s1, &last) != 0) {
-        return 1;
-    }
-    bench_result("ops=%llu secs=%.6f errors=%llu sent=%llu lost=%llu "
-                 "backlog_full=%llu",
-        s1 - s0, (double)(last - n0) / 1e9, errs, sent,
-        sent > s1 ? sent - s1 : 0ULL, full);
     return 0;
 }
 
@@ -446,7 +358,7 @@ run_hold(cli *c, const bench_opts *o)
         return 1;
     }
     bench_sleep_ms(200);
-    stop_calls(c, 5000); /* leaves stop set: holds must not re-issue */
+    bench_stop_window(&c->stop, &c->active, 5000); /* leaves stop set: holds must not re-issue */
     bench_sleep_ms(100);
     long rss0 = bench_rss_kb(0);
 
@@ -526,10 +438,10 @@ bench_skc_client(const bench_opts *o)
         ret = run_call(&c, o);
         break;
     case BC_LAT:
-        ret = run_lat(&c, o);
+        ret = bench_run_lat(lat_call, &c, o);
         break;
     case BC_SEND:
-        ret = run_send(&c, o);
+        ret = bench_run_send(get_stats_any, send_one, &c, o);
         break;
     default:
         ret = run_hold(&c, o);

@@ -208,7 +208,10 @@ bench_parse_opts(bench_opts *o, int argc, char **argv)
     return 0;
 }
 
-int
+/* After a send burst: polls the receiver until it has counted `sent`, its
+ * count stops moving for 1 s, or 15 s pass.  *count and *last get the
+ * final counters.  0, or -1 if the counters could not be read. */
+static int
 bench_settle(bench_stats_fn fn, void *c, unsigned long long sent,
     unsigned long long *count, long long *last)
 {
@@ -233,5 +236,127 @@ bench_settle(bench_stats_fn fn, void *c, unsigned long long sent,
         bench_sleep_ms(20);
     }
     *count = s1;
+    return 0;
+}
+
+void
+bench_stop_window(atomic_int *stop, atomic_int *active, int wait_ms)
+{
+    atomic_store(stop, 1);
+    int64_t until = bench_now_ns() + (int64_t)wait_ms * 1000000;
+    while (atomic_load(active) > 0 && bench_now_ns() < until) {
+        bench_sleep_ms(2);
+    }
+}
+
+void
+bench_measure_window(atomic_ullong *ops, atomic_ullong *errs,
+    atomic_int *stop, atomic_int *active, const bench_opts *o)
+{
+    bench_sleep_ms(o->warm_ms);
+    unsigned long long c0 = atomic_load(ops);
+    int64_t t0 = bench_now_ns();
+    bench_sleep_ms(o->dur_ms);
+    unsigned long long c1 = atomic_load(ops);
+    int64_t t1 = bench_now_ns();
+    unsigned long long e = atomic_load(errs);
+    bench_stop_window(stop, active, 10000);
+    bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
+        (double)(t1 - t0) / 1e9, e);
+}
+
+int
+bench_run_lat(bench_roundtrip_fn fn, void *c, const bench_opts *o)
+{
+    bench_lat lat = { 0 };
+    unsigned long long ops = 0, errs = 0;
+    int64_t start = bench_now_ns();
+    int64_t t0 = start + (int64_t)o->warm_ms * 1000000;
+    int64_t end = t0 + (int64_t)o->dur_ms * 1000000;
+    int64_t now = start, measured_from = 0;
+    while (now < end) {
+        int64_t a = bench_now_ns();
+        int rc = fn(c);
+        now = bench_now_ns();
+        if (a < t0) {
+            continue;
+        }
+        if (measured_from == 0) {
+            measured_from = a;
+        }
+        if (rc != 0) {
+            errs++;
+            continue;
+        }
+        ops++;
+        bench_lat_add(&lat, now - a);
+    }
+    double p50 = bench_lat_pct_us(&lat, 0.50);
+    double p99 = bench_lat_pct_us(&lat, 0.99);
+    bench_result("ops=%llu secs=%.6f errors=%llu p50_us=%.1f p99_us=%.1f", ops,
+        (double)(now - measured_from) / 1e9, errs, p50, p99);
+    bench_lat_free(&lat);
+    return 0;
+}
+
+int
+bench_run_send(
+    bench_stats_fn stats, bench_send_fn send, void *c, const bench_opts *o)
+{
+    unsigned long long sent = 0, errs = 0, full = 0, seen = 0, base;
+    unsigned long long s0 = 0, h;
+    long long n0 = 0, l;
+    if (stats(c, &base, &l, &l, &h) != 0) {
+        return 1;
+    }
+    int64_t start = bench_now_ns();
+    int64_t t_warm = start + (int64_t)o->warm_ms * 1000000;
+    int64_t end = t_warm + (int64_t)o->dur_ms * 1000000;
+    int have0 = 0;
+    for (;;) {
+        int64_t now = bench_now_ns();
+        if (!have0 && now >= t_warm) {
+            /* Pairs the receiver's count with the receiver's clock. */
+            if (stats(c, &s0, &n0, &l, &h) != 0) {
+                return 1;
+            }
+            have0 = 1;
+        }
+        if (now >= end) {
+            break;
+        }
+        if (sent - seen > BENCH_SEND_WINDOW) {
+            /* Flow control: see BENCH_SEND_WINDOW. */
+            unsigned long long got;
+            if (stats(c, &got, &l, &l, &h) != 0) {
+                return 1;
+            }
+            seen = got - base;
+            if (sent - seen > BENCH_SEND_WINDOW) {
+                bench_sleep_ms(1);
+            }
+            continue;
+        }
+        for (int i = 0; i < 256; i++) {
+            int rc = send(c);
+            if (rc == 0) {
+                sent++;
+            } else if (rc > 0) {
+                full++;
+            } else {
+                errs++;
+            }
+        }
+    }
+    /* Wait until the receiver has counted everything (or stops moving). */
+    unsigned long long s1 = 0;
+    long long last = 0;
+    if (bench_settle(stats, c, sent, &s1, &last) != 0) {
+        return 1;
+    }
+    bench_result("ops=%llu secs=%.6f errors=%llu sent=%llu lost=%llu "
+                 "backlog_full=%llu",
+        s1 - s0, (double)(last - n0) / 1e9, errs, sent,
+        sent > s1 ? sent - s1 : 0ULL, full);
     return 0;
 }
