@@ -184,6 +184,21 @@ version(lua_State *L)
     return 1;
 }
 
+/* A Lua state with the standard libraries and skc's module paths; NULL
+ * (said on stderr) if none can be made. */
+static lua_State *
+new_state(void)
+{
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        fprintf(stderr, "skc: cannot create a Lua state\n");
+        return NULL;
+    }
+    luaL_openlibs(L);
+    set_paths(L);
+    return L;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -192,13 +207,9 @@ main(int argc, char **argv)
     int code;
 
     if (argc >= 3 && strcmp(argv[1], "script") == 0) {
-        L = luaL_newstate();
-        if (L == NULL) {
-            fprintf(stderr, "skc: cannot create a Lua state\n");
+        if ((L = new_state()) == NULL) {
             return 1;
         }
-        luaL_openlibs(L);
-        set_paths(L);
         code = run_script(L, argc - 2, argv + 2);
         lua_close(L);
         return code;
@@ -219,13 +230,9 @@ main(int argc, char **argv)
         return 2;
     }
 
-    L = luaL_newstate();
-    if (L == NULL) {
-        fprintf(stderr, "skc: cannot create a Lua state\n");
+    if ((L = new_state()) == NULL) {
         return 1;
     }
-    luaL_openlibs(L);
-    set_paths(L);
     if (config == NULL) {
         lua_pushcfunction(L, traceback);
         lua_pushcfunction(L, version);

@@ -593,6 +593,17 @@ function R.newservice(name, ...)
     return handle
 end
 
+-- Waits (coroutine co) until the unique service u is started; raises
+-- its start error at the caller of uniqueservice/queryservice.
+local function await_unique(u, co)
+    u.waiters[#u.waiters + 1] = co
+    local ok, h, err = suspend()
+    if not ok then
+        error(err, 3)
+    end
+    return h
+end
+
 function R.uniqueservice(name, ...)
     local co = current("skynet.uniqueservice")
     local u = unique[name]
@@ -600,11 +611,7 @@ function R.uniqueservice(name, ...)
         if u.handle then
             return u.handle
         end
-        u.waiters[#u.waiters + 1] = co
-        local ok, h, err = suspend()
-        if not ok then
-            error(err, 2)
-        end
+        local h = await_unique(u, co) -- not a tail call: error level 3
         return h
     end
     u = { waiters = {} }
@@ -636,11 +643,7 @@ function R.queryservice(name)
         u = { waiters = {} }
         unique[name] = u
     end
-    u.waiters[#u.waiters + 1] = co
-    local ok, h, err = suspend()
-    if not ok then
-        error(err, 2)
-    end
+    local h = await_unique(u, co) -- not a tail call: error level 3
     return h
 end
 
