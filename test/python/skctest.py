@@ -311,7 +311,32 @@ def start_lua(config, cwd, name):
     return Proc([binary("skc"), "run", config], cwd=cwd, name=name)
 
 
+def simpledb(log=None, set_one_value=True):
+    """The seed's simpledb.lua as a Python handler; the calls go to log and
+    the data is handler.db.  SET answers the old value: as exactly one
+    value, as simpledb.lua does (set_one_value), or as the handler's plain
+    return value (None = no value at all)."""
+    db = {}
+
+    def handler(cmd, *args):
+        if log is not None:
+            log.append((cmd,) + args)
+        cmd = cmd.upper()
+        if cmd == "PING":
+            return None
+        if cmd == "GET":
+            return db.get(args[0])
+        if cmd == "SET":
+            last = db.get(args[0])
+            db[args[0]] = args[1]
+            return (last,) if set_one_value else last
+        raise KeyError("Unknown command %s" % cmd)
+
+    handler.db = db
+    return handler
+
+
 __all__ = ["lua_missing", "example_copy", "lua_config", "start_lua",
            "LUA_EXAMPLE", "LUA_TESTS", "skc", "main", "free_port",
            "wait_until", "binary", "Proc", "Server", "TempDir", "write_map",
-           "SOURCE_DIR", "BUILD_DIR", "BIN_DIR", "HERE"]
+           "SOURCE_DIR", "BUILD_DIR", "BIN_DIR", "HERE", "simpledb"]

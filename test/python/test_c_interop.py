@@ -21,27 +21,6 @@ def missing(name):
         os.path.join(skctest.BIN_DIR, name)
 
 
-def simpledb(log=None):
-    db = {}
-
-    def handler(cmd, *args):
-        if log is not None:
-            log.append((cmd,) + args)
-        cmd = cmd.upper()
-        if cmd == "PING":
-            return None
-        if cmd == "GET":
-            return db.get(args[0])
-        if cmd == "SET":
-            last = db.get(args[0])
-            db[args[0]] = args[1]
-            return (last,)          # exactly one value, as simpledb.lua
-        raise KeyError("Unknown command %s" % cmd)
-
-    handler.db = db
-    return handler
-
-
 @unittest.skipUnless(SIMPLEDB_C, missing("simpledb_c"))
 class PythonCallsCSimpledb(unittest.TestCase):
     @classmethod
@@ -136,7 +115,7 @@ class CGateCallsPythonDb(unittest.TestCase):
         node.load_map(mapfile)
         node.open("db")
         calls = []
-        h = simpledb(calls)
+        h = skctest.simpledb(calls)
         handle = node.register("sdb", h)
         srv = Server(node)
         self.addCleanup(srv.stop)

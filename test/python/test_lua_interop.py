@@ -20,28 +20,6 @@ from skctest import skc, Server, TempDir
 MISSING = skctest.lua_missing()
 
 
-def simpledb(log=None):
-    """The seed's simpledb.lua in Python."""
-    db = {}
-
-    def handler(cmd, *args):
-        if log is not None:
-            log.append((cmd,) + args)
-        cmd = cmd.upper()
-        if cmd == "PING":
-            return None
-        if cmd == "GET":
-            return db.get(args[0])
-        if cmd == "SET":
-            last = db.get(args[0])
-            db[args[0]] = args[1]
-            return last
-        raise KeyError("Unknown command %s" % cmd)
-
-    handler.db = db
-    return handler
-
-
 @unittest.skipIf(MISSING, MISSING)
 class PythonCallsLuaSimpledb(unittest.TestCase):
     @classmethod
@@ -157,7 +135,7 @@ class LuaGateCallsPythonDb(unittest.TestCase):
         node.open("db")
         self.assertEqual(node.name, "db")
         calls = []
-        h = simpledb(calls)
+        h = skctest.simpledb(calls, set_one_value=False)
         node.register("sdb", h)
         srv = Server(node)
         self.addCleanup(srv.stop)
@@ -191,7 +169,7 @@ class LuaCallsPythonServices(unittest.TestCase):
             "py": py_addr[len("tcp://"):], "lua": lua_addr})
         node.load_map(mapfile)
 
-        sdb = simpledb()
+        sdb = skctest.simpledb(set_one_value=False)
         pings = []
         done = threading.Event()
 

@@ -168,15 +168,22 @@ svc_hold(skc_node *n, uint32_t s, skc_msg *m, void *arg)
     say("HELD %zu", k);
 }
 
+/* Sleeps for the number of milliseconds the payload spells. */
 static void
-svc_block(skc_node *n, uint32_t s, skc_msg *m, void *arg)
+sleep_payload_ms(skc_msg *m)
 {
-    (void)n, (void)s, (void)arg;
     size_t len;
     const char *d = skc_msg_data(m, &len);
     char buf[32];
     snprintf(buf, sizeof(buf), "%.*s", (int)(len < 31 ? len : 31), d);
     sleep_ms(strtol(buf, NULL, 10));
+}
+
+static void
+svc_block(skc_node *n, uint32_t s, skc_msg *m, void *arg)
+{
+    (void)n, (void)s, (void)arg;
+    sleep_payload_ms(m);
     /* returns without replying */
 }
 
@@ -184,11 +191,7 @@ static void
 svc_nap(skc_node *n, uint32_t s, skc_msg *m, void *arg)
 {
     (void)n, (void)s, (void)arg;
-    size_t len;
-    const char *d = skc_msg_data(m, &len);
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%.*s", (int)(len < 31 ? len : 31), d);
-    sleep_ms(strtol(buf, NULL, 10));
+    sleep_payload_ms(m);
     skc_msg_reply(m, "ok", 2);
 }
 
