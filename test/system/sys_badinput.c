@@ -128,10 +128,9 @@ req_open(void)
     return s;
 }
 
-/* Sends f; returns 1 and the reply status/text, or 0 if no reply. */
+/* Sends len bytes as one message (blocking); 0 or NNG's error. */
 static int
-req_exchange(nng_socket s, const void *data, size_t len, uint32_t *status,
-    char *text, size_t size)
+send_bytes(nng_socket s, const void *data, size_t len)
 {
     nng_msg *m;
     CHECK(nng_msg_alloc(&m, 0) == 0, "msg");
@@ -141,9 +140,20 @@ req_exchange(nng_socket s, const void *data, size_t len, uint32_t *status,
     int rv = nng_sendmsg(s, m, 0);
     if (rv != 0) {
         nng_msg_free(m);
+    }
+    return rv;
+}
+
+/* Sends f; returns 1 and the reply status/text, or 0 if no reply. */
+static int
+req_exchange(nng_socket s, const void *data, size_t len, uint32_t *status,
+    char *text, size_t size)
+{
+    if (send_bytes(s, data, len) != 0) {
         return 0;
     }
-    rv = nng_recvmsg(s, &m, 0);
+    nng_msg *m;
+    int rv = nng_recvmsg(s, &m, 0);
     if (rv != 0) {
         return 0;
     }
@@ -205,15 +215,7 @@ push_open(void)
 static void
 push(nng_socket s, const void *data, size_t len)
 {
-    nng_msg *m;
-    CHECK(nng_msg_alloc(&m, 0) == 0, "msg");
-    if (len > 0) {
-        CHECK(nng_msg_append(m, data, len) == 0, "append");
-    }
-    int rv = nng_sendmsg(s, m, 0);
-    if (rv != 0) {
-        nng_msg_free(m);
-    }
+    int rv = send_bytes(s, data, len);
     CHECK(rv == 0, "push: %s", nng_strerror(rv));
 }
 
