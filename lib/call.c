@@ -1263,9 +1263,11 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
     const uint8_t **d, size_t *l)
 {
     if (skci_inline_depth > 0) {
-        return skci_error(SKC_EBUSY, "a blocking %s from an inline handler "
-            "or callback would stall the thread that receives replies; "
-            "use the async form", kind == SKCI_KIND_QUERY ? "query" : "call");
+        return skci_error(SKC_EBUSY, "a blocking %s to node '%s' from an "
+            "inline handler or callback of node '%s' would stall the thread "
+            "that receives replies; use the async form",
+            kind == SKCI_KIND_QUERY ? "query" : "call", peer ? peer : "?",
+            skci_current_node ? skci_current_node->name : "?");
     }
     skci_call *c;
     int rc = call_new(node, &c, kind, SKCI_MODE_SYNC, peer, target, data,

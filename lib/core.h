@@ -275,6 +275,9 @@ void skci_dispatch_run(skc_node *n, skci_service *s, skc_msg *msg);
  * this thread now, 0 if it must go to the queue.  Pair 1 with _end. */
 int skci_dispatch_inline_begin(skc_node *n);
 void skci_dispatch_inline_end(skc_node *n);
+/* SKC_EBUSY for `what` on node target, called from inline code (sets the
+ * detail, naming both nodes). */
+int skci_inline_busy(const char *what, const skc_node *target);
 void skci_dispatch_push(skc_node *n, skci_task *t);
 /* Frees a message that was never run: answers calls with SKC_ENOREPLY. */
 void skci_msg_drop(skc_msg *m, int code, const char *why);

@@ -221,6 +221,14 @@ skci_dispatch_inline_begin(skc_node *n)
     return ok;
 }
 
+int
+skci_inline_busy(const char *what, const skc_node *target)
+{
+    return skci_error(SKC_EBUSY, "%s on node '%s' called from an inline "
+        "handler or callback of node '%s', where nothing may block",
+        what, target->name, skci_current_node ? skci_current_node->name : "?");
+}
+
 void
 skci_dispatch_inline_end(skc_node *n)
 {
@@ -409,8 +417,7 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
             "or callback of node '%s'", node->name);
     }
     if (skci_inline_depth > 0) {
-        return skci_error(SKC_EBUSY, "skc_node_poll called from an inline "
-            "handler or callback");
+        return skci_inline_busy("skc_node_poll", node);
     }
     if (atomic_load(&node->closing)) {
         return skci_error(SKC_ECLOSED, "node '%s' is closing", node->name);

@@ -188,8 +188,7 @@ skc_node_destroy(skc_node *node)
             "handler or callback of node '%s'", node->name);
     }
     if (skci_inline_depth > 0) {
-        return skci_error(SKC_EBUSY, "skc_node_destroy called from an "
-            "inline handler or callback");
+        return skci_inline_busy("skc_node_destroy", node);
     }
     atomic_store(&node->closing, 1);
     pthread_mutex_lock(&node->open_lock);
@@ -335,8 +334,7 @@ skc_node_close(skc_node *node)
         return skci_error(SKC_EINVAL, "node is NULL");
     }
     if (skci_inline_depth > 0) {
-        return skci_error(SKC_EBUSY, "skc_node_close called from an "
-            "inline handler or callback");
+        return skci_inline_busy("skc_node_close", node);
     }
     pthread_mutex_lock(&node->open_lock);
     if (node->server != NULL) {

@@ -903,6 +903,11 @@ test_inside_inline_handler(void **state)
     assert_int_equal(p.on_worker, 0);
     assert_int_equal(p.rc_call, SKC_EBUSY);
     assert_non_null(strstr(p.text_call, "inline"));
+    /* The texts name the node called and the node whose code runs. */
+    assert_non_null(strstr(p.text_call, "to node 'self'"));
+    assert_non_null(strstr(p.text_call, "of node 'db'"));
+    assert_non_null(strstr(p.text_close, "on node 'db'"));
+    assert_non_null(strstr(p.text_close, "of node 'db'"));
     assert_int_equal(p.rc_query, SKC_EBUSY);
     assert_non_null(strstr(p.text_query, "inline"));
     assert_int_equal(p.rc_close, SKC_EBUSY);
