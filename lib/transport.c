@@ -802,6 +802,8 @@ struct skci_link {
     int has_push_dialer;
     char *push_url;
     pthread_mutex_t lk; /* dialers */
+    pthread_cond_t dial_cv; /* signalled when a first connect ends */
+    int dialing;            /* first connects in progress (under lk) */
     atomic_int closed;
 };
 
@@ -918,6 +920,11 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     l->cfg = *cfg;
     pthread_mutex_init(&l->lk, NULL);
     pthread_mutex_init(&l->clk, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->dial_cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rv;
     if ((rv = nng_req0_open(&l->req)) != 0) {
         goto fail0;
@@ -947,6 +954,7 @@ fail2:
 fail1:
     nng_close(l->req);
 fail0:
+    pthread_cond_destroy(&l->dial_cv);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l);
@@ -961,16 +969,69 @@ dialer_backoff(nng_dialer d)
     nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 5000);
 }
 
+/* NNG 1.5.2 loses a TCP or IPC connection whose dialer closes while the
+ * connection is still exchanging SP headers: if the close lands between a
+ * header transfer and its callback, the transport re-arms an aio that is
+ * already closed, the connection never finishes, and it and its endpoint
+ * (2-4 KiB) are never freed -- the same flaw as nanomsg/nng#616, here in
+ * the header exchange.  So a link's first connect on each socket is made
+ * blocking (it returns once the headers are exchanged or the connect has
+ * failed) and counted in l->dialing, and nothing closes a dialer of the
+ * link while one is counted: skci_link_close and a push dialer being
+ * replaced wait for it first, for at most DIAL_WAIT_MS (only a peer that
+ * never answers a connect takes that long).  Reconnects that NNG makes on
+ * its own after a connection drops are not covered; see
+ * docs/RELIABILITY.md, L7. */
+#define DIAL_WAIT_MS 500
+
+/* Waits (lk held) until no first connect is in progress, or DIAL_WAIT_MS. */
+static void
+dial_wait_locked(skci_link *l)
+{
+    int64_t until = skci_now_ms() + DIAL_WAIT_MS;
+    while (l->dialing > 0 && skci_now_ms() < until) {
+        struct timespec ts;
+        ts.tv_sec = (time_t)(until / 1000);
+        ts.tv_nsec = (long)(until % 1000) * 1000000L;
+        pthread_cond_timedwait(&l->dial_cv, &l->lk, &ts);
+    }
+}
+
+/* A first connect counted in l->dialing has ended. */
+static void
+dial_end(skci_link *l)
+{
+    pthread_mutex_lock(&l->lk);
+    l->dialing--;
+    pthread_cond_broadcast(&l->dial_cv);
+    pthread_mutex_unlock(&l->lk);
+}
+
+/* Creates a dialer for url on sock and counts its first connect (lk held).
+ * Created under lk, which skci_link_close takes before closing the
+ * sockets: NNG 1.5.2 can lose a dialer created while its socket closes
+ * (#1657/#1658).  Returns an NNG error. */
+static int
+dial_create_locked(skci_link *l, nng_socket sock, const char *url,
+    nng_dialer *d)
+{
+    if (atomic_load(&l->closed)) {
+        return NNG_ECLOSED;
+    }
+    int rv = nng_dialer_create(d, sock, url);
+    if (rv == 0) {
+        dialer_backoff(*d);
+        l->dialing++;
+    }
+    return rv;
+}
+
 int
 skci_link_dial(skci_link *l, const char *url)
 {
     nng_dialer d;
-    /* Created under lk, which skci_link_close takes before closing the
-     * sockets: NNG 1.5.2 can lose a dialer created while its socket
-     * closes (#1657/#1658). */
     pthread_mutex_lock(&l->lk);
-    int rv = atomic_load(&l->closed) ? NNG_ECLOSED
-                                     : nng_dialer_create(&d, l->req, url);
+    int rv = dial_create_locked(l, l->req, url, &d);
     pthread_mutex_unlock(&l->lk);
     if (rv == NNG_ECLOSED) {
         return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
@@ -978,8 +1039,8 @@ skci_link_dial(skci_link *l, const char *url)
     if (rv != 0) {
         return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
     }
-    dialer_backoff(d);
     rv = nng_dialer_start(d, 0);
+    dial_end(l);
     if (rv != 0) {
         nng_dialer_close(d);
         if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
@@ -1031,24 +1092,36 @@ skci_link_push_dial(skci_link *l, const char *url)
         return 0;
     }
     if (l->has_push_dialer) {
+        dial_wait_locked(l); /* the old dialer's first connect */
         nng_dialer_close(l->push_dialer);
         l->has_push_dialer = 0;
     }
-    free(l->push_url);
-    l->push_url = skci_strdup(url);
     nng_dialer d;
-    int rv = nng_dialer_create(&d, l->push, url);
+    int rv = dial_create_locked(l, l->push, url, &d);
     if (rv == 0) {
-        dialer_backoff(d);
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-        if (rv == 0) {
-            l->push_dialer = d;
-            l->has_push_dialer = 1;
-        } else {
-            nng_dialer_close(d);
-        }
+        free(l->push_url);
+        l->push_url = skci_strdup(url);
+        l->push_dialer = d;
+        l->has_push_dialer = 1;
     }
     pthread_mutex_unlock(&l->lk);
+    if (rv == NNG_ECLOSED) {
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
+    if (rv != 0) {
+        return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
+    }
+    rv = nng_dialer_start(d, 0);
+    if (rv != 0 && rv != NNG_ECLOSED && !atomic_load(&l->closed)) {
+        /* The first connect failed; sends wait in the socket while NNG
+         * keeps trying with back-off.  (A blocking start that fails
+         * leaves the dialer stopped.) */
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    }
+    dial_end(l);
+    if (rv == NNG_ECLOSED) {
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
     if (rv != 0) {
         return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
     }
@@ -1071,9 +1144,11 @@ skci_link_close(skci_link *l)
     l->push_tx.closed = 1;
     pthread_mutex_unlock(&l->push_tx.lk);
     /* No dialer is being created from here on (they check closed under
-     * lk).  Closing the socket ends every context's operation with
-     * ECLOSED; then wait for their callbacks and free them. */
+     * lk); wait for a first connect still exchanging headers (see
+     * DIAL_WAIT_MS).  Closing the socket ends every context's operation
+     * with ECLOSED; then wait for their callbacks and free them. */
     pthread_mutex_lock(&l->lk);
+    dial_wait_locked(l);
     pthread_mutex_unlock(&l->lk);
     nng_close(l->req);
     nng_close(l->push);
@@ -1098,6 +1173,7 @@ skci_link_free(skci_link *l)
         return;
     }
     skci_link_close(l);
+    pthread_cond_destroy(&l->dial_cv);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l->push_url);

@@ -174,6 +174,9 @@ SKC_API int skc_node_create(skc_node **out, const skc_node_opts *opts);
  * waits for running handlers to return, and frees the node.  Deferred
  * replies still held by the application stay valid objects: answering them
  * afterwards returns SKC_ECLOSED and frees them.  NULL is a no-op.
+ * A link whose first connection is still being set up gets up to 0.5 s
+ * to finish it before it is closed (NNG 1.5.2 would otherwise keep that
+ * connection's memory; docs/RELIABILITY.md, B7).
  * Returns SKC_OK, or SKC_EBUSY (and does nothing) when called from one of
  * this node's handlers or callbacks. */
 SKC_API int skc_node_destroy(skc_node *node);
