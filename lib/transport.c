@@ -1118,6 +1118,15 @@ skci_link_push_dial(skci_link *l, const char *url)
          * leaves the dialer stopped.) */
         rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     }
+    if (rv != 0 && rv != NNG_ECLOSED) {
+        /* Not started: forget it, so that the next push dial tries again. */
+        pthread_mutex_lock(&l->lk);
+        if (l->has_push_dialer && l->push_dialer.id == d.id) {
+            nng_dialer_close(d);
+            l->has_push_dialer = 0;
+        }
+        pthread_mutex_unlock(&l->lk);
+    }
     dial_end(l);
     if (rv == NNG_ECLOSED) {
         return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
