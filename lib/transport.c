@@ -1026,6 +1026,19 @@ dial_create_locked(skci_link *l, nng_socket sock, const char *url,
     return rv;
 }
 
+/* skc's error for a dial that ended with NNG error rv (0: none). */
+static int
+dial_error(int rv, const char *url)
+{
+    if (rv == 0) {
+        return 0;
+    }
+    if (rv == NNG_ECLOSED) {
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
+    return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
+}
+
 int
 skci_link_dial(skci_link *l, const char *url)
 {
@@ -1033,11 +1046,8 @@ skci_link_dial(skci_link *l, const char *url)
     pthread_mutex_lock(&l->lk);
     int rv = dial_create_locked(l, l->req, url, &d);
     pthread_mutex_unlock(&l->lk);
-    if (rv == NNG_ECLOSED) {
-        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
-    }
     if (rv != 0) {
-        return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
+        return dial_error(rv, url);
     }
     rv = nng_dialer_start(d, 0);
     dial_end(l);
@@ -1105,11 +1115,8 @@ skci_link_push_dial(skci_link *l, const char *url)
         l->has_push_dialer = 1;
     }
     pthread_mutex_unlock(&l->lk);
-    if (rv == NNG_ECLOSED) {
-        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
-    }
     if (rv != 0) {
-        return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
+        return dial_error(rv, url);
     }
     rv = nng_dialer_start(d, 0);
     if (rv != 0 && rv != NNG_ECLOSED && !atomic_load(&l->closed)) {
@@ -1128,13 +1135,7 @@ skci_link_push_dial(skci_link *l, const char *url)
         pthread_mutex_unlock(&l->lk);
     }
     dial_end(l);
-    if (rv == NNG_ECLOSED) {
-        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
-    }
-    if (rv != 0) {
-        return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
-    }
-    return 0;
+    return dial_error(rv, url);
 }
 
 int
