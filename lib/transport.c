@@ -750,6 +750,12 @@ skci_server_destroy(skci_server *s)
         return;
     }
     skci_server_shutdown(s);
+    /* A context added while skci_server_shutdown ran (rctx_cb grows the
+     * pool) was not in its list: stop it too before any context or the
+     * socket closes (see skci_link_close for why). */
+    for (skci_rctx *c = s->ctxs; c != NULL; c = c->next) {
+        aio_stop_drop(c->aio);
+    }
     skci_rctx *rc = s->ctxs;
     while (rc != NULL) {
         skci_rctx *n = rc->next;
@@ -1155,21 +1161,30 @@ skci_link_close(skci_link *l)
     pthread_mutex_unlock(&l->push_tx.lk);
     /* No dialer is being created from here on (they check closed under
      * lk); wait for a first connect still exchanging headers (see
-     * DIAL_WAIT_MS).  Closing the socket ends every context's operation
-     * with ECLOSED; then wait for their callbacks and free them. */
+     * DIAL_WAIT_MS). */
     pthread_mutex_lock(&l->lk);
     dial_wait_locked(l);
     pthread_mutex_unlock(&l->lk);
-    nng_close(l->req);
-    nng_close(l->push);
-    sender_fini(&l->push_tx);
+    /* Stop every context's aio before the socket closes (nng_aio_stop
+     * waits for a running callback, and a stopped aio never calls back):
+     * an operation that a callback starts on a context while its socket
+     * closes can use the socket after NNG freed it.  In NNG 1.5.2 (and
+     * 1.6) nni_ctx_rele lets nng_close go on before it runs the context's
+     * ctx_fini, which locks the socket's mutex; seen as "panic:
+     * pthread_mutex_lock: Invalid argument" under nng_ctx_recv.  No
+     * context is added after closed is set (lctx_get checks it). */
     pthread_mutex_lock(&l->clk);
     lctx *all = l->all_ctx;
     l->all_ctx = l->free_ctx = NULL;
     pthread_mutex_unlock(&l->clk);
+    for (lctx *c = all; c != NULL; c = c->next_all) {
+        aio_stop_drop(c->aio);
+    }
+    nng_close(l->req);
+    nng_close(l->push);
+    sender_fini(&l->push_tx);
     while (all != NULL) {
         lctx *next = all->next_all;
-        aio_stop_drop(all->aio);
         nng_aio_free(all->aio);
         free(all);
         all = next;
