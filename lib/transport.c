@@ -1056,9 +1056,11 @@ skci_link_dial(skci_link *l, const char *url)
         return dial_error(rv, url);
     }
     rv = nng_dialer_start(d, 0);
+    if (rv != 0) {
+        nng_dialer_close(d); /* before dial_end: the link's close waits */
+    }
     dial_end(l);
     if (rv != 0) {
-        nng_dialer_close(d);
         if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
             return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
         }
