@@ -133,8 +133,8 @@ req_open(void)
     nng_socket s;
     CHECK(nng_req0_open(&s) == 0, "req0_open");
     nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, 0);
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, sys_ms(3000));
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, sys_ms(3000));
     nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
     no_redial(s);
     int rv = nng_dial(s, url, NULL, 0);
@@ -220,7 +220,7 @@ push_open(void)
 {
     nng_socket s;
     CHECK(nng_push0_open(&s) == 0, "push0_open");
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, sys_ms(3000));
     no_redial(s);
     int rv = nng_dial(s, pull_url, NULL, 0);
     CHECK(rv == 0, "dial %s: %s", pull_url, nng_strerror(rv));
