@@ -850,10 +850,7 @@ housekeeper_main(void *arg)
         if (until == INT64_MAX) {
             pthread_cond_wait(&n->timer_cond, &n->call_lock);
         } else {
-            struct timespec ts;
-            ts.tv_sec = (time_t)(until / 1000);
-            ts.tv_nsec = (long)(until % 1000) * 1000000L;
-            pthread_cond_timedwait(&n->timer_cond, &n->call_lock, &ts);
+            skci_cond_wait_until(&n->timer_cond, &n->call_lock, until);
         }
         n->timer_until = INT64_MIN; /* awake: nobody needs to wake it */
     }
@@ -991,13 +988,9 @@ skci_bg_drain(skc_node *n, int ms)
 int
 skci_calls_init(skc_node *n)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&n->call_lock, NULL);
-    pthread_cond_init(&n->timer_cond, &ca);
+    skci_cond_init_mono(&n->timer_cond);
     n->timer_until = INT64_MAX;
-    pthread_condattr_destroy(&ca);
     skci_idmap_init(&n->calls);
     skci_heap_init(&n->deadlines);
     skci_strmap_init(&n->peers);

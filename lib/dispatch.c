@@ -316,13 +316,9 @@ worker_main(void *arg)
 int
 skci_dispatch_init(skc_node *n)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&n->q_lock, NULL);
-    pthread_cond_init(&n->q_cond, &ca);
+    skci_cond_init_mono(&n->q_cond);
     pthread_cond_init(&n->idle_cond, NULL);
-    pthread_condattr_destroy(&ca);
     n->efd = -1;
     if (n->workers == 0) {
         n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -425,7 +421,6 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
     skc_node *n = node;
     pthread_mutex_lock(&n->q_lock);
     if (n->qhead == NULL && timeout_ms != 0) {
-        struct timespec ts;
         int64_t until = skci_now_ms() + timeout_ms;
         while (n->qhead == NULL && !n->polling && !n->q_stop) {
             if (timeout_ms < 0) {
@@ -435,9 +430,7 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
             if (skci_now_ms() >= until) {
                 break;
             }
-            ts.tv_sec = (time_t)(until / 1000);
-            ts.tv_nsec = (long)(until % 1000) * 1000000L;
-            pthread_cond_timedwait(&n->q_cond, &n->q_lock, &ts);
+            skci_cond_wait_until(&n->q_cond, &n->q_lock, until);
         }
     }
     n->polling = 0;

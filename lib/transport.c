@@ -926,11 +926,7 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     l->cfg = *cfg;
     pthread_mutex_init(&l->lk, NULL);
     pthread_mutex_init(&l->clk, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->dial_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    skci_cond_init_mono(&l->dial_cv);
     int rv;
     if ((rv = nng_req0_open(&l->req)) != 0) {
         goto fail0;
@@ -996,10 +992,7 @@ dial_wait_locked(skci_link *l)
 {
     int64_t until = skci_now_ms() + DIAL_WAIT_MS;
     while (l->dialing > 0 && skci_now_ms() < until) {
-        struct timespec ts;
-        ts.tv_sec = (time_t)(until / 1000);
-        ts.tv_nsec = (long)(until % 1000) * 1000000L;
-        pthread_cond_timedwait(&l->dial_cv, &l->lk, &ts);
+        skci_cond_wait_until(&l->dial_cv, &l->lk, until);
     }
 }
 

@@ -21,6 +21,25 @@ skci_now_ms(void)
     return skci_now_ns() / 1000000;
 }
 
+void
+skci_cond_init_mono(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void
+skci_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t until_ms)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(until_ms / 1000);
+    ts.tv_nsec = (long)(until_ms % 1000) * 1000000L;
+    pthread_cond_timedwait(c, m, &ts);
+}
+
 char *
 skci_strdup(const char *s)
 {

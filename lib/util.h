@@ -3,12 +3,19 @@
 #ifndef SKC_LIB_UTIL_H
 #define SKC_LIB_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Monotonic clock in milliseconds / nanoseconds. */
 int64_t skci_now_ms(void);
 int64_t skci_now_ns(void);
+
+/* A condition variable whose timed waits use the monotonic clock, and a
+ * wait on it (m held) until signalled or skci_now_ms() reaches until_ms. */
+void skci_cond_init_mono(pthread_cond_t *c);
+void skci_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+    int64_t until_ms);
 
 /* malloc'd copy of s (NULL if s is NULL or out of memory). */
 char *skci_strdup(const char *s);
