@@ -426,6 +426,17 @@ server_add_ctx(skci_server *s)
         return transport_error(rv, SKC_ETRANSPORT, "context", NULL);
     }
     pthread_mutex_lock(&s->lk);
+    if (atomic_load(&s->closing)) {
+        /* skci_server_shutdown has taken its list of contexts to stop
+         * (closing is set before it takes lk): a context added now would
+         * escape it.  Its caller is an rctx_cb that shutdown waits for, so
+         * this close comes before the socket's. */
+        pthread_mutex_unlock(&s->lk);
+        nng_ctx_close(rc->ctx);
+        nng_aio_free(rc->aio);
+        free(rc);
+        return SKC_ECLOSED; /* as SKC_ENOMEM above: no detail on NNG's thread */
+    }
     rc->next = s->ctxs;
     s->ctxs = rc;
     s->nctx++;
@@ -730,8 +741,10 @@ skci_server_shutdown(skci_server *s)
     /* Listeners are left to nng_close in skci_server_destroy, which waits
      * for them: closing them one by one first leaks their memory in NNG
      * 1.5.2 when the socket is closed right after. */
-    /* Stop every aio (cancels receives, waits for callbacks); contexts,
-     * aios and sockets are freed in skci_server_destroy. */
+    /* Stop every aio (cancels receives, waits for callbacks) before any
+     * context or the socket closes (see skci_link_close for why; no
+     * context is added once closing is set, see server_add_ctx);
+     * contexts, aios and sockets are freed in skci_server_destroy. */
     pthread_mutex_lock(&s->lk);
     skci_rctx *all = s->ctxs;
     pthread_mutex_unlock(&s->lk);
@@ -750,12 +763,6 @@ skci_server_destroy(skci_server *s)
         return;
     }
     skci_server_shutdown(s);
-    /* A context added while skci_server_shutdown ran (rctx_cb grows the
-     * pool) was not in its list: stop it too before any context or the
-     * socket closes (see skci_link_close for why). */
-    for (skci_rctx *c = s->ctxs; c != NULL; c = c->next) {
-        aio_stop_drop(c->aio);
-    }
     skci_rctx *rc = s->ctxs;
     while (rc != NULL) {
         skci_rctx *n = rc->next;
