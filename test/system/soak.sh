@@ -52,7 +52,7 @@ run "calls=$CALLS" "$B/bin/sys_soak" "$B/bin/skc_sysnode" "$CALLS" --rss
 if command -v valgrind >/dev/null 2>&1 &&
     ! grep -q 'SKC_SANITIZE:BOOL=ON' "$B/CMakeCache.txt" 2>/dev/null; then
     VG="valgrind -q --fair-sched=yes --leak-check=full"
-    VG="$VG --errors-for-leak-kinds=definite,indirect,possible"
+    VG="$VG --errors-for-leak-kinds=definite,possible"
     VG="$VG --suppressions=$SRC/test/valgrind.supp --error-exitcode=99"
     # shellcheck disable=SC2086
     SKC_SYS_SLOW=6 SKC_SYS_WRAP="$VG" run "valgrind calls=$VG_CALLS" \
@@ -71,6 +71,7 @@ if [ "$ASAN_CALLS" -gt 0 ]; then
     if cmake --build "$A" --target sys_soak skc_sysnode \
         -j"$(nproc 2>/dev/null || echo 2)" >/dev/null; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        LSAN_OPTIONS=suppressions=$SRC/test/lsan.supp \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             run "asan calls=$ASAN_CALLS" "$A/bin/sys_soak" \
             "$A/bin/skc_sysnode" "$ASAN_CALLS"
