@@ -36,11 +36,14 @@ count_handler(skc_node *node, uint32_t service, skc_msg *msg, void *arg)
     (void)node;
     (void)service;
     counter *c = arg;
-    atomic_fetch_add(&c->runs, 1);
     if (c->defer) {
+        /* held is written before runs is counted: the test reads held
+         * once it sees runs == 1 */
         skc_msg_defer(msg, &c->held); /* never answered */
+        atomic_fetch_add(&c->runs, 1);
         return;
     }
+    atomic_fetch_add(&c->runs, 1);
     if (c->sleep_ms > 0) {
         sleep_ms(c->sleep_ms);
     }
