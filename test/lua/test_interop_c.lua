@@ -55,7 +55,7 @@ T.skynet_main(function()
 end, 30)
 T.ok(T.wait_until(function()
     return (T.read(cdb_log) or ""):find("ping from lua", 1, true)
-end, 3000), "C service got the send")
+end, 10000), "C service got the send")
 T.kill(cdb)
 
 -- 2. The C gate calls the seed's Lua simpledb ------------------------------------

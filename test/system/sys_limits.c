@@ -235,7 +235,7 @@ test_serving(char *node)
             int rc = sys_call(other, "lim", "@echo", "x", 1, 500, out,
                 sizeof(out));
             int64_t dt = sys_now_ms() - t0;
-            CHECK(rc == SKC_ETIMEDOUT && dt < 500 + sys_ms(500),
+            CHECK(rc == SKC_ETIMEDOUT && dt < 500 + sys_ms(SYS_LATE_MS),
                 "call to a saturated node: %s after %lld ms (%s)",
                 skc_errname(rc), (long long)dt, out);
             sys_log("max_serving: while 4 calls are held another caller "
@@ -287,7 +287,7 @@ test_conns(char *node)
         rc == SKC_ECONNLOST, "third connection: %s (%s)", skc_errname(rc),
         out);
     CHECK(strstr(out, "'lim'") != NULL, "detail: %s", out);
-    CHECK(dt < 1500 + sys_ms(500), "third connection: ended after %lld ms",
+    CHECK(dt < 1500 + sys_ms(SYS_LATE_MS), "third connection: ended after %lld ms",
         (long long)dt);
     CHECK(sys_file_wait(log, "refused a connection", sys_ms(2000)) &&
         sys_file_count(log, "2 connections is the limit (max_conns)") > 0,
