@@ -68,7 +68,8 @@ int sys_ms(int ms);
 /* How late a call may end after its deadline before a test calls that a
  * bug: timers fire late on a loaded 2-core machine (ASan, valgrind and
  * other tests at once; 973 ms was seen), while a deadline that is not kept
- * ends at the 10 s default or never.  Use as deadline + sys_ms(SYS_LATE_MS). */
+ * ends at the 10 s default or never.  Use as
+ * deadline + sys_ms(SYS_LATE_MS). */
 #define SYS_LATE_MS 1500
 int sys_slow(void);
 

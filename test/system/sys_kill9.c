@@ -111,8 +111,8 @@ main(int argc, char **argv)
     CHECK(rc == SKC_EUNREACHABLE, "call while down: %s (%s)",
         skc_errname(rc), out);
     CHECK(strstr(out, "'victim'") != NULL, "detail: %s", out);
-    CHECK(dt >= 250 && dt < 300 + sys_ms(SYS_LATE_MS), "call while down ended after "
-        "%lld ms (deadline 300)", (long long)dt);
+    CHECK(dt >= 250 && dt < 300 + sys_ms(SYS_LATE_MS),
+        "call while down ended after %lld ms (deadline 300)", (long long)dt);
     sys_log("while down: %s after %lld ms: %s", skc_errname(rc),
         (long long)dt, out);
 

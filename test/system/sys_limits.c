@@ -287,8 +287,8 @@ test_conns(char *node)
         rc == SKC_ECONNLOST, "third connection: %s (%s)", skc_errname(rc),
         out);
     CHECK(strstr(out, "'lim'") != NULL, "detail: %s", out);
-    CHECK(dt < 1500 + sys_ms(SYS_LATE_MS), "third connection: ended after %lld ms",
-        (long long)dt);
+    CHECK(dt < 1500 + sys_ms(SYS_LATE_MS),
+        "third connection: ended after %lld ms", (long long)dt);
     CHECK(sys_file_wait(log, "refused a connection", sys_ms(2000)) &&
         sys_file_count(log, "2 connections is the limit (max_conns)") > 0,
         "the refusal was not logged with its reason");

@@ -167,8 +167,8 @@ expect_partitioned(skc_node *cli, const char *how)
             i, skc_errname(rc), (long long)dt, out);
         CHECK(strstr(out, "'far'") != NULL, "%s: the detail does not name "
             "the node: %s", how, out);
-        CHECK(dt >= 990 && dt <= 1000 + sys_ms(SYS_LATE_MS), "%s: ended after %lld "
-            "ms (deadline 1000)", how, (long long)dt);
+        CHECK(dt >= 990 && dt <= 1000 + sys_ms(SYS_LATE_MS),
+            "%s: ended after %lld ms (deadline 1000)", how, (long long)dt);
         if (i == 0) {
             sys_log("%s: %s after %lld ms: %s", how, skc_errname(rc),
                 (long long)dt, out);
