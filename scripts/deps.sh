@@ -3,9 +3,11 @@
 # Runs apt-get as root, or through sudo; does nothing when all are present.
 set -eu
 
-PKGS="build-essential cmake pkg-config libnng-dev libcmocka-dev liblua5.4-dev
-lua5.4 libmsgpack-dev python3 python3-msgpack valgrind clang iproute2
-nftables procps"
+# NNG itself is built from Debian's source package (cmake/nng/build.sh):
+# dpkg-dev and patch unpack and patch it, libmbedtls-dev is its TLS engine.
+PKGS="build-essential cmake pkg-config dpkg-dev patch xz-utils libmbedtls-dev
+libcmocka-dev liblua5.4-dev lua5.4 libmsgpack-dev python3 python3-msgpack
+valgrind clang iproute2 nftables procps"
 
 missing=""
 for p in $PKGS; do
