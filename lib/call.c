@@ -8,8 +8,8 @@
  *    three; the deadline heap guarantees it ends by its deadline;
  *  - a peer's queue only holds calls while its link is not UP; going UP
  *    flushes the queue in order.
- * Links are closed only by the housekeeper thread (or destroy), never under
- * call_lock and never on an NNG thread; dials run in short-lived threads.
+ * Links are closed and dialed on background threads (skci_bg_run), never
+ * under call_lock and never on an NNG thread.
  */
 #include "core.h"
 #include "error.h"
@@ -134,7 +134,6 @@ static void
 link_state_set(skci_peer *p, int st)
 {
     p->link_state = st;
-    p->link_since = skci_now_ms();
 }
 
 /* ---- ending calls ---- */
@@ -300,15 +299,15 @@ static void *
 close_main(void *arg)
 {
     skci_linkref *lr = arg;
-    skci_bg *bg = lr->bg;
+    skc_node *n = lr->node;
     skci_link_close(lr->link);
     lr_release(lr);
-    skci_bg_done(bg);
+    skci_bg_done(n);
     return NULL;
 }
 
 /* Detaches the peer's link and closes it on a background thread (closing
- * may block inside NNG; see skci_bg). */
+ * waits for the link's callbacks, which take call_lock; see skci_bg). */
 static void
 peer_detach_link(skc_node *n, skci_peer *p)
 {
@@ -357,11 +356,11 @@ link_job_start(skc_node *n, skci_linkref *lr, const char *url,
 static void
 link_job_end(struct link_job *job)
 {
-    skci_bg *bg = job->lr->bg;
+    skc_node *n = job->lr->node;
     lr_release(job->lr);
     free(job->url);
     free(job);
-    skci_bg_done(bg);
+    skci_bg_done(n);
 }
 
 static void start_hello(skc_node *n, skci_peer *p);
@@ -385,24 +384,20 @@ dial_main(void *arg)
 {
     struct link_job *job = arg;
     skci_linkref *lr = job->lr;
-    skci_bg *bg = lr->bg;
+    skc_node *n = lr->node;
     int rc = skci_link_dial(lr->link, job->url);
     char detail[DETAIL_MAX];
     snprintf(detail, sizeof(detail), "%s", skc_last_error());
-    if (skci_bg_enter(bg)) {
-        skc_node *n = lr->node;
-        pthread_mutex_lock(&n->call_lock);
-        skci_peer *p = lr->peer;
-        if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
-            if (rc == 0) {
-                start_hello(n, p);
-            } else {
-                dial_failed(n, p, detail);
-            }
+    pthread_mutex_lock(&n->call_lock);
+    skci_peer *p = lr->peer;
+    if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
+        if (rc == 0) {
+            start_hello(n, p);
+        } else {
+            dial_failed(n, p, detail);
         }
-        pthread_mutex_unlock(&n->call_lock);
-        skci_bg_leave(bg);
     }
+    pthread_mutex_unlock(&n->call_lock);
     link_job_end(job);
     return NULL;
 }
@@ -412,10 +407,8 @@ push_dial_main(void *arg)
 {
     struct link_job *job = arg;
     skci_linkref *lr = job->lr;
-    skci_bg *bg = lr->bg;
-    if (skci_link_push_dial(lr->link, job->url) != 0 && skci_bg_enter(bg)) {
+    if (skci_link_push_dial(lr->link, job->url) != 0) {
         skci_node_log(lr->node, SKC_LOG_WARN, "%s", skc_last_error());
-        skci_bg_leave(bg);
     }
     link_job_end(job);
     return NULL;
@@ -450,7 +443,6 @@ start_dial(skc_node *n, skci_peer *p)
         };
         lr->peer = p;
         lr->node = n;
-        lr->bg = n->bg;
         atomic_init(&lr->refs, 1);
         if (skci_link_create(&lr->link, &cfg) != 0) {
             free(lr);
@@ -770,7 +762,7 @@ skci_nowaiting_changed(skc_node *n)
     }
 }
 
-/* ---- housekeeper: deadlines, link closes, push dials ---- */
+/* ---- housekeeper: deadlines ---- */
 
 static void
 call_expire(skc_node *n, skci_call *c)
@@ -790,39 +782,6 @@ call_expire(skc_node *n, skci_call *c)
     }
 }
 
-/* A link that stays disconnected (or unanswered in its hello) this long
- * while NNG should have reconnected it is replaced by a fresh one: NNG
- * 1.5.2's dialer stops for good when a pipe dies during negotiation (#1518)
- * or when its pipe is stuck in a close (#1636). */
-#define RELINK_MS 6000
-
-static void
-relink_stale(skc_node *n, int64_t now, int *watching)
-{
-    for (size_t i = 0; i < n->peers.nb; i++) {
-        for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
-            skci_peer *p = e->val;
-            if (p->link_state != SKCI_LINK_RETRY &&
-                p->link_state != SKCI_LINK_HELLO) {
-                continue;
-            }
-            if (now - p->link_since < RELINK_MS) {
-                *watching = 1;
-                continue;
-            }
-            skci_node_log(n, SKC_LOG_WARN, "no working connection to node "
-                "'%s' (%s) for %d ms: replacing the link", p->name,
-                peer_addr(p), (int)(now - p->link_since));
-            skci_call *sent = p->shead;
-            peer_detach_link(n, p);
-            fail_list(n, sent, SKC_ECONNLOST, "the connection was replaced");
-            if (p->qhead != NULL) {
-                start_dial(n, p);
-            }
-        }
-    }
-}
-
 static void *
 housekeeper_main(void *arg)
 {
@@ -837,15 +796,9 @@ housekeeper_main(void *arg)
                 offsetof(skci_call, hn));
             call_expire(n, c);
         }
-        int watching = 0;
-        relink_stale(n, now, &watching);
-        /* Sleep until the next deadline; at most 500 ms while a link is
-         * being watched. */
+        /* Sleep until the next deadline. */
         top = skci_heap_top(&n->deadlines);
         int64_t until = top != NULL ? top->when : INT64_MAX;
-        if (watching && until > now + 500) {
-            until = now + 500;
-        }
         n->timer_until = until;
         if (until == INT64_MAX) {
             pthread_cond_wait(&n->timer_cond, &n->call_lock);
@@ -860,16 +813,17 @@ housekeeper_main(void *arg)
 
 /* ---- background threads ---- */
 
-/* Joins the threads that have ended (they only have to return). */
+/* Joins the threads that have ended (each calls skci_bg_done as its last
+ * act and takes no lock after it, so joining never waits long). */
 static void
 bg_join_finished(skci_bg *bg)
 {
-    pthread_mutex_lock(&bg->tlk);
+    pthread_mutex_lock(&bg->lk);
     pthread_t *v = bg->fin;
     size_t cnt = bg->nfin;
     bg->fin = NULL;
     bg->nfin = bg->capfin = 0;
-    pthread_mutex_unlock(&bg->tlk);
+    pthread_mutex_unlock(&bg->lk);
     for (size_t i = 0; i < cnt; i++) {
         pthread_join(v[i], NULL);
     }
@@ -879,110 +833,57 @@ bg_join_finished(skci_bg *bg)
 int
 skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg)
 {
-    skci_bg *bg = n->bg;
+    skci_bg *bg = &n->bg;
     bg_join_finished(bg);
-    /* Atomics only: this runs under call_lock, and bg->lk is taken before
-     * call_lock by threads entering the node. */
-    atomic_fetch_add(&bg->count, 1);
-    atomic_fetch_add(&bg->refs, 1);
+    pthread_mutex_lock(&bg->lk);
+    bg->count++;
+    pthread_mutex_unlock(&bg->lk);
     pthread_t t;
-    int rc = pthread_create(&t, NULL, fn, arg);
-    if (rc != 0) {
-        atomic_fetch_sub(&bg->count, 1);
-        atomic_fetch_sub(&bg->refs, 1); /* the node holds one: never 0 */
+    if (pthread_create(&t, NULL, fn, arg) != 0) {
+        pthread_mutex_lock(&bg->lk);
+        if (--bg->count == 0) {
+            pthread_cond_broadcast(&bg->idle);
+        }
+        pthread_mutex_unlock(&bg->lk);
         return SKC_ENOMEM;
     }
     return 0;
 }
 
-/* Drops a reference: the node's (thread 0) or an ending thread's.  An
- * ending thread first lists itself to be joined; it takes no lock that a
- * thread waiting for call_lock could hold, so joining it under call_lock
- * cannot deadlock. */
-static void
-bg_unref(skci_bg *bg, int thread)
-{
-    if (thread) {
-        pthread_mutex_lock(&bg->tlk);
-        if (bg->nfin == bg->capfin) {
-            size_t nc = bg->capfin ? bg->capfin * 2 : 8;
-            pthread_t *v = realloc(bg->fin, nc * sizeof(*v));
-            if (v != NULL) {
-                bg->fin = v;
-                bg->capfin = nc;
-            }
-        }
-        if (bg->nfin < bg->capfin) {
-            bg->fin[bg->nfin++] = pthread_self();
-        } else {
-            pthread_detach(pthread_self()); /* no memory to be joined */
-        }
-        pthread_mutex_unlock(&bg->tlk);
-        atomic_fetch_sub(&bg->count, 1);
-    }
-    if (atomic_fetch_sub(&bg->refs, 1) != 1) {
-        return;
-    }
-    /* The last reference: after an orphaning, or the node's own with no
-     * thread left.  Threads still listed were never joined: let them go. */
-    for (size_t i = 0; i < bg->nfin; i++) {
-        if (!pthread_equal(bg->fin[i], pthread_self())) {
-            pthread_detach(bg->fin[i]);
-        }
-    }
-    if (thread) {
-        pthread_detach(pthread_self());
-    }
-    free(bg->fin);
-    pthread_mutex_destroy(&bg->lk);
-    pthread_mutex_destroy(&bg->tlk);
-    free(bg);
-}
-
 void
-skci_bg_done(skci_bg *bg)
+skci_bg_done(skc_node *n)
 {
-    bg_unref(bg, 1);
-}
-
-int
-skci_bg_enter(skci_bg *bg)
-{
+    skci_bg *bg = &n->bg;
     pthread_mutex_lock(&bg->lk);
-    if (bg->orphaned) {
-        pthread_mutex_unlock(&bg->lk);
-        return 0;
+    if (bg->nfin == bg->capfin) {
+        size_t nc = bg->capfin ? bg->capfin * 2 : 8;
+        pthread_t *v = realloc(bg->fin, nc * sizeof(*v));
+        if (v != NULL) {
+            bg->fin = v;
+            bg->capfin = nc;
+        }
     }
-    return 1;
-}
-
-void
-skci_bg_leave(skci_bg *bg)
-{
+    if (bg->nfin < bg->capfin) {
+        bg->fin[bg->nfin++] = pthread_self();
+    } else {
+        pthread_detach(pthread_self()); /* no memory to be joined */
+    }
+    if (--bg->count == 0) {
+        pthread_cond_broadcast(&bg->idle);
+    }
     pthread_mutex_unlock(&bg->lk);
 }
 
 void
-skci_bg_drain(skc_node *n, int ms)
+skci_bg_drain(skc_node *n)
 {
-    skci_bg *bg = n->bg;
-    int64_t until = skci_now_ms() + ms;
-    while (atomic_load(&bg->count) > 0 && skci_now_ms() < until) {
-        struct timespec ts = { 0, 2 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    skci_bg *bg = &n->bg;
     pthread_mutex_lock(&bg->lk);
-    int stuck = atomic_load(&bg->count);
-    if (stuck > 0) {
-        bg->orphaned = 1;
+    while (bg->count > 0) {
+        pthread_cond_wait(&bg->idle, &bg->lk);
     }
     pthread_mutex_unlock(&bg->lk);
     bg_join_finished(bg);
-    if (stuck > 0) {
-        skci_node_log(n, SKC_LOG_ERROR, "%d NNG operation(s) did not finish "
-            "within %d ms (NNG 1.5.2 can wedge closing a connection that "
-            "died mid-receive; fixed in NNG 1.6.0): left behind", stuck, ms);
-    }
 }
 
 int
@@ -994,14 +895,8 @@ skci_calls_init(skc_node *n)
     skci_idmap_init(&n->calls);
     skci_heap_init(&n->deadlines);
     skci_strmap_init(&n->peers);
-    n->bg = calloc(1, sizeof(*n->bg));
-    if (n->bg == NULL) {
-        return skci_error(SKC_ENOMEM, "node");
-    }
-    pthread_mutex_init(&n->bg->lk, NULL);
-    pthread_mutex_init(&n->bg->tlk, NULL);
-    atomic_init(&n->bg->refs, 1);
-    atomic_init(&n->bg->count, 0);
+    pthread_mutex_init(&n->bg.lk, NULL);
+    pthread_cond_init(&n->bg.idle, NULL);
     if (pthread_create(&n->timer, NULL, housekeeper_main, n) != 0) {
         return skci_error(SKC_ENOMEM, "cannot start the timer thread");
     }
@@ -1064,10 +959,9 @@ skci_calls_fini(skc_node *n)
     skci_strmap_fini(&n->peers);
     skci_idmap_fini(&n->calls);
     skci_heap_fini(&n->deadlines);
-    if (n->bg != NULL) {
-        bg_unref(n->bg, 0);
-        n->bg = NULL;
-    }
+    free(n->bg.fin);
+    pthread_cond_destroy(&n->bg.idle);
+    pthread_mutex_destroy(&n->bg.lk);
     pthread_cond_destroy(&n->timer_cond);
     pthread_mutex_destroy(&n->call_lock);
 }

@@ -133,23 +133,16 @@ struct skci_call {
 #define SKCI_LINK_UP 3      /* ready */
 #define SKCI_LINK_RETRY 4   /* connection lost; NNG reconnects */
 
-/* Background threads for NNG work that may block: dials, push dials,
- * closing links and the server.  NNG 1.5.2 can wedge a close for good (a
- * pipe closed while a receive is being resubmitted never finishes: the
- * bug fixed upstream by #1636 in 1.6.0), so no skc thread that matters ever
- * waits on such work unbounded: destroy waits a bounded time, then marks
- * the struct orphaned and leaves the stuck threads behind.  Shared by the
- * node and its threads; freed by the last one. */
+/* Background threads for NNG work that must not run under call_lock or on
+ * NNG's own threads: a first connect blocks until it has succeeded or
+ * failed, and closing a link waits for its callbacks, which take
+ * call_lock.  skc_node_destroy closes every link (which ends the dials in
+ * progress) and then joins every thread.  Lock order: call_lock -> lk. */
 typedef struct skci_bg {
-    pthread_mutex_t lk;     /* orphaned; taken before call_lock */
-    atomic_int count;  /* threads running */
-    atomic_int refs;   /* the node's + one per thread */
-    int orphaned;      /* under lk: the node is gone, do not touch it */
-    /* Threads are joinable; each one, as it ends, adds itself to fin and
-     * is joined by the next skci_bg_run or by skci_bg_drain, so none
-     * outlives the node unseen (a detached thread's stack can). */
-    pthread_mutex_t tlk;
-    pthread_t *fin;
+    pthread_mutex_t lk;
+    pthread_cond_t idle;    /* count reached 0 */
+    int count;              /* under lk: threads running */
+    pthread_t *fin;         /* under lk: ended, not yet joined */
     size_t nfin, capfin;
 } skci_bg;
 
@@ -157,7 +150,6 @@ struct skci_linkref {
     skci_link *link;
     skci_peer *peer;
     skc_node *node;
-    skci_bg *bg;
     atomic_int refs;        /* the peer's + one per background thread */
     uint32_t pipe;          /* current pipe id, 0 = none */
     uint32_t dead_pipe;     /* a pipe removed before its ADD arrived */
@@ -172,7 +164,6 @@ struct skci_peer {
     char *last_error;       /* last dial failure text */
     uint32_t max_msg;       /* the peer's limit, from hello */
     char *push_url;         /* from hello */
-    int64_t link_since;     /* when link_state last changed */
     int warned_waiting;
     skci_call *qhead, *qtail;    /* not yet sent, in order */
     skci_call *shead;            /* sent, awaiting replies */
@@ -210,7 +201,7 @@ struct skc_node {
     pthread_t timer;
     int timer_stop;
     int64_t timer_until;     /* when the housekeeper wakes by itself */
-    skci_bg *bg;
+    skci_bg bg;
 
     /* registry: reg_lock */
     pthread_rwlock_t reg_lock;
@@ -288,18 +279,14 @@ void skci_calls_fini(skc_node *n);
 /* Fails every pending call with SKC_ECLOSED, closes every link and stops
  * the housekeeper. */
 void skci_calls_shutdown(skc_node *n);
-/* Runs fn(arg) on a detached background thread counted in n->bg.  0 or
- * SKC_ENOMEM (fn not run). */
+/* Runs fn(arg) on a background thread counted in n->bg; fn must end with
+ * skci_bg_done(n).  0 or SKC_ENOMEM (fn not run). */
 int skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg);
-/* Waits up to ms for the background threads; if some are stuck, logs it
- * and orphans them (they will not touch the node again). */
-void skci_bg_drain(skc_node *n, int ms);
-/* For a background thread about to touch its node: returns 1 with
- * bg->lk held (release with skci_bg_leave), or 0 if the node is gone. */
-int skci_bg_enter(skci_bg *bg);
-void skci_bg_leave(skci_bg *bg);
-/* A background thread ends. */
-void skci_bg_done(skci_bg *bg);
+/* The last thing a background thread does. */
+void skci_bg_done(skc_node *n);
+/* Waits for every background thread to end and joins it (destroy, after
+ * every link was closed). */
+void skci_bg_drain(skc_node *n);
 /* Runs an async completion task (dispatch). */
 void skci_call_run_completion(skc_node *n, skci_task *t);
 /* Server side: the transport's callbacks. */

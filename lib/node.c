@@ -162,21 +162,6 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     return 0;
 }
 
-struct server_close {
-    skci_server *srv;
-    skci_bg *bg;
-};
-
-static void *
-server_close_main(void *arg)
-{
-    struct server_close *sc = arg;
-    skci_server_destroy(sc->srv);
-    skci_bg_done(sc->bg);
-    free(sc);
-    return NULL;
-}
-
 int
 skc_node_destroy(skc_node *node)
 {
@@ -203,21 +188,11 @@ skc_node_destroy(skc_node *node)
      * out once the server is gone: detach them. */
     skci_detach_routes(node);
     if (srv != NULL) {
-        /* Close the sockets in the background, where a wedged NNG close
-         * cannot hold destroy forever. */
         node->server = NULL;
-        struct server_close *sc = malloc(sizeof(*sc));
-        if (sc != NULL) {
-            sc->srv = srv;
-            sc->bg = node->bg;
-        }
-        if (sc == NULL || skci_bg_run(node, server_close_main, sc) != 0) {
-            free(sc);
-            skci_server_destroy(srv);
-        }
+        skci_server_destroy(srv);
     }
     skci_calls_shutdown(node);
-    skci_bg_drain(node, 5000);
+    skci_bg_drain(node);
     skci_dispatch_stop(node);
     skci_dispatch_fini(node);
     skci_registry_fini(node);

@@ -815,8 +815,6 @@ struct skci_link {
     int has_push_dialer;
     char *push_url;
     pthread_mutex_t lk; /* dialers */
-    pthread_cond_t dial_cv; /* signalled when a first connect ends */
-    int dialing;            /* first connects in progress (under lk) */
     atomic_int closed;
 };
 
@@ -933,7 +931,6 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     l->cfg = *cfg;
     pthread_mutex_init(&l->lk, NULL);
     pthread_mutex_init(&l->clk, NULL);
-    skci_cond_init_mono(&l->dial_cv);
     int rv;
     if ((rv = nng_req0_open(&l->req)) != 0) {
         goto fail0;
@@ -963,7 +960,6 @@ fail2:
 fail1:
     nng_close(l->req);
 fail0:
-    pthread_cond_destroy(&l->dial_cv);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l);
@@ -978,45 +974,11 @@ dialer_backoff(nng_dialer d)
     nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 5000);
 }
 
-/* NNG 1.5.2 loses a TCP or IPC connection whose dialer closes while the
- * connection is still exchanging SP headers: if the close lands between a
- * header transfer and its callback, the transport re-arms an aio that is
- * already closed, the connection never finishes, and it and its endpoint
- * (2-4 KiB) are never freed -- the same flaw as nanomsg/nng#616, here in
- * the header exchange.  So a link's first connect on each socket is made
- * blocking (it returns once the headers are exchanged or the connect has
- * failed) and counted in l->dialing, and nothing closes a dialer of the
- * link while one is counted: skci_link_close and a push dialer being
- * replaced wait for it first, for at most DIAL_WAIT_MS (only a peer that
- * never answers a connect takes that long).  Reconnects that NNG makes on
- * its own after a connection drops are not covered; see
- * docs/RELIABILITY.md, L7. */
-#define DIAL_WAIT_MS 500
-
-/* Waits (lk held) until no first connect is in progress, or DIAL_WAIT_MS. */
-static void
-dial_wait_locked(skci_link *l)
-{
-    int64_t until = skci_now_ms() + DIAL_WAIT_MS;
-    while (l->dialing > 0 && skci_now_ms() < until) {
-        skci_cond_wait_until(&l->dial_cv, &l->lk, until);
-    }
-}
-
-/* A first connect counted in l->dialing has ended. */
-static void
-dial_end(skci_link *l)
-{
-    pthread_mutex_lock(&l->lk);
-    l->dialing--;
-    pthread_cond_broadcast(&l->dial_cv);
-    pthread_mutex_unlock(&l->lk);
-}
-
-/* Creates a dialer for url on sock and counts its first connect (lk held).
- * Created under lk, which skci_link_close takes before closing the
- * sockets: NNG 1.5.2 can lose a dialer created while its socket closes
- * (#1657/#1658).  Returns an NNG error. */
+/* Creates a dialer for url on sock (lk held).  Created under lk, which
+ * skci_link_close takes before closing the sockets: NNG 1.5.2 can use a
+ * dialer after freeing it when it is created while its socket closes
+ * (nanomsg/nng#1657, #1658; fixed in 1.6.0, not patched by skc).  Returns
+ * an NNG error. */
 static int
 dial_create_locked(skci_link *l, nng_socket sock, const char *url,
     nng_dialer *d)
@@ -1027,7 +989,6 @@ dial_create_locked(skci_link *l, nng_socket sock, const char *url,
     int rv = nng_dialer_create(d, sock, url);
     if (rv == 0) {
         dialer_backoff(*d);
-        l->dialing++;
     }
     return rv;
 }
@@ -1057,10 +1018,12 @@ skci_link_dial(skci_link *l, const char *url)
     }
     rv = nng_dialer_start(d, 0);
     if (rv != 0) {
-        nng_dialer_close(d); /* before dial_end: the link's close waits */
-    }
-    dial_end(l);
-    if (rv != 0) {
+        /* Under lk, never beside the socket's close (#1657/#1658). */
+        pthread_mutex_lock(&l->lk);
+        if (!atomic_load(&l->closed)) {
+            nng_dialer_close(d);
+        }
+        pthread_mutex_unlock(&l->lk);
         if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
             return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
         }
@@ -1110,7 +1073,6 @@ skci_link_push_dial(skci_link *l, const char *url)
         return 0;
     }
     if (l->has_push_dialer) {
-        dial_wait_locked(l); /* the old dialer's first connect */
         nng_dialer_close(l->push_dialer);
         l->has_push_dialer = 0;
     }
@@ -1136,13 +1098,13 @@ skci_link_push_dial(skci_link *l, const char *url)
     if (rv != 0 && rv != NNG_ECLOSED) {
         /* Not started: forget it, so that the next push dial tries again. */
         pthread_mutex_lock(&l->lk);
-        if (l->has_push_dialer && l->push_dialer.id == d.id) {
+        if (!atomic_load(&l->closed) && l->has_push_dialer &&
+            l->push_dialer.id == d.id) {
             nng_dialer_close(d);
             l->has_push_dialer = 0;
         }
         pthread_mutex_unlock(&l->lk);
     }
-    dial_end(l);
     return dial_error(rv, url);
 }
 
@@ -1161,12 +1123,6 @@ skci_link_close(skci_link *l)
     pthread_mutex_lock(&l->push_tx.lk);
     l->push_tx.closed = 1;
     pthread_mutex_unlock(&l->push_tx.lk);
-    /* No dialer is being created from here on (they check closed under
-     * lk); wait for a first connect still exchanging headers (see
-     * DIAL_WAIT_MS). */
-    pthread_mutex_lock(&l->lk);
-    dial_wait_locked(l);
-    pthread_mutex_unlock(&l->lk);
     /* Stop every context's aio before the socket closes (nng_aio_stop
      * waits for a running callback, and a stopped aio never calls back):
      * an operation that a callback starts on a context while its socket
@@ -1182,8 +1138,13 @@ skci_link_close(skci_link *l)
     for (lctx *c = all; c != NULL; c = c->next_all) {
         aio_stop_drop(c->aio);
     }
+    /* Under lk: no dialer is created or closed beside the sockets' close
+     * (they check closed under lk; see dial_create_locked).  No callback
+     * takes lk, so nng_close's wait for them cannot deadlock. */
+    pthread_mutex_lock(&l->lk);
     nng_close(l->req);
     nng_close(l->push);
+    pthread_mutex_unlock(&l->lk);
     sender_fini(&l->push_tx);
     while (all != NULL) {
         lctx *next = all->next_all;
@@ -1200,7 +1161,6 @@ skci_link_free(skci_link *l)
         return;
     }
     skci_link_close(l);
-    pthread_cond_destroy(&l->dial_cv);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l->push_url);

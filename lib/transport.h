@@ -63,8 +63,8 @@ void skci_server_reply(skci_rctx *rc, skci_tmsg *msg);
 void skci_server_shutdown(skci_server *s);
 
 /* Closes the sockets and frees (after skci_server_shutdown, which it
- * calls if needed).  Every rctx is invalid afterwards.  May block inside
- * NNG (see skci_bg in core.h).  Not from a callback. */
+ * calls if needed).  Every rctx is invalid afterwards.  Waits for NNG to
+ * tear down the connections.  Not from a callback. */
 void skci_server_destroy(skci_server *s);
 
 /* ---- client link to one peer ---- */

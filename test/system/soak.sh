@@ -71,7 +71,6 @@ if [ "$ASAN_CALLS" -gt 0 ]; then
     if cmake --build "$A" --target sys_soak skc_sysnode \
         -j"$(nproc 2>/dev/null || echo 2)" >/dev/null; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-        LSAN_OPTIONS=suppressions=$SRC/test/lsan.supp \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             run "asan calls=$ASAN_CALLS" "$A/bin/sys_soak" \
             "$A/bin/skc_sysnode" "$ASAN_CALLS"
