@@ -21,19 +21,21 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* Longest detail text an error carries through the core. */
+#define SKCI_DETAIL_MAX 1024
+
 typedef struct skci_task skci_task;
 typedef struct skci_service skci_service;
 typedef struct skci_call skci_call;
 typedef struct skci_peer skci_peer;
 typedef struct skci_linkref skci_linkref;
 
-/* Something a worker (or skc_node_poll) runs: a service with mail, or the
- * completion of an async call. */
-#define SKCI_TASK_SERVICE 1
-#define SKCI_TASK_COMPLETION 2
+/* Something a worker (or skc_node_poll) runs: a service with mail
+ * (dispatch.c), or the completion of an async call (call.c).  A task
+ * carries its own run function, as NNG's nni_task does. */
 
 struct skci_task {
-    int type;
+    void (*run)(skc_node *n, skci_task *t);
     skci_task *next;
 };
 
@@ -87,7 +89,7 @@ struct skci_service {
 /* Who is told when a call ends. */
 #define SKCI_MODE_SYNC 1     /* a thread blocked in skc_node_call */
 #define SKCI_MODE_ASYNC 2    /* a callback run by dispatch */
-#define SKCI_MODE_INTERNAL 3 /* hello: handled by call.c under call_lock */
+#define SKCI_MODE_INTERNAL 3 /* hello: internal_done runs under call_lock */
 #define SKCI_MODE_SEND 4     /* a one-way message waiting for its peer */
 
 struct skci_call {
@@ -118,6 +120,8 @@ struct skci_call {
     void *arg;
     int inline_cb;           /* SKC_CALL_INLINE */
     int inline_take;         /* on_reply runs the completion itself */
+    /* INTERNAL: told of the outcome (call_lock held), then c is freed */
+    void (*internal_done)(skc_node *n, skci_call *c);
     char target[];           /* for error texts, allocated to its length */
 };
 
@@ -270,15 +274,56 @@ void skci_dispatch_inline_end(skc_node *n);
  * detail, naming both nodes). */
 int skci_inline_busy(const char *what, const skc_node *target);
 void skci_dispatch_push(skc_node *n, skci_task *t);
+/* The run function of a service's task (its mailbox has mail). */
+void skci_dispatch_run_service(skc_node *n, skci_task *t);
+/* msg.c: the message lifecycle and reply routes */
 /* Frees a message that was never run: answers calls with SKC_ENOREPLY. */
 void skci_msg_drop(skc_msg *m, int code, const char *why);
+/* After a handler returns: auto-reply if the call was not answered. */
+void skci_msg_finish(skc_msg *m);
+/* Links a route into n->serving (destroy detaches them all). */
+void skci_route_link(skc_node *n, skci_route *r);
+/* Detaches every route from the transport (destroy). */
+void skci_detach_routes(skc_node *n);
+/* Reply frames: a payload, or an error code with its text.  NULL without
+ * memory. */
+skci_tmsg *skci_reply_frame(uint32_t status, uint64_t id, const void *data,
+    size_t len);
+skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
+    SKCI_PRINTF(3, 4);
 
-/* call.c */
-int skci_calls_init(skc_node *n);
-void skci_calls_fini(skc_node *n);
-/* Fails every pending call with SKC_ECLOSED, closes every link and stops
- * the housekeeper. */
-void skci_calls_shutdown(skc_node *n);
+/* serve.c: the transport's server callbacks */
+void skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg);
+void skci_on_push(void *arg, skci_tmsg *msg);
+
+/* pending.c: the table of calls in flight (call_lock held unless said) */
+void skci_pending_init(skc_node *n);
+/* Ends every pending call with status (destroy). */
+void skci_pending_fail_all(skc_node *n, int status, const char *detail);
+void skci_pending_fini(skc_node *n);
+/* Gives c an id, enters it in the table and its deadline in the heap
+ * (waking the timer if it is the earliest).  0 or SKC_ENOMEM. */
+int skci_call_register(skc_node *n, skci_call *c);
+/* Ends a call: rep (consumed) owns data when not NULL. */
+void skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
+    const uint8_t *data, size_t len, const char *detail);
+void skci_call_fail(skc_node *n, skci_call *c, int status, const char *fmt,
+    ...) SKCI_PRINTF(4, 5);
+/* Ends every call of a peer list (queue or sent list). */
+void skci_call_fail_list(skc_node *n, skci_call *head, int status,
+    const char *detail);
+void skci_call_unlink(skci_call **head, skci_call **tail, skci_call *c);
+/* Frees a call that has ended, or was never registered (no lock). */
+void skci_call_free(skci_call *c);
+/* The timer thread sleeps past `when`: wake it. */
+void skci_timer_wake(skc_node *n, int64_t when);
+
+/* timer.c: the thread that fires deadlines */
+int skci_timer_start(skc_node *n);
+void skci_timer_stop(skc_node *n);
+
+/* bg.c: background threads for NNG work (see skci_bg) */
+void skci_bg_init(skc_node *n);
 /* Runs fn(arg) on a background thread counted in n->bg; fn must end with
  * skci_bg_done(n).  0 or SKC_ENOMEM (fn not run). */
 int skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg);
@@ -287,22 +332,36 @@ void skci_bg_done(skc_node *n);
 /* Waits for every background thread to end and joins it (destroy, after
  * every link was closed). */
 void skci_bg_drain(skc_node *n);
-/* Runs an async completion task (dispatch). */
-void skci_call_run_completion(skc_node *n, skci_task *t);
-/* Server side: the transport's callbacks. */
-void skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg);
-void skci_on_push(void *arg, skci_tmsg *msg);
-/* Detaches every route from the transport (destroy). */
-void skci_detach_routes(skc_node *n);
-/* After a handler returns: auto-reply if the call was not answered. */
-void skci_msg_finish(skc_msg *m);
-/* Map changed for peer p (call_lock held): close/redirect links, fail or
- * re-route calls.  Links to close go to the housekeeper thread. */
-void skci_peer_map_changed(skc_node *n, skci_peer *p);
-/* __nowaiting was turned on (call_lock held): fail calls waiting for
- * names that are not in the map. */
-void skci_nowaiting_changed(skc_node *n);
-/* Finds or creates a peer (call_lock held). */
+void skci_bg_fini(skc_node *n);
+
+/* peer.c: peers and their links (call_lock held unless said) */
+/* Finds or creates a peer. */
 skci_peer *skci_peer_get(skc_node *n, const char *name, int create);
+const char *skci_peer_addr(const skci_peer *p);
+/* 0 if peer p can take call c now or later, else the error (detail set). */
+int skci_peer_admit(const skc_node *n, const skci_peer *p,
+    const skci_call *c);
+/* Sends a registered call, or queues it (dialing if needed). */
+void skci_peer_route(skc_node *n, skci_peer *p, skci_call *c);
+void skci_peer_queue(skci_peer *p, skci_call *c);
+/* Hands a call to the peer's link (link UP). */
+void skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c);
+/* Starts connecting (the map has an address). */
+void skci_peer_dial(skc_node *n, skci_peer *p);
+/* A send's fast path (takes call_lock): pushes frame m (len payload bytes)
+ * at once when the peer's link is up and nothing is queued ahead; returns
+ * 1 with *rc set (m consumed), or 0 (m still the caller's). */
+int skci_peer_push_now(skc_node *n, const char *name, skci_tmsg *m,
+    size_t len, int *rc);
+/* Map changed for peer p: close/redirect links, fail or re-route calls. */
+void skci_peer_map_changed(skc_node *n, skci_peer *p);
+/* __nowaiting was turned on: fail calls waiting for names that are not in
+ * the map. */
+void skci_nowaiting_changed(skc_node *n);
+/* Closes every peer's link (destroy). */
+void skci_peers_close_links(skc_node *n);
+void skci_peers_init(skc_node *n);
+/* Frees every peer (no lock; after the links are closed). */
+void skci_peers_fini(skc_node *n);
 
 #endif

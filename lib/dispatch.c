@@ -280,15 +280,17 @@ run_service(skc_node *n, skci_service *s)
     run_turn(n, s, m, 0);
 }
 
+void
+skci_dispatch_run_service(skc_node *n, skci_task *t)
+{
+    run_service(n, (skci_service *)((char *)t - offsetof(skci_service,
+        task)));
+}
+
 static void
 run_task(skc_node *n, skci_task *t)
 {
-    if (t->type == SKCI_TASK_SERVICE) {
-        run_service(n, (skci_service *)((char *)t -
-            offsetof(skci_service, task)));
-    } else {
-        skci_call_run_completion(n, t);
-    }
+    t->run(n, t);
 }
 
 static void *

@@ -151,7 +151,13 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         skci_node_unref(n);
         return rc;
     }
-    if ((rc = skci_calls_init(n)) != 0) {
+    skci_pending_init(n);
+    skci_peers_init(n);
+    skci_bg_init(n);
+    if ((rc = skci_timer_start(n)) != 0) {
+        skci_bg_fini(n);
+        skci_peers_fini(n);
+        skci_pending_fini(n);
         skci_dispatch_stop(n);
         skci_dispatch_fini(n);
         skci_registry_fini(n);
@@ -191,12 +197,22 @@ skc_node_destroy(skc_node *node)
         node->server = NULL;
         skci_server_destroy(srv);
     }
-    skci_calls_shutdown(node);
+    /* Every pending call ends, every link closes (which also ends the
+     * dials in progress), then the threads that did that work end. */
+    char why[SKCI_NAME_MAX + 64];
+    snprintf(why, sizeof(why), "node '%s' is being destroyed", node->name);
+    pthread_mutex_lock(&node->call_lock);
+    skci_pending_fail_all(node, SKC_ECLOSED, why);
+    skci_peers_close_links(node);
+    pthread_mutex_unlock(&node->call_lock);
+    skci_timer_stop(node);
     skci_bg_drain(node);
     skci_dispatch_stop(node);
     skci_dispatch_fini(node);
     skci_registry_fini(node);
-    skci_calls_fini(node);
+    skci_peers_fini(node);
+    skci_pending_fini(node);
+    skci_bg_fini(node);
     skci_node_unref(node);
     return 0;
 }

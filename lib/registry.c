@@ -142,7 +142,7 @@ skc_service_create_ex(skc_node *node, uint32_t *out, skc_handler_fn fn,
     if (s == NULL) {
         return skci_error(SKC_ENOMEM, "service");
     }
-    s->task.type = SKCI_TASK_SERVICE;
+    s->task.run = skci_dispatch_run_service;
     s->fn = fn;
     s->arg = arg;
     s->inline_ok = (flags & SKC_SERVICE_INLINE) != 0;

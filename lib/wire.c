@@ -49,6 +49,18 @@ skci_wire_req_hdr_size(const skci_req *r)
 }
 
 void
+skci_wire_req_set_timeout(uint8_t *buf, uint32_t timeout_ms)
+{
+    skci_put_u32(buf + 8, timeout_ms);
+}
+
+void
+skci_wire_req_set_id(uint8_t *buf, uint64_t id)
+{
+    skci_put_u64(buf + 16, id);
+}
+
+void
 skci_wire_req_put_hdr(uint8_t *buf, const skci_req *r)
 {
     buf[0] = SKCI_WIRE_MAGIC0;
@@ -56,9 +68,9 @@ skci_wire_req_put_hdr(uint8_t *buf, const skci_req *r)
     buf[2] = SKCI_WIRE_VERSION;
     buf[3] = r->kind;
     skci_put_u32(buf + 4, r->flags);
-    skci_put_u32(buf + 8, r->timeout_ms);
+    skci_wire_req_set_timeout(buf, r->timeout_ms);
     skci_put_u32(buf + 12, r->max_reply);
-    skci_put_u64(buf + 16, r->id);
+    skci_wire_req_set_id(buf, r->id);
     buf[24] = r->target.type;
     buf[25] = r->target.name_len;
     skci_put_u32(buf + 26, r->target.handle);

@@ -60,6 +60,11 @@ size_t skci_wire_req_hdr_size(const skci_req *r);
  * skci_wire_req_hdr_size(r) bytes. */
 void skci_wire_req_put_hdr(uint8_t *buf, const skci_req *r);
 
+/* Overwrite one field of a request header written by the above: the
+ * remaining deadline (set when the request leaves) and the request id. */
+void skci_wire_req_set_timeout(uint8_t *buf, uint32_t timeout_ms);
+void skci_wire_req_set_id(uint8_t *buf, uint64_t id);
+
 /* Decodes and validates a request frame.  0 or SKC_EPROTO with a reason
  * in err.  Pointers in *out point into buf. */
 int skci_wire_req_decode(

@@ -1,0 +1,682 @@
+/* peer.c -- the nodes this node talks to: each peer's map state and its
+ * link (dial, HELLO, push address, reconnects), and the calls queued for
+ * it or sent on it.
+ *
+ * A peer's queue only holds calls while its link is not UP; going UP
+ * flushes the queue in order.  Links are dialed and closed on background
+ * threads (bg.c), never under call_lock and never on an NNG thread; the
+ * link's callbacks (on_reply, on_pipe) find their peer through a
+ * reference-counted skci_linkref that outlives the link's close.
+ */
+#include "core.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HELLO_TIMEOUT_MS 5000
+
+const char *
+skci_peer_addr(const skci_peer *p)
+{
+    return p->url != NULL ? p->url : "no address";
+}
+
+skci_peer *
+skci_peer_get(skc_node *n, const char *name, int create)
+{
+    skci_peer *p = skci_strmap_get(&n->peers, name);
+    if (p != NULL || !create) {
+        return p;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->name = skci_strdup(name)) == NULL ||
+        skci_strmap_set(&n->peers, name, p) != 0) {
+        if (p != NULL) {
+            free(p->name);
+        }
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void
+skci_peer_queue(skci_peer *p, skci_call *c)
+{
+    c->state = SKCI_CALL_QUEUED;
+    c->prev = p->qtail;
+    c->next = NULL;
+    if (p->qtail != NULL) {
+        p->qtail->next = c;
+    } else {
+        p->qhead = c;
+    }
+    p->qtail = c;
+}
+
+static void
+sent_add(skci_peer *p, skci_call *c)
+{
+    c->state = SKCI_CALL_SENT;
+    c->prev = NULL;
+    c->next = p->shead;
+    if (p->shead != NULL) {
+        p->shead->prev = c;
+    }
+    p->shead = c;
+}
+
+static void
+link_state_set(skci_peer *p, int st)
+{
+    p->link_state = st;
+}
+
+static void hello_done(skc_node *n, skci_call *c);
+
+/* Hands a call to its peer's link (link UP, call_lock held). */
+void
+skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
+{
+    if (c->payload_len > p->max_msg) {
+        skci_call_fail(n, c, SKC_ETOOBIG, "node '%s' accepts messages of at most "
+            "%u bytes; this one has %zu", p->name, p->max_msg,
+            c->payload_len);
+        return;
+    }
+    skci_tmsg *m = c->req;
+    c->req = NULL;
+    /* The remaining deadline travels with the request, measured now. */
+    int64_t left = c->hn.when - skci_now_ms();
+    skci_wire_req_set_timeout(skci_tmsg_body(m), (uint32_t)(left > 0 ? left : 1));
+    int rc;
+    if (c->mode == SKCI_MODE_SEND) {
+        rc = skci_link_push(p->lr->link, m);
+        if (rc == 0) {
+            skci_call_finish(n, c, 0, NULL, NULL, 0, NULL);
+        } else {
+            skci_call_fail(n, c, rc, "%s", skc_last_error());
+        }
+        return;
+    }
+    rc = skci_link_send(p->lr->link, m, (int32_t)(left > 0 ? left : 1));
+    if (rc != 0) {
+        skci_call_fail(n, c, SKC_ECONNLOST, "node '%s' (%s): %s", p->name,
+            skci_peer_addr(p), skc_last_error());
+        return;
+    }
+    sent_add(p, c);
+}
+
+static void
+peer_flush(skc_node *n, skci_peer *p)
+{
+    while (p->qhead != NULL && p->link_state == SKCI_LINK_UP) {
+        skci_call *c = p->qhead;
+        skci_call_unlink(&p->qhead, &p->qtail, c);
+        c->state = 0;
+        skci_peer_transmit(n, p, c);
+    }
+}
+
+static void on_reply(void *arg, skci_tmsg *msg);
+static void on_pipe(void *arg, int up, uint32_t pipe_id);
+
+static void lr_release(skci_linkref *lr);
+
+static void *
+close_main(void *arg)
+{
+    skci_linkref *lr = arg;
+    skc_node *n = lr->node;
+    skci_link_close(lr->link);
+    lr_release(lr);
+    skci_bg_done(n);
+    return NULL;
+}
+
+/* Detaches the peer's link and closes it on a background thread (closing
+ * waits for the link's callbacks, which take call_lock; see skci_bg). */
+static void
+peer_detach_link(skc_node *n, skci_peer *p)
+{
+    skci_linkref *lr = p->lr;
+    if (lr == NULL) {
+        return;
+    }
+    p->lr = NULL;
+    link_state_set(p, SKCI_LINK_NONE);
+    p->hello = NULL;
+    if (skci_bg_run(n, close_main, lr) != 0) {
+        skci_node_log(n, SKC_LOG_ERROR, "cannot start a thread to close the "
+            "link to node '%s'; it is left open", p->name);
+    }
+}
+
+/* Work for a background thread on a link: dial url. */
+struct link_job {
+    skci_linkref *lr;
+    char *url;
+};
+
+/* Starts fn on a background thread with a job holding a reference to lr
+ * (call_lock held).  0, or -1 if nothing was started. */
+static int
+link_job_start(skc_node *n, skci_linkref *lr, const char *url,
+    void *(*fn)(void *))
+{
+    struct link_job *job = calloc(1, sizeof(*job));
+    if (job == NULL || (job->url = skci_strdup(url)) == NULL) {
+        free(job);
+        return -1;
+    }
+    job->lr = lr;
+    atomic_fetch_add(&lr->refs, 1);
+    if (skci_bg_run(n, fn, job) != 0) {
+        atomic_fetch_sub(&lr->refs, 1); /* the peer still holds one */
+        free(job->url);
+        free(job);
+        return -1;
+    }
+    return 0;
+}
+
+/* The last thing a job's thread does. */
+static void
+link_job_end(struct link_job *job)
+{
+    skc_node *n = job->lr->node;
+    lr_release(job->lr);
+    free(job->url);
+    free(job);
+    skci_bg_done(n);
+}
+
+static void start_hello(skc_node *n, skci_peer *p);
+
+/* A dial failed (call_lock held): the peer's queued calls fail now, as
+ * skynet's sender fails them when its connect fails. */
+static void
+dial_failed(skc_node *n, skci_peer *p, const char *detail)
+{
+    link_state_set(p, SKCI_LINK_NONE);
+    free(p->last_error);
+    p->last_error = skci_strdup(detail);
+    char why[SKCI_DETAIL_MAX + 64];
+    snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name, detail);
+    skci_node_log(n, SKC_LOG_WARN, "%s", why);
+    skci_call_fail_list(n, p->qhead, SKC_EUNREACHABLE, why);
+}
+
+static void *
+dial_main(void *arg)
+{
+    struct link_job *job = arg;
+    skci_linkref *lr = job->lr;
+    skc_node *n = lr->node;
+    int rc = skci_link_dial(lr->link, job->url);
+    char detail[SKCI_DETAIL_MAX];
+    snprintf(detail, sizeof(detail), "%s", skc_last_error());
+    pthread_mutex_lock(&n->call_lock);
+    skci_peer *p = lr->peer;
+    if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
+        if (rc == 0) {
+            start_hello(n, p);
+        } else {
+            dial_failed(n, p, detail);
+        }
+    }
+    pthread_mutex_unlock(&n->call_lock);
+    link_job_end(job);
+    return NULL;
+}
+
+static void *
+push_dial_main(void *arg)
+{
+    struct link_job *job = arg;
+    skci_linkref *lr = job->lr;
+    if (skci_link_push_dial(lr->link, job->url) != 0) {
+        skci_node_log(lr->node, SKC_LOG_WARN, "%s", skc_last_error());
+    }
+    link_job_end(job);
+    return NULL;
+}
+
+/* Drops a reference; the last one frees the link (closed by then, so this
+ * never blocks).  Never called with call_lock held. */
+static void
+lr_release(skci_linkref *lr)
+{
+    if (atomic_fetch_sub(&lr->refs, 1) == 1) {
+        skci_link_free(lr->link);
+        free(lr);
+    }
+}
+
+/* Starts connecting peer p (call_lock held, map has an address). */
+void
+skci_peer_dial(skc_node *n, skci_peer *p)
+{
+    if (p->lr == NULL) {
+        skci_linkref *lr = calloc(1, sizeof(*lr));
+        if (lr == NULL) {
+            return;
+        }
+        skci_link_cfg cfg = {
+            .max_recv = n->max_msg + SKCI_REP_FIXED,
+            .push_backlog = 65536,
+            .on_reply = on_reply,
+            .on_pipe = on_pipe,
+            .arg = lr,
+        };
+        lr->peer = p;
+        lr->node = n;
+        atomic_init(&lr->refs, 1);
+        if (skci_link_create(&lr->link, &cfg) != 0) {
+            free(lr);
+            goto fail;
+        }
+        p->lr = lr;
+    }
+    link_state_set(p, SKCI_LINK_DIALING);
+    if (link_job_start(n, p->lr, p->url, dial_main) != 0) {
+        link_state_set(p, SKCI_LINK_NONE);
+        goto fail;
+    }
+    return;
+fail:
+    skci_call_fail_list(n, p->qhead, SKC_ENOMEM, "cannot start a connection");
+}
+
+/* Sends a hello on the peer's link (call_lock held). */
+static void
+start_hello(skc_node *n, skci_peer *p)
+{
+    link_state_set(p, SKCI_LINK_HELLO);
+    static const char hello_target[] = "(hello)";
+    skci_call *c = calloc(1, sizeof(*c) + sizeof(hello_target));
+    if (c == NULL) {
+        return;
+    }
+    memcpy(c->target, hello_target, sizeof(hello_target));
+    size_t nl = strlen(n->name);
+    skci_req r = { .kind = SKCI_KIND_HELLO, .max_reply = 65536 };
+    size_t hdr = skci_wire_req_hdr_size(&r);
+    r.len = (uint32_t)nl;
+    if (skci_tmsg_alloc(&c->req, hdr + nl) != 0) {
+        free(c);
+        return;
+    }
+    c->mode = SKCI_MODE_INTERNAL;
+    c->internal_done = hello_done;
+    c->kind = SKCI_KIND_HELLO;
+    c->peer = p;
+    c->hn.idx = SKCI_HEAP_NONE;
+    c->start = skci_now_ms();
+    c->timeout_ms = HELLO_TIMEOUT_MS;
+    c->hn.when = c->start + HELLO_TIMEOUT_MS;
+    uint8_t *b = skci_tmsg_body(c->req);
+    skci_wire_req_put_hdr(b, &r);
+    memcpy(b + hdr, n->name, nl);
+    if (skci_call_register(n, c) != 0) {
+        skci_call_free(c);
+        return;
+    }
+    skci_wire_req_set_id(b, c->id);
+    p->hello = c;
+    skci_tmsg *m = c->req;
+    c->req = NULL;
+    sent_add(p, c);
+    skci_link_send(p->lr->link, m, HELLO_TIMEOUT_MS);
+}
+
+/* Builds the PUSH address: the host from the map address, the port the
+ * peer announced (for TCP-like URLs); otherwise the announced URL. */
+static char *
+push_url_for(const char *map_url, const char *announced, size_t alen)
+{
+    const char *ms = strstr(map_url, "://");
+    const char *as = memmem(announced, alen, "://", 3);
+    const char *mport = strrchr(map_url, ':');
+    const char *aport = NULL;
+    for (size_t i = alen; i > 0; i--) {
+        if (announced[i - 1] == ':') {
+            aport = announced + i - 1;
+            break;
+        }
+    }
+    int tcpish = ms != NULL && as != NULL &&
+        (size_t)(ms - map_url) == (size_t)(as - announced) &&
+        strncmp(map_url, announced, (size_t)(ms - map_url)) == 0 &&
+        (strncmp(map_url, "tcp", 3) == 0 || strncmp(map_url, "tls", 3) == 0 ||
+            strncmp(map_url, "ws", 2) == 0) &&
+        mport != NULL && mport > ms + 2 && aport != NULL && aport > as + 2;
+    if (!tcpish) {
+        char *u = malloc(alen + 1);
+        if (u != NULL) {
+            memcpy(u, announced, alen);
+            u[alen] = '\0';
+        }
+        return u;
+    }
+    size_t hl = (size_t)(mport - map_url);
+    size_t pl = alen - (size_t)(aport - announced);
+    char *u = malloc(hl + pl + 1);
+    if (u != NULL) {
+        memcpy(u, map_url, hl);
+        memcpy(u + hl, aport, pl);
+        u[hl + pl] = '\0';
+    }
+    return u;
+}
+
+static void
+hello_done(skc_node *n, skci_call *c)
+{
+    skci_peer *p = c->peer;
+    if (p->hello != c) {
+        return; /* the link it belonged to was replaced */
+    }
+    p->hello = NULL;
+    if (p->lr == NULL || p->link_state != SKCI_LINK_HELLO) {
+        return;
+    }
+    if (c->status == 0) {
+        skci_hello h;
+        char err[256];
+        if (skci_wire_hello_decode(&h, c->data, c->len, err, sizeof(err)) ==
+            0) {
+            p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
+            free(p->push_url);
+            p->push_url = push_url_for(p->url, h.url, h.url_len);
+            if (p->push_url != NULL) {
+                link_job_start(n, p->lr, p->push_url, push_dial_main);
+            }
+            link_state_set(p, SKCI_LINK_UP);
+            free(p->last_error);
+            p->last_error = NULL;
+            skci_node_log(n, SKC_LOG_INFO, "connected to node '%s' (%s)",
+                p->name, skci_peer_addr(p));
+            peer_flush(n, p);
+            return;
+        }
+        c->status = SKC_EPROTO;
+        free(c->detail);
+        c->detail = skci_strdup(err);
+    }
+    if (c->status == SKC_ECONNLOST || c->status == SKC_ETIMEDOUT) {
+        if (p->lr->pipe != 0) {
+            start_hello(n, p); /* connected but slow: ask again */
+        } else {
+            link_state_set(p, SKCI_LINK_RETRY);
+        }
+        return;
+    }
+    /* The peer answered but not as an skc node of our version. */
+    char why[SKCI_DETAIL_MAX + 64];
+    snprintf(why, sizeof(why), "node '%s' (%s) refused the skc hello: %s",
+        p->name, skci_peer_addr(p), c->detail ? c->detail : "");
+    skci_node_log(n, SKC_LOG_ERROR, "%s", why);
+    free(p->last_error);
+    p->last_error = skci_strdup(why);
+    peer_detach_link(n, p);
+    skci_call *q = p->qhead;
+    while (q != NULL) {
+        skci_call *next = q->next;
+        skci_call_finish(n, q, SKC_EPROTO, NULL, NULL, 0, why);
+        q = next;
+    }
+}
+
+static void
+on_reply(void *arg, skci_tmsg *msg)
+{
+    skci_linkref *lr = arg;
+    skc_node *n = lr->node;
+    skci_rep rep;
+    char err[256];
+    if (skci_wire_rep_decode(&rep, skci_tmsg_body(msg), skci_tmsg_len(msg),
+            err, sizeof(err)) != 0) {
+        skci_node_log(n, SKC_LOG_WARN, "bad reply from node '%s': %s",
+            lr->peer->name, err);
+        skci_tmsg_free(msg);
+        return;
+    }
+    pthread_mutex_lock(&n->call_lock);
+    skci_call *c = rep.id <= 0x7fffffffu
+        ? skci_idmap_get(&n->calls, (uint32_t)rep.id) : NULL;
+    if (c == NULL || c->peer != lr->peer || c->state != SKCI_CALL_SENT) {
+        pthread_mutex_unlock(&n->call_lock);
+        skci_node_log(n, SKC_LOG_DEBUG, "reply from node '%s' for no pending "
+            "call (id %llu): dropped", lr->peer->name,
+            (unsigned long long)rep.id);
+        skci_tmsg_free(msg);
+        return;
+    }
+    skci_peer *p = c->peer;
+    /* SKC_CALL_INLINE: call_finish leaves the completion to this thread
+     * (no thread-local state: NNG's threads never exit, and a dlopen'ed
+     * libskc would allocate TLS on each of them). */
+    skci_call *inl = c->mode == SKCI_MODE_ASYNC && c->inline_cb &&
+            n->workers > 0 ? c : NULL;
+    c->inline_take = inl != NULL;
+    if (rep.status == 0) {
+        skci_call_finish(n, c, 0, msg, rep.payload, rep.len, NULL);
+    } else {
+        int code = -(int)rep.status;
+        if (rep.status > 0x7fff || strcmp(skc_errname(code), "EUNKNOWN") == 0) {
+            code = SKC_EPROTO;
+        }
+        char detail[SKCI_DETAIL_MAX];
+        int tl = rep.len > 900 ? 900 : (int)rep.len;
+        if (code == SKC_EHANDLER) {
+            snprintf(detail, sizeof(detail), "node '%s' %s: %.*s", p->name,
+                c->target, tl, (const char *)rep.payload);
+        } else {
+            snprintf(detail, sizeof(detail), "node '%s' (%s) %s: %.*s",
+                p->name, skci_peer_addr(p), c->target, tl,
+                (const char *)rep.payload);
+        }
+        skci_call_finish(n, c, code, NULL, NULL, 0, detail);
+        skci_tmsg_free(msg);
+    }
+    pthread_mutex_unlock(&n->call_lock);
+    if (inl != NULL) {
+        if (skci_dispatch_inline_begin(n)) {
+            skci_inline_depth++;
+            inl->task.run(n, &inl->task);
+            skci_inline_depth--;
+            skci_dispatch_inline_end(n);
+        } else {
+            skci_dispatch_push(n, &inl->task);
+        }
+    }
+}
+
+static void
+on_pipe(void *arg, int up, uint32_t pipe_id)
+{
+    skci_linkref *lr = arg;
+    skc_node *n = lr->node;
+    pthread_mutex_lock(&n->call_lock);
+    skci_peer *p = lr->peer;
+    if (p->lr != lr) {
+        pthread_mutex_unlock(&n->call_lock);
+        return;
+    }
+    if (up) {
+        if (pipe_id != lr->dead_pipe) {
+            lr->pipe = pipe_id;
+            if (p->link_state == SKCI_LINK_RETRY) {
+                start_hello(n, p);
+            }
+        }
+    } else if (lr->pipe != pipe_id) {
+        /* REM before ADD (NNG may report them in that order). */
+        lr->dead_pipe = pipe_id;
+    } else {
+        lr->pipe = 0;
+        if (p->link_state == SKCI_LINK_UP ||
+            p->link_state == SKCI_LINK_HELLO) {
+            link_state_set(p, SKCI_LINK_RETRY);
+            char why[SKCI_DETAIL_MAX];
+            snprintf(why, sizeof(why), "connection to node '%s' (%s) lost "
+                "after the request was sent; the outcome is unknown",
+                p->name, skci_peer_addr(p));
+            if (!atomic_load(&n->closing)) {
+                skci_node_log(n, SKC_LOG_WARN, "connection to node '%s' (%s) "
+                    "lost; reconnecting", p->name, skci_peer_addr(p));
+            }
+            skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
+        }
+    }
+    pthread_mutex_unlock(&n->call_lock);
+}
+
+void
+skci_peer_map_changed(skc_node *n, skci_peer *p)
+{
+    char why[SKCI_DETAIL_MAX];
+    if (p->map == SKCI_MAP_IS_DOWN) {
+        snprintf(why, sizeof(why), "node '%s' was marked down (false) in "
+            "the cluster map", p->name);
+        peer_detach_link(n, p);
+        skci_call_fail_list(n, p->shead, SKC_ENODEDOWN, why);
+        skci_call_fail_list(n, p->qhead, SKC_ENODEDOWN, why);
+        return;
+    }
+    if (p->map != SKCI_MAP_IS_ADDR) {
+        return;
+    }
+    if (p->lr != NULL) {
+        snprintf(why, sizeof(why), "the address of node '%s' changed to %s "
+            "while the request was in flight; the outcome is unknown",
+            p->name, p->url);
+        skci_call *sent = p->shead;
+        peer_detach_link(n, p);
+        skci_call_fail_list(n, sent, SKC_ECONNLOST, why);
+        /* Calls that were not sent yet go to the new address. */
+    }
+    if (p->qhead != NULL) {
+        skci_peer_dial(n, p);
+    }
+}
+
+void
+skci_nowaiting_changed(skc_node *n)
+{
+    if (!n->nowaiting) {
+        return;
+    }
+    for (size_t i = 0; i < n->peers.nb; i++) {
+        for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
+            skci_peer *p = e->val;
+            if (p->map == SKCI_MAP_UNKNOWN && p->qhead != NULL) {
+                char why[SKCI_DETAIL_MAX];
+                snprintf(why, sizeof(why), "node '%s' is not in the cluster "
+                    "map (__nowaiting was turned on)", p->name);
+                skci_call_fail_list(n, p->qhead, SKC_ENONODE, why);
+            }
+        }
+    }
+}
+
+static void
+free_peer(const char *key, void *val, void *arg)
+{
+    (void)key;
+    (void)arg;
+    skci_peer *p = val;
+    free(p->name);
+    free(p->url);
+    free(p->last_error);
+    free(p->push_url);
+    free(p);
+}
+
+/* Refuses a call that peer p cannot take (call_lock held): 0, or the
+ * error with its detail set. */
+int
+skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c)
+{
+    if (p->map == SKCI_MAP_IS_DOWN) {
+        return skci_error(SKC_ENODEDOWN, "node '%s' is down (false in the "
+            "cluster map)", p->name);
+    }
+    if (p->map == SKCI_MAP_UNKNOWN && n->nowaiting) {
+        return skci_error(SKC_ENONODE, "node '%s' is not in the cluster map "
+            "(__nowaiting is set)", p->name);
+    }
+    if (p->link_state == SKCI_LINK_UP && c->payload_len > p->max_msg) {
+        return skci_error(SKC_ETOOBIG, "node '%s' accepts messages of at "
+            "most %u bytes; this one has %zu", p->name, p->max_msg,
+            c->payload_len);
+    }
+    return 0;
+}
+
+/* Sends a registered call now, or queues it until the link is up, dialing
+ * if nobody is (call_lock held). */
+void
+skci_peer_route(skc_node *n, skci_peer *p, skci_call *c)
+{
+    c->peer = p;
+    if (p->map == SKCI_MAP_UNKNOWN) {
+        if (!p->warned_waiting) {
+            p->warned_waiting = 1;
+            skci_node_log(n, SKC_LOG_INFO, "waiting for cluster node '%s' "
+                "(not in the cluster map yet)", p->name);
+        }
+        skci_peer_queue(p, c);
+    } else if (p->link_state == SKCI_LINK_UP) {
+        skci_peer_transmit(n, p, c);
+    } else {
+        skci_peer_queue(p, c);
+        if (p->link_state == SKCI_LINK_NONE) {
+            skci_peer_dial(n, p);
+        }
+    }
+}
+
+int
+skci_peer_push_now(skc_node *n, const char *name, skci_tmsg *m, size_t len,
+    int *rc)
+{
+    pthread_mutex_lock(&n->call_lock);
+    skci_peer *p = skci_peer_get(n, name, 0);
+    if (p != NULL && p->link_state == SKCI_LINK_UP && p->lr != NULL &&
+        p->qhead == NULL && len <= p->max_msg && !atomic_load(&n->closing)) {
+        *rc = skci_link_push(p->lr->link, m);
+        pthread_mutex_unlock(&n->call_lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&n->call_lock);
+    return 0;
+}
+
+/* Closes every peer's link (destroy; call_lock held). */
+void
+skci_peers_close_links(skc_node *n)
+{
+    for (size_t i = 0; i < n->peers.nb; i++) {
+        for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
+            peer_detach_link(n, e->val);
+        }
+    }
+}
+
+void
+skci_peers_init(skc_node *n)
+{
+    skci_strmap_init(&n->peers);
+}
+
+void
+skci_peers_fini(skc_node *n)
+{
+    skci_strmap_each(&n->peers, free_peer, NULL);
+    skci_strmap_fini(&n->peers);
+}

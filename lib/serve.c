@@ -1,0 +1,170 @@
+/* serve.c -- frames that arrive at this node: requests on the call port
+ * (call, query, hello, ping) and one-way sends on the send port, decoded
+ * and handed to the service they name (the transport's server callbacks).
+ */
+#include "core.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Answers a request context at once; a NULL frame (no memory) drops the
+ * request, and the caller's deadline answers it. */
+static void
+answer_now(skci_rctx *rc, skci_tmsg *frame)
+{
+    skci_server_reply(rc, frame);
+}
+
+static skci_tmsg *
+hello_reply(skc_node *n, uint64_t id)
+{
+    const char *url = n->server ? skci_server_pull_url(n->server) : NULL;
+    if (url == NULL) {
+        url = "";
+    }
+    size_t nl = strlen(n->name), ul = strlen(url);
+    uint8_t body[4 + 2 + SKCI_NAME_MAX + 2 + 1024];
+    if (ul > 1024) {
+        ul = 1024;
+    }
+    skci_wire_hello_put(body, n->max_msg, n->name, nl, url, ul);
+    return skci_reply_frame(0, id, body, skci_wire_hello_size(nl, ul));
+}
+
+static skci_tmsg *
+query_reply(skc_node *n, const skci_req *req, const char *tname)
+{
+    skci_service *s = skci_registry_find(n, &req->target);
+    if (s == NULL) {
+        return skci_error_frame(SKC_ENOSERVICE, req->id, "node '%s' has no "
+            "name %s", n->name, tname);
+    }
+    uint8_t h[4];
+    skci_put_u32(h, s->handle);
+    skci_service_release(n, s);
+    return skci_reply_frame(0, req->id, h, 4);
+}
+
+/* A CALL request: a message with a route back to rc goes to the service
+ * (takes msg). */
+static void
+deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
+    const char *tname, size_t tlen)
+{
+    skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
+    skci_route *r = calloc(1, sizeof(*r) + tlen + 1);
+    if (m == NULL || r == NULL) {
+        free(m);
+        free(r);
+        skci_tmsg_free(msg);
+        answer_now(rc, skci_error_frame(SKC_ENOMEM, req->id, "node '%s': "
+            "out of memory", n->name));
+        return;
+    }
+    m->node = n;
+    m->kind = SKC_MSG_CALL;
+    m->frame = msg;
+    m->payload = req->payload;
+    m->len = req->len;
+    m->deadline = req->timeout_ms ? skci_now_ms() + req->timeout_ms : 0;
+    memcpy(m->target, tname, tlen + 1);
+    r->node = n;
+    r->rctx = rc;
+    r->id = req->id;
+    r->max_reply = req->max_reply;
+    memcpy(r->target, tname, tlen + 1);
+    m->route = r;
+    skci_route_link(n, r);
+    if (skci_registry_deliver(n, &req->target, m) != 0) {
+        char why[SKCI_NAME_MAX + 300];
+        snprintf(why, sizeof(why), "node '%s' has no service %s", n->name,
+            tname);
+        skci_msg_drop(m, SKC_ENOSERVICE, why);
+    }
+}
+
+void
+skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
+{
+    skc_node *n = arg;
+    skci_req req;
+    char err[256];
+    if (skci_wire_req_decode(&req, skci_tmsg_body(msg), skci_tmsg_len(msg),
+            err, sizeof(err)) != 0) {
+        skci_node_log(n, SKC_LOG_WARN, "rejected a bad request frame: %s",
+            err);
+        skci_tmsg_free(msg);
+        answer_now(rc, skci_error_frame(SKC_EPROTO, 0, "node '%s' rejected "
+            "the frame: %s", n->name, err));
+        return;
+    }
+    char tname[SKCI_NAME_MAX + 2];
+    size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
+    skci_tmsg *reply;
+    switch (req.kind) {
+    case SKCI_KIND_PING:
+        reply = skci_reply_frame(0, req.id, NULL, 0);
+        break;
+    case SKCI_KIND_HELLO:
+        reply = hello_reply(n, req.id);
+        break;
+    case SKCI_KIND_QUERY:
+        reply = query_reply(n, &req, tname);
+        break;
+    case SKCI_KIND_CALL:
+        if (req.target.type != SKCI_TARGET_NONE) {
+            deliver_call(n, rc, msg, &req, tname, tlen);
+            return;
+        }
+        reply = skci_error_frame(SKC_EPROTO, req.id, "node '%s': a call "
+            "needs a target", n->name);
+        break;
+    default:
+        reply = skci_error_frame(SKC_EPROTO, req.id, "node '%s': a frame of "
+            "kind %u cannot be sent as a request", n->name, req.kind);
+        break;
+    }
+    skci_tmsg_free(msg);
+    answer_now(rc, reply);
+}
+
+void
+skci_on_push(void *arg, skci_tmsg *msg)
+{
+    skc_node *n = arg;
+    skci_req req;
+    char err[256];
+    int bad = skci_wire_req_decode(&req, skci_tmsg_body(msg),
+        skci_tmsg_len(msg), err, sizeof(err));
+    if (bad == 0 && req.kind != SKCI_KIND_SEND) {
+        snprintf(err, sizeof(err), "a frame of kind %u is not a send",
+            req.kind);
+        bad = SKC_EPROTO;
+    }
+    if (bad != 0) {
+        skci_node_log(n, SKC_LOG_WARN, "dropped a bad one-way frame: %s",
+            err);
+        skci_tmsg_free(msg);
+        return;
+    }
+    char tname[SKCI_NAME_MAX + 2];
+    size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
+    skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
+    if (m == NULL) {
+        skci_tmsg_free(msg);
+        return;
+    }
+    m->node = n;
+    m->kind = SKC_MSG_SEND;
+    m->frame = msg;
+    m->payload = req.payload;
+    m->len = req.len;
+    memcpy(m->target, tname, tlen + 1);
+    if (skci_registry_deliver(n, &req.target, m) != 0) {
+        skci_node_log(n, SKC_LOG_WARN, "dropped a send to %s: no such "
+            "service on node '%s'", tname, n->name);
+        skci_msg_drop(m, SKC_ENOSERVICE, "no such service");
+    }
+}

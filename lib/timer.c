@@ -1,0 +1,72 @@
+/* timer.c -- the timer thread: it ends every pending call whose deadline
+ * has passed, with the error that says why it never finished.
+ */
+#include "core.h"
+
+#include <stddef.h>
+
+static void
+call_expire(skc_node *n, skci_call *c)
+{
+    skci_peer *p = c->peer;
+    int32_t waited = (int32_t)(skci_now_ms() - c->start);
+    if (c->state == SKCI_CALL_SENT) {
+        skci_call_fail(n, c, SKC_ETIMEDOUT, "node '%s' (%s) %s: no reply within "
+            "%d ms", p->name, skci_peer_addr(p), c->target, c->timeout_ms);
+    } else if (p->map == SKCI_MAP_UNKNOWN) {
+        skci_call_fail(n, c, SKC_ENONODE, "node '%s' is not in the cluster map "
+            "(waited %d ms for a reload to define it)", p->name, waited);
+    } else {
+        skci_call_fail(n, c, SKC_EUNREACHABLE, "node '%s' (%s): no connection "
+            "within %d ms%s%s", p->name, skci_peer_addr(p), waited,
+            p->last_error ? ": " : "", p->last_error ? p->last_error : "");
+    }
+}
+
+static void *
+timer_main(void *arg)
+{
+    skc_node *n = arg;
+    pthread_mutex_lock(&n->call_lock);
+    while (!n->timer_stop) {
+        int64_t now = skci_now_ms();
+        skci_heap_node *top;
+        while ((top = skci_heap_top(&n->deadlines)) != NULL &&
+            top->when <= now) {
+            skci_call *c = (skci_call *)((char *)top -
+                offsetof(skci_call, hn));
+            call_expire(n, c);
+        }
+        /* Sleep until the next deadline. */
+        top = skci_heap_top(&n->deadlines);
+        int64_t until = top != NULL ? top->when : INT64_MAX;
+        n->timer_until = until;
+        if (until == INT64_MAX) {
+            pthread_cond_wait(&n->timer_cond, &n->call_lock);
+        } else {
+            skci_cond_wait_until(&n->timer_cond, &n->call_lock, until);
+        }
+        n->timer_until = INT64_MIN; /* awake: nobody needs to wake it */
+    }
+    pthread_mutex_unlock(&n->call_lock);
+    return NULL;
+}
+
+int
+skci_timer_start(skc_node *n)
+{
+    if (pthread_create(&n->timer, NULL, timer_main, n) != 0) {
+        return skci_error(SKC_ENOMEM, "cannot start the timer thread");
+    }
+    return 0;
+}
+
+void
+skci_timer_stop(skc_node *n)
+{
+    pthread_mutex_lock(&n->call_lock);
+    n->timer_stop = 1;
+    pthread_cond_signal(&n->timer_cond);
+    pthread_mutex_unlock(&n->call_lock);
+    pthread_join(n->timer, NULL);
+}
