@@ -146,6 +146,13 @@ do
     T.ok(math.type(fd) == "integer" and fd >= 0, "fd")
     T.ok(n:wakeup(), "wakeup")
     T.eq(n:poll(0), 0, "wakeup makes poll return 0")
+    -- close_listeners (old name unlisten) stops listening, the node stays
+    local url = "inproc://skc-lua-close-listeners"
+    T.eq(n:open(url), url, "listen")
+    T.ok(n:close_listeners(), "close_listeners")
+    T.eq(n:open(url), url, "the address is free again")
+    T.ok(n:unlisten(), "unlisten, the old name")
+    T.eq(n:closed(), false, "close_listeners leaves the node open")
 end
 
 -- Map ----------------------------------------------------------------------------
