@@ -124,7 +124,7 @@ static int
 call_submit(skc_node *n, skci_call *c, const char *peer)
 {
     int rc = 0;
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     if (atomic_load(&n->closing)) {
         rc = skci_error(SKC_ECLOSED, "node '%s' is closing", n->name);
         goto fail;
@@ -146,10 +146,10 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
     skci_wire_req_set_id(skci_tmsg_body(c->req), c->id);
     n->inflight++;
     skci_peer_route(n, p, c);
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     return 0;
 fail:
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     skci_call_free(c);
     return rc;
 }
@@ -159,11 +159,11 @@ static int
 call_wait(skc_node *n, skci_call *c, skci_tmsg **rep, const uint8_t **data,
     size_t *len)
 {
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     while (!c->done) {
-        pthread_cond_wait(&c->cond, &n->call_lock);
+        skci_call_wait(n, &c->cond, INT64_MAX);
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     int rc = c->status;
     if (rc == 0) {
         *rep = c->rep;

@@ -29,6 +29,7 @@ typedef struct skci_service skci_service;
 typedef struct skci_call skci_call;
 typedef struct skci_peer skci_peer;
 typedef struct skci_linkref skci_linkref;
+typedef struct skci_logline skci_logline;
 
 /* Something a worker (or skc_node_poll) runs: a service with mail
  * (dispatch.c), or the completion of an async call (call.c).  A task
@@ -186,6 +187,11 @@ struct skc_node {
     skc_log_fn log;
     void *log_arg;
     int log_level;
+    /* lines logged under call_lock, delivered after it (log.c) */
+    pthread_mutex_t log_lock;         /* a leaf: nothing is called under it */
+    skci_logline *log_head, *log_tail; /* log_lock */
+    atomic_int log_queued;            /* log_head != NULL, read unlocked */
+    atomic_ulong call_lock_owner;     /* pthread_self() of the holder, or 0 */
     atomic_int closing;
 
     /* open / close */
@@ -237,9 +243,25 @@ extern _Thread_local skc_node *skci_current_node;
  * transport thread, so nothing here may block on the network. */
 extern _Thread_local int skci_inline_depth;
 
-/* node.c */
+/* log.c */
+void skci_log_init(skc_node *n);
+/* Delivers what is still queued, then frees (destroy). */
+void skci_log_fini(skc_node *n);
+/* Logs a line at level (when the node's level lets it through); under
+ * call_lock it is queued and delivered once the lock is released. */
 void skci_node_log(skc_node *n, int level, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
+/* call_lock, always taken, released and waited on through these (the
+ * log rule needs to know who holds it). */
+void skci_call_lock(skc_node *n);
+void skci_call_unlock(skc_node *n);
+/* Waits on cond (call_lock held) until signalled or `until` (ms,
+ * skci_now_ms clock; INT64_MAX = no bound). */
+void skci_call_wait(skc_node *n, pthread_cond_t *cond, int64_t until);
+int skci_call_lock_held(skc_node *n);
+
+/* core.c */
+/* Drops a reference; the last one frees the node. */
 void skci_node_unref(skc_node *n);
 /* SKC_EINVAL for NULL, SKC_ECLOSED while closing, else 0 (sets detail). */
 int skci_node_check(skc_node *n);

@@ -60,35 +60,10 @@ skc_log_stderr(int level, const char *node, const char *text, void *arg)
     fprintf(stderr, "[skc %s] %s %s\n", node, l, text);
 }
 
-void
-skci_node_log(skc_node *n, int level, const char *fmt, ...)
-{
-    if (n->log == NULL || level > n->log_level) {
-        return;
-    }
-    char buf[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    n->log(level, n->name, buf, n->log_arg);
-}
-
 static void
 server_log(void *arg, int level, const char *text)
 {
     skci_node_log(arg, level, "%s", text);
-}
-
-void
-skci_node_unref(skc_node *n)
-{
-    if (atomic_fetch_sub(&n->refs, 1) == 1) {
-        pthread_mutex_destroy(&n->serve_lock);
-        pthread_mutex_destroy(&n->open_lock);
-        free(n->map_path);
-        free(n);
-    }
 }
 
 int
@@ -142,6 +117,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;
     pthread_mutex_init(&n->open_lock, NULL);
     pthread_mutex_init(&n->serve_lock, NULL);
+    skci_log_init(n);
     int rc;
     skci_registry_init(n);
     if ((rc = skci_dispatch_init(n)) != 0) {
@@ -201,10 +177,10 @@ skc_node_destroy(skc_node *node)
      * dials in progress), then the threads that did that work end. */
     char why[SKCI_NAME_MAX + 64];
     snprintf(why, sizeof(why), "node '%s' is being destroyed", node->name);
-    pthread_mutex_lock(&node->call_lock);
+    skci_call_lock(node);
     skci_pending_fail_all(node, SKC_ECLOSED, why);
     skci_peers_close_links(node);
-    pthread_mutex_unlock(&node->call_lock);
+    skci_call_unlock(node);
     skci_timer_stop(node);
     skci_bg_drain(node);
     skci_dispatch_stop(node);
@@ -221,18 +197,6 @@ const char *
 skc_node_name(const skc_node *node)
 {
     return node != NULL ? node->name : "";
-}
-
-int
-skci_node_check(skc_node *n)
-{
-    if (n == NULL) {
-        return skci_error(SKC_EINVAL, "node is NULL");
-    }
-    if (atomic_load(&n->closing)) {
-        return skci_error(SKC_ECLOSED, "node '%s' is closing", n->name);
-    }
-    return 0;
 }
 
 int
@@ -256,13 +220,13 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
             return skci_error(SKC_EINVAL, "open: %s", err);
         }
     } else {
-        pthread_mutex_lock(&node->call_lock);
+        skci_call_lock(node);
         skci_peer *p = skci_peer_get(node, where, 0);
         int state = p ? p->map : SKCI_MAP_UNKNOWN;
         if (state == SKCI_MAP_IS_ADDR) {
             url = skci_strdup(p->url);
         }
-        pthread_mutex_unlock(&node->call_lock);
+        skci_call_unlock(node);
         if (state == SKCI_MAP_UNKNOWN) {
             return skci_error(SKC_ENONODE, "open: node '%s' is not in the "
                 "cluster map", where);
@@ -388,11 +352,11 @@ map_prepare(struct map_change *ch, const char *name, int kind,
 static int
 map_apply(skc_node *n, struct map_change *ch, size_t count)
 {
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     /* Create peers first so that no allocation can fail half-way. */
     for (size_t i = 0; i < count; i++) {
         if (!ch[i].option && skci_peer_get(n, ch[i].name, 1) == NULL) {
-            pthread_mutex_unlock(&n->call_lock);
+            skci_call_unlock(n);
             return skci_error(SKC_ENOMEM, "cluster map");
         }
     }
@@ -423,7 +387,7 @@ map_apply(skc_node *n, struct map_change *ch, size_t count)
     if (n->nowaiting && !nowaiting_was) {
         skci_nowaiting_changed(n);
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     return 0;
 }
 
@@ -500,10 +464,10 @@ skc_node_map_load(skc_node *node, const char *path)
         return rc;
     }
     char *p = skci_strdup(path);
-    pthread_mutex_lock(&node->call_lock);
+    skci_call_lock(node);
     free(node->map_path);
     node->map_path = p;
-    pthread_mutex_unlock(&node->call_lock);
+    skci_call_unlock(node);
     return 0;
 }
 
@@ -514,9 +478,9 @@ skc_node_map_reload(skc_node *node)
     if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
-    pthread_mutex_lock(&node->call_lock);
+    skci_call_lock(node);
     char *path = skci_strdup(node->map_path);
-    pthread_mutex_unlock(&node->call_lock);
+    skci_call_unlock(node);
     if (path == NULL) {
         return skci_error(SKC_ESTATE, "node '%s' has no cluster map file to "
             "reload", node->name);
@@ -580,16 +544,16 @@ skc_node_map_get(skc_node *node, char **out_addr, const char *name)
     }
     *out_addr = NULL;
     if (strcmp(name, "__nowaiting") == 0) {
-        pthread_mutex_lock(&node->call_lock);
+        skci_call_lock(node);
         *out_addr = skci_user_strdup(node->nowaiting ? "true" : "false");
-        pthread_mutex_unlock(&node->call_lock);
+        skci_call_unlock(node);
         return *out_addr ? 0 : skci_error(SKC_ENOMEM, "map_get");
     }
-    pthread_mutex_lock(&node->call_lock);
+    skci_call_lock(node);
     skci_peer *p = skci_peer_get(node, name, 0);
     int state = p ? p->map : SKCI_MAP_UNKNOWN;
     char *url = state == SKCI_MAP_IS_ADDR ? skci_user_strdup(p->url) : NULL;
-    pthread_mutex_unlock(&node->call_lock);
+    skci_call_unlock(node);
     if (state == SKCI_MAP_UNKNOWN) {
         return skci_error(SKC_ENONODE, "node '%s' is not in the cluster map",
             name);

@@ -219,7 +219,7 @@ dial_main(void *arg)
     int rc = skci_link_dial(lr->link, job->url);
     char detail[SKCI_DETAIL_MAX];
     snprintf(detail, sizeof(detail), "%s", skc_last_error());
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     skci_peer *p = lr->peer;
     if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
         if (rc == 0) {
@@ -228,7 +228,7 @@ dial_main(void *arg)
             dial_failed(n, p, detail);
         }
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     link_job_end(job);
     return NULL;
 }
@@ -445,11 +445,11 @@ on_reply(void *arg, skci_tmsg *msg)
         skci_tmsg_free(msg);
         return;
     }
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     skci_call *c = rep.id <= 0x7fffffffu
         ? skci_idmap_get(&n->calls, (uint32_t)rep.id) : NULL;
     if (c == NULL || c->peer != lr->peer || c->state != SKCI_CALL_SENT) {
-        pthread_mutex_unlock(&n->call_lock);
+        skci_call_unlock(n);
         skci_node_log(n, SKC_LOG_DEBUG, "reply from node '%s' for no pending "
             "call (id %llu): dropped", lr->peer->name,
             (unsigned long long)rep.id);
@@ -483,7 +483,7 @@ on_reply(void *arg, skci_tmsg *msg)
         skci_call_finish(n, c, code, NULL, NULL, 0, detail);
         skci_tmsg_free(msg);
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     if (inl != NULL) {
         if (skci_dispatch_inline_begin(n)) {
             skci_inline_depth++;
@@ -501,10 +501,10 @@ on_pipe(void *arg, int up, uint32_t pipe_id)
 {
     skci_linkref *lr = arg;
     skc_node *n = lr->node;
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     skci_peer *p = lr->peer;
     if (p->lr != lr) {
-        pthread_mutex_unlock(&n->call_lock);
+        skci_call_unlock(n);
         return;
     }
     if (up) {
@@ -533,7 +533,7 @@ on_pipe(void *arg, int up, uint32_t pipe_id)
             skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
         }
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
 }
 
 void
@@ -645,15 +645,15 @@ int
 skci_peer_push_now(skc_node *n, const char *name, skci_tmsg *m, size_t len,
     int *rc)
 {
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     skci_peer *p = skci_peer_get(n, name, 0);
     if (p != NULL && p->link_state == SKCI_LINK_UP && p->lr != NULL &&
         p->qhead == NULL && len <= p->max_msg && !atomic_load(&n->closing)) {
         *rc = skci_link_push(p->lr->link, m);
-        pthread_mutex_unlock(&n->call_lock);
+        skci_call_unlock(n);
         return 1;
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     return 0;
 }
 

@@ -27,7 +27,7 @@ static void *
 timer_main(void *arg)
 {
     skc_node *n = arg;
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     while (!n->timer_stop) {
         int64_t now = skci_now_ms();
         skci_heap_node *top;
@@ -41,14 +41,10 @@ timer_main(void *arg)
         top = skci_heap_top(&n->deadlines);
         int64_t until = top != NULL ? top->when : INT64_MAX;
         n->timer_until = until;
-        if (until == INT64_MAX) {
-            pthread_cond_wait(&n->timer_cond, &n->call_lock);
-        } else {
-            skci_cond_wait_until(&n->timer_cond, &n->call_lock, until);
-        }
+        skci_call_wait(n, &n->timer_cond, until);
         n->timer_until = INT64_MIN; /* awake: nobody needs to wake it */
     }
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     return NULL;
 }
 
@@ -64,9 +60,9 @@ skci_timer_start(skc_node *n)
 void
 skci_timer_stop(skc_node *n)
 {
-    pthread_mutex_lock(&n->call_lock);
+    skci_call_lock(n);
     n->timer_stop = 1;
     pthread_cond_signal(&n->timer_cond);
-    pthread_mutex_unlock(&n->call_lock);
+    skci_call_unlock(n);
     pthread_join(n->timer, NULL);
 }

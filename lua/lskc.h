@@ -3,8 +3,8 @@
 
 /* The module is split as luv is, one file per type: lskc.c opens it,
  * lskc_node.c is skc.node, lskc_call.c and lskc_map.c hold its request and
- * cluster-map methods, lskc_msg.c is skc.msg and skc.reply, and lskc_pack.c
- * the payload codec.
+ * cluster-map methods, lskc_msg.c is skc.msg and skc.reply, lskc_pack.c
+ * the payload codec, and lskc_result.c the result helpers they all use.
  *
  * Rules every file keeps (STYLE.md §7):
  *  - Lua only runs on the thread that calls node:poll().  Nodes are always
@@ -51,7 +51,7 @@
 #define LSKC_MAX_DEPTH 32
 
 /* ---------------------------------------------------------------------- */
-/* Results (lskc.c)                                                       */
+/* Results (lskc_result.c)                                                */
 /* ---------------------------------------------------------------------- */
 
 /* Pushes nil, message, code_name for status; message is detail when that is

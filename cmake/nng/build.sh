@@ -84,7 +84,7 @@ patch -d src -p1 --forward --quiet <"$PATCH" || die "$PATCH does not apply"
 
 # 3. Build and install into PREFIX.
 rm -rf build "$PREFIX"
-cmake -S src -B build -DCMAKE_BUILD_TYPE=Release \
+cmake -S src -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
     -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
     -DCMAKE_C_FLAGS="-fvisibility=hidden" \

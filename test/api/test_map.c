@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,12 +215,100 @@ teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* skc.h: the log callback never runs with an skc lock held, so it may call
+ * back into skc, its own node included.  Map changes and dial failures log
+ * while the node holds its call lock; before the log queue this
+ * deadlocked.  The work runs on a thread joined with a bound, so a
+ * deadlock fails the test instead of hanging it. */
+struct reenter {
+    skc_node *_Atomic node; /* NULL once the test destroys it */
+    atomic_int lines;
+    atomic_int reentered;
+};
+
+static void
+reenter_log(int level, const char *node, const char *text, void *arg)
+{
+    (void)level;
+    (void)node;
+    (void)text;
+    struct reenter *r = arg;
+    atomic_fetch_add(&r->lines, 1);
+    skc_node *n = atomic_load(&r->node);
+    if (n == NULL) {
+        return;
+    }
+    char *a = NULL;
+    if (skc_node_map_get(n, &a, "db") == SKC_OK) {
+        atomic_fetch_add(&r->reentered, 1);
+    }
+    skc_free(a);
+}
+
+static void *
+reenter_main(void *arg)
+{
+    struct reenter *r = arg;
+    skc_node *n = atomic_load(&r->node);
+    if (skc_node_map_set(n, "db", "127.0.0.1:1") != SKC_OK) {
+        return "map_set failed";
+    }
+    void *out = NULL;
+    size_t len = 0;
+    int rc = skc_node_call(n, &out, &len, "db", "@x", "hi", 2, 3000);
+    skc_free(out);
+    if (rc != SKC_EUNREACHABLE && rc != SKC_ETIMEDOUT) {
+        return "the call to a closed port did not fail as unreachable";
+    }
+    if (skc_node_map_set(n, "db", NULL) != SKC_OK) {
+        return "map_set false failed";
+    }
+    return NULL;
+}
+
+static void
+test_log_callback_calls_skc(void **state)
+{
+    (void)state;
+    static struct reenter r;
+    atomic_init(&r.lines, 0);
+    atomic_init(&r.reentered, 0);
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = "logger";
+    o.log = reenter_log;
+    o.log_arg = &r;
+    o.log_level = SKC_LOG_DEBUG;
+    skc_node *made = NULL;
+    atomic_init(&r.node, NULL);
+    assert_int_equal(skc_node_create(&made, &o), SKC_OK);
+    atomic_store(&r.node, made);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reenter_main, &r), 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 20;
+    void *err = NULL;
+    if (pthread_timedjoin_np(t, &err, &ts) != 0) {
+        fail_msg("a log callback that calls skc deadlocked the node (it ran "
+            "with the node's call lock held)");
+    }
+    if (err != NULL) {
+        fail_msg("%s: %s", (const char *)err, skc_last_error());
+    }
+    atomic_store(&r.node, NULL);
+    assert_int_equal(skc_node_destroy(made), SKC_OK);
+    /* map lines for db twice, and the unreachable warning */
+    assert_true(atomic_load(&r.lines) >= 3);
+    assert_true(atomic_load(&r.reentered) >= 1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_forms_and_reload),
         cmocka_unit_test(test_open_by_name_parallel),
+        cmocka_unit_test(test_log_callback_calls_skc),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,130 @@
+/* log.c -- the node's log: lines are formatted here and handed to the
+ * user's callback, never while this thread holds call_lock (skc.h's rule).
+ *
+ * A line logged under call_lock is queued on the node and delivered by
+ * skci_call_unlock once the lock is released, so a log callback may call
+ * back into skc (its own node included) without deadlocking.
+ */
+#include "core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct skci_logline {
+    struct skci_logline *next;
+    int level;
+    char text[];
+};
+
+void
+skci_log_init(skc_node *n)
+{
+    pthread_mutex_init(&n->log_lock, NULL);
+    atomic_init(&n->log_queued, 0);
+    atomic_init(&n->call_lock_owner, 0);
+}
+
+/* Delivers every queued line (no skc lock held). */
+static void
+log_flush(skc_node *n)
+{
+    pthread_mutex_lock(&n->log_lock);
+    skci_logline *l = n->log_head;
+    n->log_head = n->log_tail = NULL;
+    atomic_store(&n->log_queued, 0);
+    pthread_mutex_unlock(&n->log_lock);
+    while (l != NULL) {
+        skci_logline *next = l->next;
+        n->log(l->level, n->name, l->text, n->log_arg);
+        free(l);
+        l = next;
+    }
+}
+
+void
+skci_log_fini(skc_node *n)
+{
+    if (n->log != NULL) {
+        log_flush(n);
+    }
+    pthread_mutex_destroy(&n->log_lock);
+}
+
+void
+skci_node_log(skc_node *n, int level, const char *fmt, ...)
+{
+    if (n->log == NULL || level > n->log_level) {
+        return;
+    }
+    char buf[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (!skci_call_lock_held(n)) {
+        n->log(level, n->name, buf, n->log_arg);
+        return;
+    }
+    size_t tl = len < 0 ? 0
+        : (size_t)len < sizeof(buf) ? (size_t)len : sizeof(buf) - 1;
+    skci_logline *l = malloc(sizeof(*l) + tl + 1);
+    if (l == NULL) {
+        return; /* no memory: the line is lost, nothing else is */
+    }
+    l->next = NULL;
+    l->level = level;
+    memcpy(l->text, buf, tl);
+    l->text[tl] = '\0';
+    pthread_mutex_lock(&n->log_lock);
+    if (n->log_tail != NULL) {
+        n->log_tail->next = l;
+    } else {
+        n->log_head = l;
+    }
+    n->log_tail = l;
+    atomic_store(&n->log_queued, 1);
+    pthread_mutex_unlock(&n->log_lock);
+}
+
+/* Who holds call_lock is kept in the node, not in a thread-local: NNG's
+ * task threads never exit, and thread-local storage of a dlopen()ed
+ * libskc (the Lua module) would be allocated on each of them for good. */
+_Static_assert(sizeof(pthread_t) <= sizeof(unsigned long),
+    "pthread_t does not fit the call_lock owner field");
+
+int
+skci_call_lock_held(skc_node *n)
+{
+    return atomic_load(&n->call_lock_owner) == (unsigned long)pthread_self();
+}
+
+void
+skci_call_lock(skc_node *n)
+{
+    pthread_mutex_lock(&n->call_lock);
+    atomic_store(&n->call_lock_owner, (unsigned long)pthread_self());
+}
+
+void
+skci_call_unlock(skc_node *n)
+{
+    atomic_store(&n->call_lock_owner, 0);
+    pthread_mutex_unlock(&n->call_lock);
+    if (atomic_load(&n->log_queued)) {
+        log_flush(n);
+    }
+}
+
+void
+skci_call_wait(skc_node *n, pthread_cond_t *cond, int64_t until)
+{
+    atomic_store(&n->call_lock_owner, 0);
+    if (until == INT64_MAX) {
+        pthread_cond_wait(cond, &n->call_lock);
+    } else {
+        skci_cond_wait_until(cond, &n->call_lock, until);
+    }
+    atomic_store(&n->call_lock_owner, (unsigned long)pthread_self());
+}
