@@ -39,23 +39,23 @@
 /* Cases a client runs. */
 enum bench_case {
     BC_CALL = 1, /* K calls in flight, callbacks re-issue (rate) */
-    BC_LAT, /* 1 blocking call at a time (rate, p50, p99) */
-    BC_SEND, /* one-way messages, counted at the receiver */
-    BC_HOLD /* N calls the server never answers (memory) */
+    BC_LAT,      /* 1 blocking call at a time (rate, p50, p99) */
+    BC_SEND,     /* one-way messages, counted at the receiver */
+    BC_HOLD      /* N calls the server never answers (memory) */
 };
 
 typedef struct bench_opts {
-    const char *addr; /* server REP URL */
-    const char *push; /* raw: server PULL URL */
-    int bcase; /* enum bench_case */
-    int inflight; /* BC_CALL window */
-    size_t size; /* request payload bytes */
-    int echo; /* reply carries the payload back */
-    int warm_ms; /* run before measuring */
-    int dur_ms; /* measured time */
-    int hold_n; /* BC_HOLD calls */
-    int max_serving; /* server: contexts (skc max_serving / raw pool) */
-    int workers; /* skc: worker threads, 0 = default */
+    const char *addr;    /* server REP URL */
+    const char *push;    /* raw: server PULL URL */
+    int bcase;           /* enum bench_case */
+    int inflight;        /* BC_CALL window */
+    size_t size;         /* request payload bytes */
+    int echo;            /* reply carries the payload back */
+    int warm_ms;         /* run before measuring */
+    int dur_ms;          /* measured time */
+    int hold_n;          /* BC_HOLD calls */
+    int max_serving;     /* server: contexts (skc max_serving / raw pool) */
+    int workers;         /* skc: worker threads, 0 = default */
     const char *variant; /* skc: plain|inline; raw: a diagnostic variant,
                             see bench_raw.c */
 } bench_opts;

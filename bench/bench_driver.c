@@ -31,7 +31,7 @@
 
 typedef struct child {
     pid_t pid;
-    int in_fd; /* write end of the child's stdin */
+    int in_fd;  /* write end of the child's stdin */
     int out_fd; /* read end of the child's stdout */
     char buf[4096];
     size_t blen;
@@ -175,8 +175,8 @@ child_read_line(
         if (c->blen == sizeof(c->buf) - 1) {
             c->blen = 0; /* an absurd line: drop it */
         }
-        ssize_t k
-            = read(c->out_fd, c->buf + c->blen, sizeof(c->buf) - 1 - c->blen);
+        ssize_t k =
+            read(c->out_fd, c->buf + c->blen, sizeof(c->buf) - 1 - c->blen);
         if (k <= 0) {
             return -1;
         }
@@ -246,21 +246,21 @@ enum impl { IMPL_SKC = 0, IMPL_RAW = 1, IMPL_LUA = 2 };
 /* What one measurement runs; a measurement fills one or more rows. */
 enum mkind {
     M_CALL = 1, /* rate or MB/s of K calls in flight */
-    M_LAT, /* blocking calls: rate, p50, p99 */
-    M_SEND, /* msgs/s at the receiver */
-    M_LUA, /* Lua client vs the C skc client */
-    M_IDLE, /* RSS of an idle server */
-    M_HOLD /* memory per in-flight call, client and server */
+    M_LAT,      /* blocking calls: rate, p50, p99 */
+    M_SEND,     /* msgs/s at the receiver */
+    M_LUA,      /* Lua client vs the C skc client */
+    M_IDLE,     /* RSS of an idle server */
+    M_HOLD      /* memory per in-flight call, client and server */
 };
 
 typedef struct row {
     const char *name;
     const char *unit;
     int lower_better;
-    int digits; /* decimals printed */
+    int digits;         /* decimals printed */
     double a[MAX_RUNS]; /* skc (or Lua) */
     double b[MAX_RUNS]; /* raw (or C skc) */
-    int na; /* not measured: reason in note */
+    int na;             /* not measured: reason in note */
     const char *note;
 } row;
 
@@ -368,12 +368,12 @@ static row rows[NROWS] = {
         NULL },
     { "inline: call 32 B, 128 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0,
         NULL },
-    { "inline: send 32 B, counted at receiver", "msgs/s", 0, 0, { 0 },
-        { 0 }, 0, NULL },
+    { "inline: send 32 B, counted at receiver", "msgs/s", 0, 0, { 0 }, { 0 },
+        0, NULL },
     /* --decompose: the skc column is raw NNG changed one way at a time */
     { "call 16: skc", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
-    { "call 16: raw REQ socket (skc's link up to 0.1)", "calls/s", 0, 0,
-        { 0 }, { 0 }, 0, NULL },
+    { "call 16: raw REQ socket (skc's link up to 0.1)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
     { "call 16: + server hands requests to threads", "calls/s", 0, 0, { 0 },
         { 0 }, 0, NULL },
     { "call 16: + client hands completions to threads", "calls/s", 0, 0, { 0 },
@@ -385,8 +385,8 @@ static row rows[NROWS] = {
         { 0 }, 0, NULL },
     { "call 16: threads receive themselves (wrecv)", "calls/s", 0, 0, { 0 },
         { 0 }, 0, NULL },
-    { "send: receiver thread receives itself", "msgs/s", 0, 0, { 0 }, { 0 },
-        0, NULL },
+    { "send: receiver thread receives itself", "msgs/s", 0, 0, { 0 }, { 0 }, 0,
+        NULL },
 };
 
 static const meas measures[] = {
@@ -563,8 +563,7 @@ sample(drv *d, const meas *m, int impl, int side, int r)
     int want_rss = m->kind == M_IDLE || m->kind == M_HOLD;
     long srv_rss0 = -1;
     if (start_server(d, &srv, srv_impl, sv, max_serving, rep, pull,
-            sizeof(rep), want_rss ? &rss_before : NULL, &srv_rss0)
-        != 0) {
+            sizeof(rep), want_rss ? &rss_before : NULL, &srv_rss0) != 0) {
         return -1;
     }
     int ret = 0;

@@ -83,7 +83,7 @@ typedef struct hopq {
     pthread_t thr[2];
     int nthr;
     int64_t spin_ns; /* variant hopspin */
-    atomic_int nq; /* items queued, read while spinning */
+    atomic_int nq;   /* items queued, read while spinning */
     int sleepers;
 } hopq;
 
@@ -113,8 +113,8 @@ hop_main(void *arg)
              * of work does not pay a futex wake per item. */
             pthread_mutex_unlock(&q->lk);
             int64_t until = bench_now_ns() + q->spin_ns;
-            while (atomic_load_explicit(&q->nq, memory_order_relaxed) == 0
-                && bench_now_ns() < until) {
+            while (atomic_load_explicit(&q->nq, memory_order_relaxed) == 0 &&
+                bench_now_ns() < until) {
                 sched_yield();
             }
             pthread_mutex_lock(&q->lk);
@@ -200,7 +200,6 @@ typedef struct wrecv_job {
     void (*got)(void *, nng_msg *);
     void *arg;
 } wrecv_job;
-
 
 typedef struct rwork {
     hop_item hop; /* first: the item is the work */
@@ -424,8 +423,9 @@ bench_raw_server(const bench_opts *o)
     memset(&s, 0, sizeof(s));
     int rv;
     int wrecv = strcmp(o->variant, "wrecv") == 0;
-    if ((rv = wrecv ? nng_rep0_open_raw(&s.rep) : nng_rep0_open(&s.rep)) != 0
-        || (rv = nng_pull0_open(&s.pull)) != 0) {
+    if ((rv = wrecv ? nng_rep0_open_raw(&s.rep) : nng_rep0_open(&s.rep)) !=
+            0 ||
+        (rv = nng_pull0_open(&s.pull)) != 0) {
         raw_fail("open", rv);
         return 1;
     }
@@ -447,14 +447,14 @@ bench_raw_server(const bench_opts *o)
     char url[256];
     int rep_port = 0, pull_port = 0;
     snprintf(url, sizeof(url), "tcp://%s:0", host);
-    if (raw_listen(s.rep, url, &rep_port) != 0
-        || raw_listen(s.pull, url, &pull_port) != 0) {
+    if (raw_listen(s.rep, url, &rep_port) != 0 ||
+        raw_listen(s.pull, url, &pull_port) != 0) {
         return 1;
     }
     if (strncmp(o->variant, "hop", 3) == 0) {
         s.hop = 1;
-        if (hop_start(&s.hq, rwork_hop, hop_spin_ns(o)) != 0
-            || hop_start(&s.sq, sink_hop, hop_spin_ns(o)) != 0) {
+        if (hop_start(&s.hq, rwork_hop, hop_spin_ns(o)) != 0 ||
+            hop_start(&s.sq, sink_hop, hop_spin_ns(o)) != 0) {
             return 1;
         }
     }
@@ -466,14 +466,14 @@ bench_raw_server(const bench_opts *o)
             s.wjob[i].sock = i < 2 ? s.rep : s.pull;
             s.wjob[i].got = i < 2 ? wrecv_answer : wrecv_count;
             s.wjob[i].arg = &s;
-            if (pthread_create(&s.wthr[i], NULL, wrecv_main, &s.wjob[i])
-                != 0) {
+            if (pthread_create(&s.wthr[i], NULL, wrecv_main, &s.wjob[i]) !=
+                0) {
                 return 1;
             }
             s.nwthr++;
         }
-        printf("ADDR tcp://%s:%d tcp://%s:%d rss0=%ld\n", host, rep_port,
-            host, pull_port, rss0);
+        printf("ADDR tcp://%s:%d tcp://%s:%d rss0=%ld\n", host, rep_port, host,
+            pull_port, rss0);
         fflush(stdout);
         bench_wait_stdin_eof();
         nng_close(s.rep);
@@ -491,8 +491,8 @@ bench_raw_server(const bench_opts *o)
     for (int i = 0; i < s.nwork; i++) {
         rwork *w = &s.work[i];
         w->s = &s;
-        if ((rv = nng_aio_alloc(&w->aio, rwork_cb, w)) != 0
-            || (rv = nng_ctx_open(&w->ctx, s.rep)) != 0) {
+        if ((rv = nng_aio_alloc(&w->aio, rwork_cb, w)) != 0 ||
+            (rv = nng_ctx_open(&w->ctx, s.rep)) != 0) {
             raw_fail("context", rv);
             return 1;
         }
@@ -555,7 +555,7 @@ struct rcli {
     atomic_int reported;
     hopq hq; /* variant hop */
     int hop;
-    nng_aio *xaio; /* variant xreq: the one receive */
+    nng_aio *xaio;   /* variant xreq: the one receive */
     nng_socket push; /* send case */
     atomic_uint xid;
 };
@@ -638,8 +638,8 @@ slots_open(rcli *c, rslot **out, int k)
     for (int i = 0; i < k; i++) {
         int rv;
         v[i].c = c;
-        if ((rv = nng_aio_alloc(&v[i].aio, rslot_cb, &v[i])) != 0
-            || (rv = nng_ctx_open(&v[i].ctx, c->req)) != 0) {
+        if ((rv = nng_aio_alloc(&v[i].aio, rslot_cb, &v[i])) != 0 ||
+            (rv = nng_ctx_open(&v[i].ctx, c->req)) != 0) {
             raw_fail("context", rv);
             return -1;
         }
@@ -698,8 +698,8 @@ raw_stats(rcli *c, unsigned long long *sends, long long *now, long long *last,
 }
 
 static int
-raw_stats_any(void *c, unsigned long long *sends, long long *now, long long *last,
-    unsigned long long *held)
+raw_stats_any(void *c, unsigned long long *sends, long long *now,
+    long long *last, unsigned long long *held)
 {
     return raw_stats(c, sends, now, last, held);
 }
@@ -936,8 +936,8 @@ bench_raw_client(const bench_opts *o)
     }
     memset(c.payload, 'x', c.size);
     c.payload[0] = o->echo ? 'e' : 'a';
-    int xreq = strcmp(o->variant, "xreq") == 0
-        || strcmp(o->variant, "wrecv") == 0;
+    int xreq =
+        strcmp(o->variant, "xreq") == 0 || strcmp(o->variant, "wrecv") == 0;
     if (strncmp(o->variant, "hop", 3) == 0) {
         c.hop = 1;
         if (hop_start(&c.hq, rslot_hop, hop_spin_ns(o)) != 0) {

@@ -149,11 +149,11 @@ bench_skc_server(const bench_opts *o)
     /* --variant inline: the handlers never block, so they may run on the
      * thread that received the request (SKC_SERVICE_INLINE). */
     uint32_t fl = strcmp(o->variant, "inline") == 0 ? SKC_SERVICE_INLINE : 0;
-    if (add_service(node, "@echo", h_echo, &s, fl) != 0
-        || add_service(node, "@ack", h_ack, &s, fl) != 0
-        || add_service(node, "@sink", h_sink, &s, fl) != 0
-        || add_service(node, "@hold", h_hold, &s, fl) != 0
-        || add_service(node, "@stats", h_stats, &s, fl) != 0) {
+    if (add_service(node, "@echo", h_echo, &s, fl) != 0 ||
+        add_service(node, "@ack", h_ack, &s, fl) != 0 ||
+        add_service(node, "@sink", h_sink, &s, fl) != 0 ||
+        add_service(node, "@hold", h_hold, &s, fl) != 0 ||
+        add_service(node, "@stats", h_stats, &s, fl) != 0) {
         skc_node_destroy(node);
         return 1;
     }
@@ -259,8 +259,8 @@ get_stats(cli *c, unsigned long long *sends, long long *now, long long *last,
 {
     void *out = NULL;
     size_t len = 0;
-    int rc = skc_node_call(
-        c->node, &out, &len, BENCH_PEER, "@stats", "", 0, 5000);
+    int rc =
+        skc_node_call(c->node, &out, &len, BENCH_PEER, "@stats", "", 0, 5000);
     if (rc != 0) {
         fprintf(stderr, "skc_bench client: stats: %s (%s)\n", skc_strerror(rc),
             skc_last_error());
@@ -272,8 +272,8 @@ get_stats(cli *c, unsigned long long *sends, long long *now, long long *last,
 }
 
 static int
-get_stats_any(void *c, unsigned long long *sends, long long *now, long long *last,
-    unsigned long long *held)
+get_stats_any(void *c, unsigned long long *sends, long long *now,
+    long long *last, unsigned long long *held)
 {
     return get_stats(c, sends, now, last, held);
 }
@@ -358,7 +358,8 @@ run_hold(cli *c, const bench_opts *o)
         return 1;
     }
     bench_sleep_ms(200);
-    bench_stop_window(&c->stop, &c->active, 5000); /* leaves stop set: holds must not re-issue */
+    bench_stop_window(&c->stop, &c->active,
+        5000); /* leaves stop set: holds must not re-issue */
     bench_sleep_ms(100);
     long rss0 = bench_rss_kb(0);
 

@@ -250,8 +250,8 @@ bench_stop_window(atomic_int *stop, atomic_int *active, int wait_ms)
 }
 
 void
-bench_measure_window(atomic_ullong *ops, atomic_ullong *errs,
-    atomic_int *stop, atomic_int *active, const bench_opts *o)
+bench_measure_window(atomic_ullong *ops, atomic_ullong *errs, atomic_int *stop,
+    atomic_int *active, const bench_opts *o)
 {
     bench_sleep_ms(o->warm_ms);
     unsigned long long c0 = atomic_load(ops);
@@ -261,8 +261,8 @@ bench_measure_window(atomic_ullong *ops, atomic_ullong *errs,
     int64_t t1 = bench_now_ns();
     unsigned long long e = atomic_load(errs);
     bench_stop_window(stop, active, 10000);
-    bench_result("ops=%llu secs=%.6f errors=%llu", c1 - c0,
-        (double)(t1 - t0) / 1e9, e);
+    bench_result(
+        "ops=%llu secs=%.6f errors=%llu", c1 - c0, (double)(t1 - t0) / 1e9, e);
 }
 
 int

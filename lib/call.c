@@ -15,8 +15,8 @@ check_peer_name(const char *peer)
         return skci_error(SKC_EINVAL, "node name is empty");
     }
     if (strlen(peer) > SKCI_NAME_MAX) {
-        return skci_error(SKC_EINVAL, "node name longer than %d bytes",
-            SKCI_NAME_MAX);
+        return skci_error(
+            SKC_EINVAL, "node name longer than %d bytes", SKCI_NAME_MAX);
     }
     return 0;
 }
@@ -40,7 +40,7 @@ run_completion(skc_node *n, skci_task *t)
             status = SKC_EPROTO;
             free(c->detail);
             c->detail = skci_strdup("a query was answered with a payload "
-                "that is not 4 bytes");
+                                    "that is not 4 bytes");
             skci_error_set_text(c->detail);
         } else if (status == 0) {
             h = skci_get_u32(c->data);
@@ -74,8 +74,10 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
         return skci_error(SKC_EINVAL, "data is NULL with length %zu", len);
     }
     if (len > n->max_msg) {
-        return skci_error(SKC_ETOOBIG, "payload of %zu bytes exceeds this "
-            "node's limit of %u bytes (max_msg_size)", len, n->max_msg);
+        return skci_error(SKC_ETOOBIG,
+            "payload of %zu bytes exceeds this "
+            "node's limit of %u bytes (max_msg_size)",
+            len, n->max_msg);
     }
     if (timeout_ms < 0) {
         return skci_error(SKC_EINVAL, "timeout_ms is negative");
@@ -130,8 +132,10 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
         goto fail;
     }
     if (n->inflight >= n->max_inflight) {
-        rc = skci_error(SKC_ELIMIT, "%u calls already pending on node '%s' "
-            "(max_inflight)", n->inflight, n->name);
+        rc = skci_error(SKC_ELIMIT,
+            "%u calls already pending on node '%s' "
+            "(max_inflight)",
+            n->inflight, n->name);
         goto fail;
     }
     skci_peer *p = skci_peer_get(n, peer, 1);
@@ -186,15 +190,16 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
     const uint8_t **d, size_t *l)
 {
     if (skci_inline_depth > 0) {
-        return skci_error(SKC_EBUSY, "a blocking %s to node '%s' from an "
+        return skci_error(SKC_EBUSY,
+            "a blocking %s to node '%s' from an "
             "inline handler or callback of node '%s' would stall the thread "
             "that receives replies; use the async form",
             kind == SKCI_KIND_QUERY ? "query" : "call", peer ? peer : "?",
             skci_current_node ? skci_current_node->name : "?");
     }
     skci_call *c;
-    int rc = call_new(node, &c, kind, SKCI_MODE_SYNC, peer, target, data,
-        len, timeout_ms);
+    int rc = call_new(
+        node, &c, kind, SKCI_MODE_SYNC, peer, target, data, len, timeout_ms);
     if (rc == 0 && (rc = call_submit(node, c, peer)) == 0) {
         rc = call_wait(node, c, rep, d, l);
     }
@@ -264,8 +269,8 @@ skc_node_call_async_ex(skc_node *node, const char *peer, const char *target,
             (unsigned)(flags & ~(uint32_t)SKC_CALL_INLINE));
     }
     skci_call *c;
-    if ((rc = call_new(node, &c, SKCI_KIND_CALL, SKCI_MODE_ASYNC, peer,
-             target, data, len, timeout_ms)) != 0) {
+    if ((rc = call_new(node, &c, SKCI_KIND_CALL, SKCI_MODE_ASYNC, peer, target,
+             data, len, timeout_ms)) != 0) {
         return rc;
     }
     c->cb = cb;
@@ -286,8 +291,8 @@ skc_node_query_async(skc_node *node, const char *peer, const char *name,
         return skci_error(SKC_EINVAL, "callback is NULL");
     }
     skci_call *c;
-    if ((rc = call_new(node, &c, SKCI_KIND_QUERY, SKCI_MODE_ASYNC, peer,
-             name, NULL, 0, timeout_ms)) != 0) {
+    if ((rc = call_new(node, &c, SKCI_KIND_QUERY, SKCI_MODE_ASYNC, peer, name,
+             NULL, 0, timeout_ms)) != 0) {
         return rc;
     }
     c->qcb = cb;
@@ -354,14 +359,16 @@ skc_node_query(skc_node *node, uint32_t *out, const char *peer,
     skci_tmsg *rep = NULL;
     const uint8_t *d = NULL;
     size_t l = 0;
-    if ((rc = call_sync(node, SKCI_KIND_QUERY, peer, name, NULL, 0,
-             timeout_ms, &rep, &d, &l)) != 0) {
+    if ((rc = call_sync(node, SKCI_KIND_QUERY, peer, name, NULL, 0, timeout_ms,
+             &rep, &d, &l)) != 0) {
         return rc;
     }
     if (l != 4) {
         skci_tmsg_free(rep);
-        return skci_error(SKC_EPROTO, "node '%s' answered a query with %zu "
-            "bytes instead of 4", peer, l);
+        return skci_error(SKC_EPROTO,
+            "node '%s' answered a query with %zu "
+            "bytes instead of 4",
+            peer, l);
     }
     *out = skci_get_u32(d);
     skci_tmsg_free(rep);

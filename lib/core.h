@@ -45,24 +45,24 @@ struct skci_task {
  * destroy can detach it from the transport. */
 typedef struct skci_route {
     skc_node *node;
-    skci_rctx *rctx;      /* NULL once answered or detached */
+    skci_rctx *rctx; /* NULL once answered or detached */
     uint64_t id;
     uint32_t max_reply;
     struct skci_route *prev, *next;
-    char target[];        /* "@name" etc., allocated to its length */
+    char target[]; /* "@name" etc., allocated to its length */
 } skci_route;
 
 /* A message delivered to a service (skc_msg in the API). */
 struct skc_msg {
     skc_node *node;
-    int kind;             /* SKC_MSG_CALL / SKC_MSG_SEND */
-    skci_tmsg *frame;     /* owns the bytes payload points into */
+    int kind;         /* SKC_MSG_CALL / SKC_MSG_SEND */
+    skci_tmsg *frame; /* owns the bytes payload points into */
     const uint8_t *payload;
     size_t len;
-    int64_t deadline;     /* 0 = none */
-    skci_route *route;    /* calls only; NULL once answered or deferred */
-    skc_msg *next;        /* mailbox */
-    char target[];        /* allocated to its length */
+    int64_t deadline;  /* 0 = none */
+    skci_route *route; /* calls only; NULL once answered or deferred */
+    skc_msg *next;     /* mailbox */
+    char target[];     /* allocated to its length */
 };
 
 struct skc_reply {
@@ -79,8 +79,8 @@ struct skci_service {
     int running;
     pthread_t runner;
     int dead;
-    int refs;             /* under q_lock: registry + ready queue + waiters */
-    int inline_ok;        /* SKC_SERVICE_INLINE */
+    int refs;      /* under q_lock: registry + ready queue + waiters */
+    int inline_ok; /* SKC_SERVICE_INLINE */
 };
 
 /* Outgoing call states. */
@@ -94,22 +94,22 @@ struct skci_service {
 #define SKCI_MODE_SEND 4     /* a one-way message waiting for its peer */
 
 struct skci_call {
-    skci_task task;          /* for ASYNC completion */
-    skci_heap_node hn;       /* deadline */
+    skci_task task;    /* for ASYNC completion */
+    skci_heap_node hn; /* deadline */
     uint32_t id;
     int mode;
-    int kind;                /* SKCI_KIND_* */
+    int kind; /* SKCI_KIND_* */
     int state;
     skci_peer *peer;
-    skci_call *prev, *next;  /* peer queue or sent list */
-    skci_tmsg *req;          /* the frame, until handed to the transport */
+    skci_call *prev, *next; /* peer queue or sent list */
+    skci_tmsg *req;         /* the frame, until handed to the transport */
     size_t payload_len;
     int64_t start;
     int32_t timeout_ms;
     /* outcome */
     int done;
     int status;
-    skci_tmsg *rep;          /* reply frame owning data */
+    skci_tmsg *rep; /* reply frame owning data */
     const uint8_t *data;
     size_t len;
     char *detail;
@@ -119,11 +119,11 @@ struct skci_call {
     skc_call_fn cb;
     skc_query_fn qcb;
     void *arg;
-    int inline_cb;           /* SKC_CALL_INLINE */
-    int inline_take;         /* on_reply runs the completion itself */
+    int inline_cb;   /* SKC_CALL_INLINE */
+    int inline_take; /* on_reply runs the completion itself */
     /* INTERNAL: told of the outcome (call_lock held), then c is freed */
     void (*internal_done)(skc_node *n, skci_call *c);
-    char target[];           /* for error texts, allocated to its length */
+    char target[]; /* for error texts, allocated to its length */
 };
 
 /* Map state of a peer name. */
@@ -145,9 +145,9 @@ struct skci_call {
  * progress) and then joins every thread.  Lock order: call_lock -> lk. */
 typedef struct skci_bg {
     pthread_mutex_t lk;
-    pthread_cond_t idle;    /* count reached 0 */
-    int count;              /* under lk: threads running */
-    pthread_t *fin;         /* under lk: ended, not yet joined */
+    pthread_cond_t idle; /* count reached 0 */
+    int count;           /* under lk: threads running */
+    pthread_t *fin;      /* under lk: ended, not yet joined */
     size_t nfin, capfin;
 } skci_bg;
 
@@ -155,32 +155,32 @@ struct skci_linkref {
     skci_link *link;
     skci_peer *peer;
     skc_node *node;
-    atomic_int refs;        /* the peer's + one per background thread */
-    uint32_t pipe;          /* current pipe id, 0 = none */
-    uint32_t dead_pipe;     /* a pipe removed before its ADD arrived */
+    atomic_int refs;    /* the peer's + one per background thread */
+    uint32_t pipe;      /* current pipe id, 0 = none */
+    uint32_t dead_pipe; /* a pipe removed before its ADD arrived */
 };
 
 struct skci_peer {
     char *name;
-    int map;                /* SKCI_MAP_* */
-    char *url;              /* when SKCI_MAP_IS_ADDR */
+    int map;   /* SKCI_MAP_* */
+    char *url; /* when SKCI_MAP_IS_ADDR */
     int link_state;
     skci_linkref *lr;
-    char *last_error;       /* last dial failure text */
-    uint32_t max_msg;       /* the peer's limit, from hello */
-    char *push_url;         /* from hello */
+    char *last_error; /* last dial failure text */
+    uint32_t max_msg; /* the peer's limit, from hello */
+    char *push_url;   /* from hello */
     int warned_waiting;
-    skci_call *qhead, *qtail;    /* not yet sent, in order */
-    skci_call *shead;            /* sent, awaiting replies */
-    skci_call *hello;            /* hello in progress */
+    skci_call *qhead, *qtail; /* not yet sent, in order */
+    skci_call *shead;         /* sent, awaiting replies */
+    skci_call *hello;         /* hello in progress */
 };
 
 struct skc_node {
-    atomic_int refs;         /* the user's + deferred replies */
+    atomic_int refs; /* the user's + deferred replies */
     char name[SKCI_NAME_MAX + 1];
     int32_t call_timeout_ms;
     uint32_t max_msg;
-    int workers;             /* 0 = caller-driven */
+    int workers; /* 0 = caller-driven */
     uint32_t max_inflight;
     uint32_t max_serving;
     uint32_t max_conns;
@@ -188,10 +188,10 @@ struct skc_node {
     void *log_arg;
     int log_level;
     /* lines logged under call_lock, delivered after it (log.c) */
-    pthread_mutex_t log_lock;         /* a leaf: nothing is called under it */
+    pthread_mutex_t log_lock;          /* a leaf: nothing is called under it */
     skci_logline *log_head, *log_tail; /* log_lock */
-    atomic_int log_queued;            /* log_head != NULL, read unlocked */
-    atomic_ulong call_lock_owner;     /* pthread_self() of the holder, or 0 */
+    atomic_int log_queued;             /* log_head != NULL, read unlocked */
+    atomic_ulong call_lock_owner;      /* pthread_self() of the holder, or 0 */
     atomic_int closing;
 
     /* open / close */
@@ -205,18 +205,18 @@ struct skc_node {
     skci_heap deadlines;
     uint32_t next_id;
     uint32_t inflight;
-    skci_strmap peers;       /* name -> skci_peer */
+    skci_strmap peers; /* name -> skci_peer */
     int nowaiting;
     char *map_path;
     pthread_t timer;
     int timer_stop;
-    int64_t timer_until;     /* when the housekeeper wakes by itself */
+    int64_t timer_until; /* when the housekeeper wakes by itself */
     skci_bg bg;
 
     /* registry: reg_lock */
     pthread_rwlock_t reg_lock;
     skci_idmap services;
-    skci_strmap names;       /* "@x" / ".x" -> handle (as uintptr_t) */
+    skci_strmap names; /* "@x" / ".x" -> handle (as uintptr_t) */
     uint32_t next_handle;
 
     /* dispatch: q_lock */
@@ -230,7 +230,7 @@ struct skc_node {
     int efd;
     int efd_armed;
     int polling;
-    int inline_running;       /* inline turns and completions running */
+    int inline_running; /* inline turns and completions running */
 
     /* calls being served (for detaching replies at destroy): serve_lock */
     pthread_mutex_t serve_lock;
@@ -309,8 +309,8 @@ void skci_route_link(skc_node *n, skci_route *r);
 void skci_detach_routes(skc_node *n);
 /* Reply frames: a payload, or an error code with its text.  NULL without
  * memory. */
-skci_tmsg *skci_reply_frame(uint32_t status, uint64_t id, const void *data,
-    size_t len);
+skci_tmsg *skci_reply_frame(
+    uint32_t status, uint64_t id, const void *data, size_t len);
 skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
 
@@ -332,8 +332,8 @@ void skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
 void skci_call_fail(skc_node *n, skci_call *c, int status, const char *fmt,
     ...) SKCI_PRINTF(4, 5);
 /* Ends every call of a peer list (queue or sent list). */
-void skci_call_fail_list(skc_node *n, skci_call *head, int status,
-    const char *detail);
+void skci_call_fail_list(
+    skc_node *n, skci_call *head, int status, const char *detail);
 void skci_call_unlink(skci_call **head, skci_call **tail, skci_call *c);
 /* Frees a call that has ended, or was never registered (no lock). */
 void skci_call_free(skci_call *c);
@@ -361,8 +361,7 @@ void skci_bg_fini(skc_node *n);
 skci_peer *skci_peer_get(skc_node *n, const char *name, int create);
 const char *skci_peer_addr(const skci_peer *p);
 /* 0 if peer p can take call c now or later, else the error (detail set). */
-int skci_peer_admit(const skc_node *n, const skci_peer *p,
-    const skci_call *c);
+int skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c);
 /* Sends a registered call, or queues it (dialing if needed). */
 void skci_peer_route(skc_node *n, skci_peer *p, skci_call *c);
 void skci_peer_queue(skci_peer *p, skci_call *c);
@@ -373,8 +372,8 @@ void skci_peer_dial(skc_node *n, skci_peer *p);
 /* A send's fast path (takes call_lock): pushes frame m (len payload bytes)
  * at once when the peer's link is up and nothing is queued ahead; returns
  * 1 with *rc set (m consumed), or 0 (m still the caller's). */
-int skci_peer_push_now(skc_node *n, const char *name, skci_tmsg *m,
-    size_t len, int *rc);
+int skci_peer_push_now(
+    skc_node *n, const char *name, skci_tmsg *m, size_t len, int *rc);
 /* Map changed for peer p: close/redirect links, fail or re-route calls. */
 void skci_peer_map_changed(skc_node *n, skci_peer *p);
 /* __nowaiting was turned on: fail calls waiting for names that are not in

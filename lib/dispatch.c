@@ -142,8 +142,10 @@ run_one(skc_node *n, skci_service *s, skc_msg *m)
     if (m->deadline != 0 && skci_now_ms() > m->deadline) {
         /* The caller has given up: do not start work nobody awaits. */
         char why[700];
-        snprintf(why, sizeof(why), "the deadline passed before service "
-            "%s on node '%s' could run the request", m->target, n->name);
+        snprintf(why, sizeof(why),
+            "the deadline passed before service "
+            "%s on node '%s' could run the request",
+            m->target, n->name);
         skci_node_log(n, SKC_LOG_INFO, "%s", why);
         skci_msg_drop(m, SKC_ETIMEDOUT, why);
         return;
@@ -157,9 +159,9 @@ run_one(skc_node *n, skci_service *s, skc_msg *m)
 
 /* Runs m and then up to RUN_BATCH - 1 more messages of s (s->running is
  * set; RUN_BATCH_INLINE / RUN_INLINE_NS for an inline turn), and ends the
- * turn: s goes back to the ready queue if it has more mail.  Under load the batch saves a trip through the ready queue (and
- * often a thread wake-up) per message; other services still get a turn
- * every RUN_BATCH messages. */
+ * turn: s goes back to the ready queue if it has more mail.  Under load the
+ * batch saves a trip through the ready queue (and often a thread wake-up) per
+ * message; other services still get a turn every RUN_BATCH messages. */
 static void
 run_turn(skc_node *n, skci_service *s, skc_msg *m, int is_inline)
 {
@@ -224,7 +226,8 @@ skci_dispatch_inline_begin(skc_node *n)
 int
 skci_inline_busy(const char *what, const skc_node *target)
 {
-    return skci_error(SKC_EBUSY, "%s on node '%s' called from an inline "
+    return skci_error(SKC_EBUSY,
+        "%s on node '%s' called from an inline "
         "handler or callback of node '%s', where nothing may block",
         what, target->name, skci_current_node ? skci_current_node->name : "?");
 }
@@ -283,8 +286,7 @@ run_service(skc_node *n, skci_service *s)
 void
 skci_dispatch_run_service(skc_node *n, skci_task *t)
 {
-    run_service(n, (skci_service *)((char *)t - offsetof(skci_service,
-        task)));
+    run_service(n, (skci_service *)((char *)t - offsetof(skci_service, task)));
 }
 
 static void
@@ -393,8 +395,10 @@ skc_node_fd(skc_node *node, int *out_fd)
         return skci_error(SKC_EINVAL, "%s is NULL", node ? "out_fd" : "node");
     }
     if (node->workers > 0) {
-        return skci_error(SKC_ESTATE, "node '%s' has worker threads; "
-            "skc_node_fd is for caller-driven nodes", node->name);
+        return skci_error(SKC_ESTATE,
+            "node '%s' has worker threads; "
+            "skc_node_fd is for caller-driven nodes",
+            node->name);
     }
     *out_fd = node->efd;
     return 0;
@@ -407,12 +411,16 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
         return skci_error(SKC_EINVAL, "node is NULL");
     }
     if (node->workers > 0) {
-        return skci_error(SKC_ESTATE, "node '%s' has worker threads; "
-            "skc_node_poll is for caller-driven nodes", node->name);
+        return skci_error(SKC_ESTATE,
+            "node '%s' has worker threads; "
+            "skc_node_poll is for caller-driven nodes",
+            node->name);
     }
     if (skci_current_node == node) {
-        return skci_error(SKC_EBUSY, "skc_node_poll called from a handler "
-            "or callback of node '%s'", node->name);
+        return skci_error(SKC_EBUSY,
+            "skc_node_poll called from a handler "
+            "or callback of node '%s'",
+            node->name);
     }
     if (skci_inline_depth > 0) {
         return skci_inline_busy("skc_node_poll", node);

@@ -44,8 +44,7 @@ static const struct error_info error_table[] = {
 static const struct error_info *
 error_find(int code)
 {
-    for (size_t i = 0; i < sizeof(error_table) / sizeof(error_table[0]);
-         i++) {
+    for (size_t i = 0; i < sizeof(error_table) / sizeof(error_table[0]); i++) {
         if (error_table[i].code == code) {
             return &error_table[i];
         }

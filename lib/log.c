@@ -67,8 +67,9 @@ skci_node_log(skc_node *n, int level, const char *fmt, ...)
         n->log(level, n->name, buf, n->log_arg);
         return;
     }
-    size_t tl = len < 0 ? 0
-        : (size_t)len < sizeof(buf) ? (size_t)len : sizeof(buf) - 1;
+    size_t tl = len < 0             ? 0
+        : (size_t)len < sizeof(buf) ? (size_t)len
+                                    : sizeof(buf) - 1;
     skci_logline *l = malloc(sizeof(*l) + tl + 1);
     if (l == NULL) {
         return; /* no memory: the line is lost, nothing else is */

@@ -78,8 +78,7 @@ struct map_parser {
 
 static const char *const map_keywords[] = { "and", "break", "do", "else",
     "elseif", "end", "false", "for", "function", "goto", "if", "in", "local",
-    "nil", "not", "or", "repeat", "return", "then", "true", "until",
-    "while" };
+    "nil", "not", "or", "repeat", "return", "then", "true", "until", "while" };
 
 static const char *const map_schemes[] = { "tcp", "tcp4", "tcp6", "ipc",
     "inproc", "tls+tcp", "ws", "wss" };
@@ -88,8 +87,7 @@ static const char *const map_schemes[] = { "tcp", "tcp4", "tcp6", "ipc",
 /* Messages                                                               */
 /* ---------------------------------------------------------------------- */
 
-static void
-map_set_err(char *err, size_t errlen, const char *fmt, ...)
+static void map_set_err(char *err, size_t errlen, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
 
 static void
@@ -144,8 +142,7 @@ map_near(char *buf, const char *s, size_t len)
 }
 
 /* "<origin>:<line>: <message>", for errors that have no "near". */
-static int
-map_fail(struct map_parser *mp, int line, const char *fmt, ...)
+static int map_fail(struct map_parser *mp, int line, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
 
 static int
@@ -325,9 +322,9 @@ map_long_skip(struct map_parser *mp, size_t level, int keep)
     run = q;
     while (q < mp->end) {
         if (map_is_newline((unsigned char)*q)) {
-            if (keep && ((rc = map_scratch_put(mp, run,
-                              (size_t)(q - run))) != 0 ||
-                            (rc = map_scratch_put(mp, "\n", 1)) != 0)) {
+            if (keep &&
+                ((rc = map_scratch_put(mp, run, (size_t)(q - run))) != 0 ||
+                    (rc = map_scratch_put(mp, "\n", 1)) != 0)) {
                 return rc;
             }
             q = map_newline(mp, q);
@@ -341,8 +338,7 @@ map_long_skip(struct map_parser *mp, size_t level, int keep)
             }
             if (r < mp->end && *r == ']' && (size_t)(r - q - 1) == level) {
                 mp->p = r + 1;
-                return keep ? map_scratch_put(mp, run, (size_t)(q - run))
-                            : 0;
+                return keep ? map_scratch_put(mp, run, (size_t)(q - run)) : 0;
             }
             q = r;
         } else {
@@ -420,16 +416,46 @@ map_escape(struct map_parser *mp)
     size_t n = 1;
 
     switch (*q) {
-    case 'a': out[0] = '\a'; q++; break;
-    case 'b': out[0] = '\b'; q++; break;
-    case 'f': out[0] = '\f'; q++; break;
-    case 'n': out[0] = '\n'; q++; break;
-    case 'r': out[0] = '\r'; q++; break;
-    case 't': out[0] = '\t'; q++; break;
-    case 'v': out[0] = '\v'; q++; break;
-    case '\\': out[0] = '\\'; q++; break;
-    case '"': out[0] = '"'; q++; break;
-    case '\'': out[0] = '\''; q++; break;
+    case 'a':
+        out[0] = '\a';
+        q++;
+        break;
+    case 'b':
+        out[0] = '\b';
+        q++;
+        break;
+    case 'f':
+        out[0] = '\f';
+        q++;
+        break;
+    case 'n':
+        out[0] = '\n';
+        q++;
+        break;
+    case 'r':
+        out[0] = '\r';
+        q++;
+        break;
+    case 't':
+        out[0] = '\t';
+        q++;
+        break;
+    case 'v':
+        out[0] = '\v';
+        q++;
+        break;
+    case '\\':
+        out[0] = '\\';
+        q++;
+        break;
+    case '"':
+        out[0] = '"';
+        q++;
+        break;
+    case '\'':
+        out[0] = '\'';
+        q++;
+        break;
     case '\n':
     case '\r':
         /* An escaped line break is a LF, whichever form it has. */
@@ -467,15 +493,15 @@ map_escape(struct map_parser *mp)
         int digits = 0;
         q++;
         if (q >= mp->end || *q != '{') {
-            return map_fail_near(mp, mp->line, "missing '{' in \\u{xxxx}",
-                bs, (size_t)(q - bs) + (q < mp->end));
+            return map_fail_near(mp, mp->line, "missing '{' in \\u{xxxx}", bs,
+                (size_t)(q - bs) + (q < mp->end));
         }
         q++;
         while (q < mp->end && map_hex_value((unsigned char)*q) >= 0) {
             x = x * 16 + (unsigned long)map_hex_value((unsigned char)*q);
             if (x > 0x7FFFFFFFUL) {
-                return map_fail_near(mp, mp->line, "UTF-8 value too large",
-                    bs, (size_t)(q + 1 - bs));
+                return map_fail_near(mp, mp->line, "UTF-8 value too large", bs,
+                    (size_t)(q + 1 - bs));
             }
             digits++;
             q++;
@@ -485,8 +511,8 @@ map_escape(struct map_parser *mp)
                 bs, (size_t)(q - bs) + (q < mp->end));
         }
         if (q >= mp->end || *q != '}') {
-            return map_fail_near(mp, mp->line, "missing '}' in \\u{xxxx}",
-                bs, (size_t)(q - bs) + (q < mp->end));
+            return map_fail_near(mp, mp->line, "missing '}' in \\u{xxxx}", bs,
+                (size_t)(q - bs) + (q < mp->end));
         }
         q++;
         n = map_utf8_encode(out, x);
@@ -495,21 +521,20 @@ map_escape(struct map_parser *mp)
     default:
         if (map_is_digit((unsigned char)*q)) {
             unsigned v = 0;
-            for (int i = 0; i < 3 && q < mp->end &&
-                 map_is_digit((unsigned char)*q);
+            for (int i = 0;
+                 i < 3 && q < mp->end && map_is_digit((unsigned char)*q);
                  i++) {
                 v = v * 10 + (unsigned)(*q - '0');
                 q++;
             }
             if (v > 255) {
-                return map_fail_near(mp, mp->line,
-                    "decimal escape too large", bs, (size_t)(q - bs));
+                return map_fail_near(mp, mp->line, "decimal escape too large",
+                    bs, (size_t)(q - bs));
             }
             out[0] = (char)v;
             break;
         }
-        return map_fail_near(
-            mp, mp->line, "invalid escape sequence", bs, 2);
+        return map_fail_near(mp, mp->line, "invalid escape sequence", bs, 2);
     }
     mp->p = q;
     return map_scratch_put(mp, out, n);
@@ -607,8 +632,8 @@ map_next(struct map_parser *mp)
         size_t level;
         int kind = map_long_open(mp, mp->p, &level);
         if (kind < 0) {
-            return map_fail_near(mp, t->line,
-                "invalid long string delimiter", t->src, level + 1);
+            return map_fail_near(mp, t->line, "invalid long string delimiter",
+                t->src, level + 1);
         }
         if (kind > 0) {
             mp->scratch_len = 0;
@@ -838,8 +863,7 @@ map_parse_entry(struct map_parser *mp)
         rc = map_expected(mp, what);
         goto fail;
     }
-    if ((kind == SKCI_MAP_ADDR || kind == SKCI_MAP_NUMBER) &&
-        value == NULL) {
+    if ((kind == SKCI_MAP_ADDR || kind == SKCI_MAP_NUMBER) && value == NULL) {
         rc = map_nomem(mp);
         goto fail;
     }

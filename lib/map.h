@@ -8,17 +8,17 @@
 #include <stddef.h>
 
 /* What a map entry's value is. */
-#define SKCI_MAP_ADDR 1 /* a string: an address (node) or option value */
-#define SKCI_MAP_DOWN 2 /* false */
-#define SKCI_MAP_TRUE 3 /* true (only meaningful for options) */
+#define SKCI_MAP_ADDR 1   /* a string: an address (node) or option value */
+#define SKCI_MAP_DOWN 2   /* false */
+#define SKCI_MAP_TRUE 3   /* true (only meaningful for options) */
 #define SKCI_MAP_NUMBER 4 /* an integer literal (options only) */
 
 typedef struct skci_map_entry {
-    char *name;   /* key, NUL-terminated, 1..255 bytes */
-    int kind;     /* SKCI_MAP_* */
-    char *value;  /* SKCI_MAP_ADDR: the string as written (unescaped);
-                     SKCI_MAP_NUMBER: the digits; otherwise NULL */
-    int line;     /* 1-based line of the key, for messages */
+    char *name;  /* key, NUL-terminated, 1..255 bytes */
+    int kind;    /* SKCI_MAP_* */
+    char *value; /* SKCI_MAP_ADDR: the string as written (unescaped);
+                    SKCI_MAP_NUMBER: the digits; otherwise NULL */
+    int line;    /* 1-based line of the key, for messages */
 } skci_map_entry;
 
 typedef struct skci_map_list {

@@ -77,8 +77,10 @@ route_answer(skci_route *r, skci_tmsg *frame)
         skci_server_reply(rc_, frame);
     } else {
         skci_tmsg_free(frame);
-        rc = skci_error(SKC_ECLOSED, "node '%s' was destroyed before the "
-            "reply", n->name);
+        rc = skci_error(SKC_ECLOSED,
+            "node '%s' was destroyed before the "
+            "reply",
+            n->name);
     }
     pthread_mutex_unlock(&n->serve_lock);
     free(r);
@@ -90,7 +92,8 @@ route_answer_error(skci_route *r, int code, const char *text)
 {
     /* Without memory for a frame (f == NULL) the request is dropped and
      * the caller still gets an answer: its deadline. */
-    skci_tmsg *f = skci_reply_frame((uint32_t)-code, r->id, text, strlen(text));
+    skci_tmsg *f =
+        skci_reply_frame((uint32_t)-code, r->id, text, strlen(text));
     return route_answer(r, f);
 }
 
@@ -110,8 +113,10 @@ skci_msg_finish(skc_msg *m)
 {
     char why[SKCI_DETAIL_MAX] = "";
     if (m->route != NULL) {
-        snprintf(why, sizeof(why), "service %s on node '%s' returned without "
-            "replying", m->target, m->node->name);
+        snprintf(why, sizeof(why),
+            "service %s on node '%s' returned without "
+            "replying",
+            m->target, m->node->name);
     }
     skci_msg_drop(m, SKC_ENOREPLY, why);
 }
@@ -174,7 +179,8 @@ msg_check_answerable(skc_msg *msg)
         return skci_error(SKC_ESTATE, "a send cannot be answered");
     }
     if (msg->route == NULL) {
-        return skci_error(SKC_ESTATE, "this call was already answered or "
+        return skci_error(SKC_ESTATE,
+            "this call was already answered or "
             "deferred");
     }
     return 0;
@@ -189,9 +195,10 @@ route_reply(skci_route *r, const void *data, size_t len)
     }
     if (len > r->max_reply) {
         char why[700];
-        snprintf(why, sizeof(why), "the reply of %zu bytes from %s on node "
-            "'%s' exceeds the caller's limit of %u bytes", len, r->target,
-            r->node->name, r->max_reply);
+        snprintf(why, sizeof(why),
+            "the reply of %zu bytes from %s on node "
+            "'%s' exceeds the caller's limit of %u bytes",
+            len, r->target, r->node->name, r->max_reply);
         route_answer_error(r, SKC_ETOOBIG, why);
         return skci_error(SKC_ETOOBIG, "%s", why);
     }
@@ -311,4 +318,3 @@ skc_reply_free(skc_reply *reply)
     route_answer_error(reply->route, SKC_ENOREPLY, why);
     reply_release(reply, n);
 }
-

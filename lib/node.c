@@ -76,21 +76,24 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     *out = NULL;
     if (opts != NULL) {
         if (opts->size < sizeof(uint32_t) || opts->size > 4096) {
-            return skci_error(SKC_EINVAL, "opts->size is %u: initialise "
-                "options with SKC_NODE_OPTS_INIT", opts->size);
+            return skci_error(SKC_EINVAL,
+                "opts->size is %u: initialise "
+                "options with SKC_NODE_OPTS_INIT",
+                opts->size);
         }
         /* Copy the part the caller knows; newer fields keep defaults. */
         memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
     }
     if (o.name != NULL && strlen(o.name) > SKCI_NAME_MAX) {
-        return skci_error(SKC_EINVAL, "node name longer than %d bytes",
-            SKCI_NAME_MAX);
+        return skci_error(
+            SKC_EINVAL, "node name longer than %d bytes", SKCI_NAME_MAX);
     }
     if (o.call_timeout_ms < 0) {
         return skci_error(SKC_EINVAL, "call_timeout_ms is negative");
     }
     if (o.workers < SKC_CALLER_DRIVEN || o.workers > 256) {
-        return skci_error(SKC_EINVAL, "workers must be 1..256, 0 (default) "
+        return skci_error(SKC_EINVAL,
+            "workers must be 1..256, 0 (default) "
             "or SKC_CALLER_DRIVEN");
     }
     if (o.max_msg_size > 0x7fff0000u) {
@@ -104,11 +107,12 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     if (o.name != NULL) {
         snprintf(n->name, sizeof(n->name), "%s", o.name);
     }
-    n->call_timeout_ms = o.call_timeout_ms ? o.call_timeout_ms
-                                           : DEFAULT_TIMEOUT_MS;
+    n->call_timeout_ms =
+        o.call_timeout_ms ? o.call_timeout_ms : DEFAULT_TIMEOUT_MS;
     n->max_msg = o.max_msg_size ? o.max_msg_size : DEFAULT_MAX_MSG;
     n->workers = o.workers == SKC_CALLER_DRIVEN ? 0
-        : o.workers ? o.workers : DEFAULT_WORKERS;
+        : o.workers                             ? o.workers
+                                                : DEFAULT_WORKERS;
     n->max_inflight = o.max_inflight ? o.max_inflight : DEFAULT_MAX_INFLIGHT;
     n->max_serving = o.max_serving ? o.max_serving : DEFAULT_MAX_SERVING;
     n->max_conns = o.max_conns ? o.max_conns : DEFAULT_MAX_CONNS;
@@ -151,8 +155,10 @@ skc_node_destroy(skc_node *node)
         return 0;
     }
     if (skci_current_node == node) {
-        return skci_error(SKC_EBUSY, "skc_node_destroy called from a "
-            "handler or callback of node '%s'", node->name);
+        return skci_error(SKC_EBUSY,
+            "skc_node_destroy called from a "
+            "handler or callback of node '%s'",
+            node->name);
     }
     if (skci_inline_depth > 0) {
         return skci_inline_busy("skc_node_destroy", node);
@@ -228,12 +234,16 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
         }
         skci_call_unlock(node);
         if (state == SKCI_MAP_UNKNOWN) {
-            return skci_error(SKC_ENONODE, "open: node '%s' is not in the "
-                "cluster map", where);
+            return skci_error(SKC_ENONODE,
+                "open: node '%s' is not in the "
+                "cluster map",
+                where);
         }
         if (state == SKCI_MAP_IS_DOWN) {
-            return skci_error(SKC_ENODEDOWN, "open: node '%s' is down (false "
-                "in the cluster map)", where);
+            return skci_error(SKC_ENODEDOWN,
+                "open: node '%s' is down (false "
+                "in the cluster map)",
+                where);
         }
         if (url == NULL) {
             return skci_error(SKC_ENOMEM, "open");
@@ -304,7 +314,7 @@ skc_node_close(skc_node *node)
 /* One validated change. */
 struct map_change {
     const char *name;
-    int kind;  /* SKCI_MAP_ADDR (url set) / SKCI_MAP_DOWN / option */
+    int kind; /* SKCI_MAP_ADDR (url set) / SKCI_MAP_DOWN / option */
     char *url;
     int option; /* 1 = __nowaiting */
     int bval;
@@ -320,8 +330,10 @@ map_prepare(struct map_change *ch, const char *name, int kind,
         return skci_error(SKC_EINVAL, "%scluster map: empty node name", where);
     }
     if (strlen(name) > SKCI_NAME_MAX) {
-        return skci_error(SKC_EINVAL, "%scluster map: name longer than %d "
-            "bytes", where, SKCI_NAME_MAX);
+        return skci_error(SKC_EINVAL,
+            "%scluster map: name longer than %d "
+            "bytes",
+            where, SKCI_NAME_MAX);
     }
     if (strncmp(name, "__", 2) == 0) {
         ch->option = strcmp(name, "__nowaiting") == 0 ? 1 : 2;
@@ -337,8 +349,10 @@ map_prepare(struct map_change *ch, const char *name, int kind,
         return 0;
     }
     if (kind != SKCI_MAP_ADDR || value == NULL) {
-        return skci_error(SKC_EINVAL, "%snode '%s': expected an address "
-            "string or false", where, name);
+        return skci_error(SKC_EINVAL,
+            "%snode '%s': expected an address "
+            "string or false",
+            where, name);
     }
     char err[512];
     int rc = skci_addr_to_url(&ch->url, value, err, sizeof(err));
@@ -370,10 +384,10 @@ map_apply(skc_node *n, struct map_change *ch, size_t count)
             continue; /* unknown options are accepted, as in skynet */
         }
         skci_peer *p = skci_peer_get(n, ch[i].name, 0);
-        int nmap = ch[i].kind == SKCI_MAP_DOWN ? SKCI_MAP_IS_DOWN
-                                               : SKCI_MAP_IS_ADDR;
-        if (p->map == nmap && (nmap == SKCI_MAP_IS_DOWN ||
-                strcmp(p->url, ch[i].url) == 0)) {
+        int nmap =
+            ch[i].kind == SKCI_MAP_DOWN ? SKCI_MAP_IS_DOWN : SKCI_MAP_IS_ADDR;
+        if (p->map == nmap &&
+            (nmap == SKCI_MAP_IS_DOWN || strcmp(p->url, ch[i].url) == 0)) {
             continue;
         }
         p->map = nmap;
@@ -411,8 +425,8 @@ map_apply_list(skc_node *n, const skci_map_list *l, const char *origin)
     for (size_t i = 0; i < l->n && rc == 0; i++) {
         char where[600];
         snprintf(where, sizeof(where), "%s:%d: ", origin, l->v[i].line);
-        rc = map_prepare(&ch[i], l->v[i].name, l->v[i].kind, l->v[i].value,
-            where);
+        rc = map_prepare(
+            &ch[i], l->v[i].name, l->v[i].kind, l->v[i].value, where);
     }
     if (rc == 0) {
         rc = map_apply(n, ch, l->n);
@@ -482,8 +496,10 @@ skc_node_map_reload(skc_node *node)
     char *path = skci_strdup(node->map_path);
     skci_call_unlock(node);
     if (path == NULL) {
-        return skci_error(SKC_ESTATE, "node '%s' has no cluster map file to "
-            "reload", node->name);
+        return skci_error(SKC_ESTATE,
+            "node '%s' has no cluster map file to "
+            "reload",
+            node->name);
     }
     rc = map_load_file(node, path);
     free(path);
@@ -500,8 +516,8 @@ skc_node_map_parse(skc_node *node, const char *text, const char *origin)
     if (text == NULL) {
         return skci_error(SKC_EINVAL, "map text is NULL");
     }
-    return map_parse_apply(node, text, strlen(text),
-        origin ? origin : "<string>");
+    return map_parse_apply(
+        node, text, strlen(text), origin ? origin : "<string>");
 }
 
 int
@@ -555,8 +571,8 @@ skc_node_map_get(skc_node *node, char **out_addr, const char *name)
     char *url = state == SKCI_MAP_IS_ADDR ? skci_user_strdup(p->url) : NULL;
     skci_call_unlock(node);
     if (state == SKCI_MAP_UNKNOWN) {
-        return skci_error(SKC_ENONODE, "node '%s' is not in the cluster map",
-            name);
+        return skci_error(
+            SKC_ENONODE, "node '%s' is not in the cluster map", name);
     }
     if (state == SKCI_MAP_IS_ADDR && url == NULL) {
         return skci_error(SKC_ENOMEM, "map_get");

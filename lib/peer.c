@@ -81,16 +81,18 @@ void
 skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
 {
     if (c->payload_len > p->max_msg) {
-        skci_call_fail(n, c, SKC_ETOOBIG, "node '%s' accepts messages of at most "
-            "%u bytes; this one has %zu", p->name, p->max_msg,
-            c->payload_len);
+        skci_call_fail(n, c, SKC_ETOOBIG,
+            "node '%s' accepts messages of at most "
+            "%u bytes; this one has %zu",
+            p->name, p->max_msg, c->payload_len);
         return;
     }
     skci_tmsg *m = c->req;
     c->req = NULL;
     /* The remaining deadline travels with the request, measured now. */
     int64_t left = c->hn.when - skci_now_ms();
-    skci_wire_req_set_timeout(skci_tmsg_body(m), (uint32_t)(left > 0 ? left : 1));
+    skci_wire_req_set_timeout(
+        skci_tmsg_body(m), (uint32_t)(left > 0 ? left : 1));
     int rc;
     if (c->mode == SKCI_MODE_SEND) {
         rc = skci_link_push(p->lr->link, m);
@@ -150,8 +152,10 @@ peer_detach_link(skc_node *n, skci_peer *p)
     link_state_set(p, SKCI_LINK_NONE);
     p->hello = NULL;
     if (skci_bg_run(n, close_main, lr) != 0) {
-        skci_node_log(n, SKC_LOG_ERROR, "cannot start a thread to close the "
-            "link to node '%s'; it is left open", p->name);
+        skci_node_log(n, SKC_LOG_ERROR,
+            "cannot start a thread to close the "
+            "link to node '%s'; it is left open",
+            p->name);
     }
 }
 
@@ -164,8 +168,8 @@ struct link_job {
 /* Starts fn on a background thread with a job holding a reference to lr
  * (call_lock held).  0, or -1 if nothing was started. */
 static int
-link_job_start(skc_node *n, skci_linkref *lr, const char *url,
-    void *(*fn)(void *))
+link_job_start(
+    skc_node *n, skci_linkref *lr, const char *url, void *(*fn)(void *))
 {
     struct link_job *job = calloc(1, sizeof(*job));
     if (job == NULL || (job->url = skci_strdup(url)) == NULL) {
@@ -447,12 +451,14 @@ on_reply(void *arg, skci_tmsg *msg)
     }
     skci_call_lock(n);
     skci_call *c = rep.id <= 0x7fffffffu
-        ? skci_idmap_get(&n->calls, (uint32_t)rep.id) : NULL;
+        ? skci_idmap_get(&n->calls, (uint32_t)rep.id)
+        : NULL;
     if (c == NULL || c->peer != lr->peer || c->state != SKCI_CALL_SENT) {
         skci_call_unlock(n);
-        skci_node_log(n, SKC_LOG_DEBUG, "reply from node '%s' for no pending "
-            "call (id %llu): dropped", lr->peer->name,
-            (unsigned long long)rep.id);
+        skci_node_log(n, SKC_LOG_DEBUG,
+            "reply from node '%s' for no pending "
+            "call (id %llu): dropped",
+            lr->peer->name, (unsigned long long)rep.id);
         skci_tmsg_free(msg);
         return;
     }
@@ -460,14 +466,16 @@ on_reply(void *arg, skci_tmsg *msg)
     /* SKC_CALL_INLINE: call_finish leaves the completion to this thread
      * (no thread-local state: NNG's threads never exit, and a dlopen'ed
      * libskc would allocate TLS on each of them). */
-    skci_call *inl = c->mode == SKCI_MODE_ASYNC && c->inline_cb &&
-            n->workers > 0 ? c : NULL;
+    skci_call *inl =
+        c->mode == SKCI_MODE_ASYNC && c->inline_cb && n->workers > 0 ? c
+                                                                     : NULL;
     c->inline_take = inl != NULL;
     if (rep.status == 0) {
         skci_call_finish(n, c, 0, msg, rep.payload, rep.len, NULL);
     } else {
         int code = -(int)rep.status;
-        if (rep.status > 0x7fff || strcmp(skc_errname(code), "EUNKNOWN") == 0) {
+        if (rep.status > 0x7fff ||
+            strcmp(skc_errname(code), "EUNKNOWN") == 0) {
             code = SKC_EPROTO;
         }
         char detail[SKCI_DETAIL_MAX];
@@ -523,12 +531,15 @@ on_pipe(void *arg, int up, uint32_t pipe_id)
             p->link_state == SKCI_LINK_HELLO) {
             link_state_set(p, SKCI_LINK_RETRY);
             char why[SKCI_DETAIL_MAX];
-            snprintf(why, sizeof(why), "connection to node '%s' (%s) lost "
+            snprintf(why, sizeof(why),
+                "connection to node '%s' (%s) lost "
                 "after the request was sent; the outcome is unknown",
                 p->name, skci_peer_addr(p));
             if (!atomic_load(&n->closing)) {
-                skci_node_log(n, SKC_LOG_WARN, "connection to node '%s' (%s) "
-                    "lost; reconnecting", p->name, skci_peer_addr(p));
+                skci_node_log(n, SKC_LOG_WARN,
+                    "connection to node '%s' (%s) "
+                    "lost; reconnecting",
+                    p->name, skci_peer_addr(p));
             }
             skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
         }
@@ -541,8 +552,10 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
 {
     char why[SKCI_DETAIL_MAX];
     if (p->map == SKCI_MAP_IS_DOWN) {
-        snprintf(why, sizeof(why), "node '%s' was marked down (false) in "
-            "the cluster map", p->name);
+        snprintf(why, sizeof(why),
+            "node '%s' was marked down (false) in "
+            "the cluster map",
+            p->name);
         peer_detach_link(n, p);
         skci_call_fail_list(n, p->shead, SKC_ENODEDOWN, why);
         skci_call_fail_list(n, p->qhead, SKC_ENODEDOWN, why);
@@ -552,7 +565,8 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
         return;
     }
     if (p->lr != NULL) {
-        snprintf(why, sizeof(why), "the address of node '%s' changed to %s "
+        snprintf(why, sizeof(why),
+            "the address of node '%s' changed to %s "
             "while the request was in flight; the outcome is unknown",
             p->name, p->url);
         skci_call *sent = p->shead;
@@ -576,8 +590,10 @@ skci_nowaiting_changed(skc_node *n)
             skci_peer *p = e->val;
             if (p->map == SKCI_MAP_UNKNOWN && p->qhead != NULL) {
                 char why[SKCI_DETAIL_MAX];
-                snprintf(why, sizeof(why), "node '%s' is not in the cluster "
-                    "map (__nowaiting was turned on)", p->name);
+                snprintf(why, sizeof(why),
+                    "node '%s' is not in the cluster "
+                    "map (__nowaiting was turned on)",
+                    p->name);
                 skci_call_fail_list(n, p->qhead, SKC_ENONODE, why);
             }
         }
@@ -603,17 +619,22 @@ int
 skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c)
 {
     if (p->map == SKCI_MAP_IS_DOWN) {
-        return skci_error(SKC_ENODEDOWN, "node '%s' is down (false in the "
-            "cluster map)", p->name);
+        return skci_error(SKC_ENODEDOWN,
+            "node '%s' is down (false in the "
+            "cluster map)",
+            p->name);
     }
     if (p->map == SKCI_MAP_UNKNOWN && n->nowaiting) {
-        return skci_error(SKC_ENONODE, "node '%s' is not in the cluster map "
-            "(__nowaiting is set)", p->name);
+        return skci_error(SKC_ENONODE,
+            "node '%s' is not in the cluster map "
+            "(__nowaiting is set)",
+            p->name);
     }
     if (p->link_state == SKCI_LINK_UP && c->payload_len > p->max_msg) {
-        return skci_error(SKC_ETOOBIG, "node '%s' accepts messages of at "
-            "most %u bytes; this one has %zu", p->name, p->max_msg,
-            c->payload_len);
+        return skci_error(SKC_ETOOBIG,
+            "node '%s' accepts messages of at "
+            "most %u bytes; this one has %zu",
+            p->name, p->max_msg, c->payload_len);
     }
     return 0;
 }
@@ -627,8 +648,10 @@ skci_peer_route(skc_node *n, skci_peer *p, skci_call *c)
     if (p->map == SKCI_MAP_UNKNOWN) {
         if (!p->warned_waiting) {
             p->warned_waiting = 1;
-            skci_node_log(n, SKC_LOG_INFO, "waiting for cluster node '%s' "
-                "(not in the cluster map yet)", p->name);
+            skci_node_log(n, SKC_LOG_INFO,
+                "waiting for cluster node '%s' "
+                "(not in the cluster map yet)",
+                p->name);
         }
         skci_peer_queue(p, c);
     } else if (p->link_state == SKCI_LINK_UP) {
@@ -642,8 +665,8 @@ skci_peer_route(skc_node *n, skci_peer *p, skci_call *c)
 }
 
 int
-skci_peer_push_now(skc_node *n, const char *name, skci_tmsg *m, size_t len,
-    int *rc)
+skci_peer_push_now(
+    skc_node *n, const char *name, skci_tmsg *m, size_t len, int *rc)
 {
     skci_call_lock(n);
     skci_peer *p = skci_peer_get(n, name, 0);

@@ -114,8 +114,10 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
         break;
     case SKCI_MODE_SEND:
         if (status != 0) {
-            skci_node_log(n, SKC_LOG_WARN, "dropped a send to node '%s' %s: "
-                "%s", c->peer ? c->peer->name : "?", c->target,
+            skci_node_log(n, SKC_LOG_WARN,
+                "dropped a send to node '%s' %s: "
+                "%s",
+                c->peer ? c->peer->name : "?", c->target,
                 c->detail ? c->detail : "");
         }
         skci_call_free(c);
@@ -135,8 +137,8 @@ skci_call_fail(skc_node *n, skci_call *c, int status, const char *fmt, ...)
 }
 
 void
-skci_call_fail_list(skc_node *n, skci_call *head, int status,
-    const char *detail)
+skci_call_fail_list(
+    skc_node *n, skci_call *head, int status, const char *detail)
 {
     while (head != NULL) {
         skci_call *next = head->next;

@@ -117,8 +117,7 @@ skci_service_release(skc_node *n, skci_service *s)
 }
 
 int
-skc_service_create(
-    skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg)
+skc_service_create(skc_node *node, uint32_t *out, skc_handler_fn fn, void *arg)
 {
     return skc_service_create_ex(node, out, fn, arg, 0);
 }
@@ -199,8 +198,10 @@ skc_service_destroy(skc_node *node, uint32_t service)
     skci_service *s = skci_idmap_del(&node->services, service);
     if (s == NULL) {
         pthread_rwlock_unlock(&node->reg_lock);
-        return skci_error(SKC_ENOSERVICE, "node '%s' has no service "
-            ":%08x", node->name, service);
+        return skci_error(SKC_ENOSERVICE,
+            "node '%s' has no service "
+            ":%08x",
+            node->name, service);
     }
     struct name_sweep sw = { service, NULL, 0, 0 };
     skci_strmap_each(&node->names, collect_names, &sw);
@@ -228,8 +229,10 @@ skc_service_destroy(skc_node *node, uint32_t service)
     while (mail != NULL) {
         skc_msg *next = mail->next;
         char why[700];
-        snprintf(why, sizeof(why), "service %s on node '%s' was destroyed "
-            "before it handled the request", mail->target, node->name);
+        snprintf(why, sizeof(why),
+            "service %s on node '%s' was destroyed "
+            "before it handled the request",
+            mail->target, node->name);
         skci_msg_drop(mail, SKC_ENOREPLY, why);
         mail = next;
     }
@@ -257,8 +260,7 @@ skc_name_register(skc_node *node, const char *name, uint32_t service)
 {
     int rc;
     char key[SKCI_NAME_MAX + 2];
-    if ((rc = skci_node_check(node)) != 0 ||
-        (rc = name_key(key, name)) != 0) {
+    if ((rc = skci_node_check(node)) != 0 || (rc = name_key(key, name)) != 0) {
         return rc;
     }
     pthread_rwlock_wrlock(&node->reg_lock);
@@ -270,8 +272,10 @@ skc_name_register(skc_node *node, const char *name, uint32_t service)
     uint32_t cur = (uint32_t)(uintptr_t)skci_strmap_get(&node->names, key);
     if (cur != 0 && cur != service) {
         pthread_rwlock_unlock(&node->reg_lock);
-        return skci_error(SKC_EEXIST, "name %s is already registered to "
-            ":%08x on node '%s'", key, cur, node->name);
+        return skci_error(SKC_EEXIST,
+            "name %s is already registered to "
+            ":%08x on node '%s'",
+            key, cur, node->name);
     }
     rc = skci_strmap_set(&node->names, key, (void *)(uintptr_t)service);
     pthread_rwlock_unlock(&node->reg_lock);
@@ -296,8 +300,10 @@ skc_name_unregister(skc_node *node, const char *name)
     void *v = skci_strmap_del(&node->names, key);
     pthread_rwlock_unlock(&node->reg_lock);
     if (v == NULL) {
-        return skci_error(SKC_ENOSERVICE, "name %s is not registered on "
-            "node '%s'", key, node->name);
+        return skci_error(SKC_ENOSERVICE,
+            "name %s is not registered on "
+            "node '%s'",
+            key, node->name);
     }
     return 0;
 }
@@ -318,8 +324,10 @@ skc_name_lookup(skc_node *node, uint32_t *out, const char *name)
     uint32_t h = (uint32_t)(uintptr_t)skci_strmap_get(&node->names, key);
     pthread_rwlock_unlock(&node->reg_lock);
     if (h == 0) {
-        return skci_error(SKC_ENOSERVICE, "name %s is not registered on "
-            "node '%s'", key, node->name);
+        return skci_error(SKC_ENOSERVICE,
+            "name %s is not registered on "
+            "node '%s'",
+            key, node->name);
     }
     *out = h;
     return 0;

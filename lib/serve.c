@@ -38,8 +38,10 @@ query_reply(skc_node *n, const skci_req *req, const char *tname)
 {
     skci_service *s = skci_registry_find(n, &req->target);
     if (s == NULL) {
-        return skci_error_frame(SKC_ENOSERVICE, req->id, "node '%s' has no "
-            "name %s", n->name, tname);
+        return skci_error_frame(SKC_ENOSERVICE, req->id,
+            "node '%s' has no "
+            "name %s",
+            n->name, tname);
     }
     uint8_t h[4];
     skci_put_u32(h, s->handle);
@@ -59,8 +61,11 @@ deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
         free(m);
         free(r);
         skci_tmsg_free(msg);
-        answer_now(rc, skci_error_frame(SKC_ENOMEM, req->id, "node '%s': "
-            "out of memory", n->name));
+        answer_now(rc,
+            skci_error_frame(SKC_ENOMEM, req->id,
+                "node '%s': "
+                "out of memory",
+                n->name));
         return;
     }
     m->node = n;
@@ -79,8 +84,8 @@ deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
     skci_route_link(n, r);
     if (skci_registry_deliver(n, &req->target, m) != 0) {
         char why[SKCI_NAME_MAX + 300];
-        snprintf(why, sizeof(why), "node '%s' has no service %s", n->name,
-            tname);
+        snprintf(
+            why, sizeof(why), "node '%s' has no service %s", n->name, tname);
         skci_msg_drop(m, SKC_ENOSERVICE, why);
     }
 }
@@ -93,11 +98,14 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
     char err[256];
     if (skci_wire_req_decode(&req, skci_tmsg_body(msg), skci_tmsg_len(msg),
             err, sizeof(err)) != 0) {
-        skci_node_log(n, SKC_LOG_WARN, "rejected a bad request frame: %s",
-            err);
+        skci_node_log(
+            n, SKC_LOG_WARN, "rejected a bad request frame: %s", err);
         skci_tmsg_free(msg);
-        answer_now(rc, skci_error_frame(SKC_EPROTO, 0, "node '%s' rejected "
-            "the frame: %s", n->name, err));
+        answer_now(rc,
+            skci_error_frame(SKC_EPROTO, 0,
+                "node '%s' rejected "
+                "the frame: %s",
+                n->name, err));
         return;
     }
     char tname[SKCI_NAME_MAX + 2];
@@ -118,12 +126,16 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
             deliver_call(n, rc, msg, &req, tname, tlen);
             return;
         }
-        reply = skci_error_frame(SKC_EPROTO, req.id, "node '%s': a call "
-            "needs a target", n->name);
+        reply = skci_error_frame(SKC_EPROTO, req.id,
+            "node '%s': a call "
+            "needs a target",
+            n->name);
         break;
     default:
-        reply = skci_error_frame(SKC_EPROTO, req.id, "node '%s': a frame of "
-            "kind %u cannot be sent as a request", n->name, req.kind);
+        reply = skci_error_frame(SKC_EPROTO, req.id,
+            "node '%s': a frame of "
+            "kind %u cannot be sent as a request",
+            n->name, req.kind);
         break;
     }
     skci_tmsg_free(msg);
@@ -136,16 +148,15 @@ skci_on_push(void *arg, skci_tmsg *msg)
     skc_node *n = arg;
     skci_req req;
     char err[256];
-    int bad = skci_wire_req_decode(&req, skci_tmsg_body(msg),
-        skci_tmsg_len(msg), err, sizeof(err));
+    int bad = skci_wire_req_decode(
+        &req, skci_tmsg_body(msg), skci_tmsg_len(msg), err, sizeof(err));
     if (bad == 0 && req.kind != SKCI_KIND_SEND) {
-        snprintf(err, sizeof(err), "a frame of kind %u is not a send",
-            req.kind);
+        snprintf(
+            err, sizeof(err), "a frame of kind %u is not a send", req.kind);
         bad = SKC_EPROTO;
     }
     if (bad != 0) {
-        skci_node_log(n, SKC_LOG_WARN, "dropped a bad one-way frame: %s",
-            err);
+        skci_node_log(n, SKC_LOG_WARN, "dropped a bad one-way frame: %s", err);
         skci_tmsg_free(msg);
         return;
     }
@@ -163,8 +174,10 @@ skci_on_push(void *arg, skci_tmsg *msg)
     m->len = req.len;
     memcpy(m->target, tname, tlen + 1);
     if (skci_registry_deliver(n, &req.target, m) != 0) {
-        skci_node_log(n, SKC_LOG_WARN, "dropped a send to %s: no such "
-            "service on node '%s'", tname, n->name);
+        skci_node_log(n, SKC_LOG_WARN,
+            "dropped a send to %s: no such "
+            "service on node '%s'",
+            tname, n->name);
         skci_msg_drop(m, SKC_ENOSERVICE, "no such service");
     }
 }

@@ -11,15 +11,21 @@ call_expire(skc_node *n, skci_call *c)
     skci_peer *p = c->peer;
     int32_t waited = (int32_t)(skci_now_ms() - c->start);
     if (c->state == SKCI_CALL_SENT) {
-        skci_call_fail(n, c, SKC_ETIMEDOUT, "node '%s' (%s) %s: no reply within "
-            "%d ms", p->name, skci_peer_addr(p), c->target, c->timeout_ms);
+        skci_call_fail(n, c, SKC_ETIMEDOUT,
+            "node '%s' (%s) %s: no reply within "
+            "%d ms",
+            p->name, skci_peer_addr(p), c->target, c->timeout_ms);
     } else if (p->map == SKCI_MAP_UNKNOWN) {
-        skci_call_fail(n, c, SKC_ENONODE, "node '%s' is not in the cluster map "
-            "(waited %d ms for a reload to define it)", p->name, waited);
+        skci_call_fail(n, c, SKC_ENONODE,
+            "node '%s' is not in the cluster map "
+            "(waited %d ms for a reload to define it)",
+            p->name, waited);
     } else {
-        skci_call_fail(n, c, SKC_EUNREACHABLE, "node '%s' (%s): no connection "
-            "within %d ms%s%s", p->name, skci_peer_addr(p), waited,
-            p->last_error ? ": " : "", p->last_error ? p->last_error : "");
+        skci_call_fail(n, c, SKC_EUNREACHABLE,
+            "node '%s' (%s): no connection "
+            "within %d ms%s%s",
+            p->name, skci_peer_addr(p), waited, p->last_error ? ": " : "",
+            p->last_error ? p->last_error : "");
     }
 }
 
@@ -31,10 +37,10 @@ timer_main(void *arg)
     while (!n->timer_stop) {
         int64_t now = skci_now_ms();
         skci_heap_node *top;
-        while ((top = skci_heap_top(&n->deadlines)) != NULL &&
-            top->when <= now) {
-            skci_call *c = (skci_call *)((char *)top -
-                offsetof(skci_call, hn));
+        while (
+            (top = skci_heap_top(&n->deadlines)) != NULL && top->when <= now) {
+            skci_call *c =
+                (skci_call *)((char *)top - offsetof(skci_call, hn));
             call_expire(n, c);
         }
         /* Sleep until the next deadline. */

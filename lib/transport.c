@@ -73,8 +73,8 @@ skci_tmsg_alloc(skci_tmsg **out, size_t len)
     nng_msg *m;
     int rv = nng_msg_alloc(&m, len);
     if (rv != 0) {
-        return skci_error(SKC_ENOMEM, "cannot allocate a %zu-byte message",
-            len);
+        return skci_error(
+            SKC_ENOMEM, "cannot allocate a %zu-byte message", len);
     }
     *out = (skci_tmsg *)m;
     return 0;
@@ -264,8 +264,8 @@ sender_send(sender *s, nng_msg *m)
     if (s->count >= s->limit) {
         pthread_mutex_unlock(&s->lk);
         nng_msg_free(m);
-        return skci_error(SKC_ELIMIT, "send backlog full (%zu messages)",
-            s->limit);
+        return skci_error(
+            SKC_ELIMIT, "send backlog full (%zu messages)", s->limit);
     }
     if (s->count == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 64;
@@ -361,22 +361,22 @@ struct skci_server {
     int pull_open;
     char *pull_url;
     nng_aio *pull_aio;
-    nng_aio *pull_nb; /* drains in pull_cb */
+    nng_aio *pull_nb;                /* drains in pull_cb */
     unsigned pull_misses, pull_tick; /* pull_cb only (one at a time) */
     pthread_mutex_t lk;
-    skci_rctx *ctxs;     /* all contexts */
+    skci_rctx *ctxs; /* all contexts */
     uint32_t nctx;
-    uint32_t nidle;      /* contexts with a receive posted */
+    uint32_t nidle; /* contexts with a receive posted */
     atomic_int closing;
     nng_listener *listeners;
     size_t nlisteners;
-    skci_idmap pipes; /* counted inbound pipes -> their socket's counter */
+    skci_idmap pipes;     /* counted inbound pipes -> their socket's counter */
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
 };
 
-static void
-server_log(skci_server *s, int level, const char *fmt, ...) SKCI_PRINTF(3, 4);
+static void server_log(skci_server *s, int level, const char *fmt, ...)
+    SKCI_PRINTF(3, 4);
 
 static void
 server_log(skci_server *s, int level, const char *fmt, ...)
@@ -435,7 +435,8 @@ server_add_ctx(skci_server *s)
         nng_ctx_close(rc->ctx);
         nng_aio_free(rc->aio);
         free(rc);
-        return SKC_ECLOSED; /* as SKC_ENOMEM above: no detail on NNG's thread */
+        return SKC_ECLOSED; /* as SKC_ENOMEM above: no detail on NNG's thread
+                             */
     }
     rc->next = s->ctxs;
     s->ctxs = rc;
@@ -466,8 +467,8 @@ rctx_cb(void *arg)
     }
     pthread_mutex_lock(&s->lk);
     s->nidle--;
-    int grow = s->nidle == 0 && s->nctx < s->cfg.max_serving &&
-        rv == 0 && !atomic_load(&s->closing);
+    int grow = s->nidle == 0 && s->nctx < s->cfg.max_serving && rv == 0 &&
+        !atomic_load(&s->closing);
     pthread_mutex_unlock(&s->lk);
     if (rv != 0) {
         if (rv != NNG_ECLOSED && !atomic_load(&s->closing)) {
@@ -563,8 +564,8 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         if (!atomic_load(&s->closing)) {
             server_log(s, SKC_LOG_WARN,
                 "refused a connection to the %s port: %u connections is "
-                "the limit (max_conns)", pull ? "send" : "call",
-                s->cfg.max_conns);
+                "the limit (max_conns)",
+                pull ? "send" : "call", s->cfg.max_conns);
         }
     }
 }
@@ -597,8 +598,8 @@ skci_server_create(skci_server **out, const skci_server_cfg *cfg)
         free(s);
         return transport_error(rv, SKC_ETRANSPORT, "open rep socket", NULL);
     }
-    nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ,
-        cfg->max_recv + TRANSPORT_SLACK);
+    nng_socket_set_size(
+        s->rep, NNG_OPT_RECVMAXSZ, cfg->max_recv + TRANSPORT_SLACK);
     nng_pipe_notify(s->rep, NNG_PIPE_EV_ADD_PRE, server_rep_pipe_cb, s);
     nng_pipe_notify(s->rep, NNG_PIPE_EV_REM_POST, server_rep_pipe_cb, s);
     rv = nng_pull0_open(&s->pull);
@@ -608,8 +609,8 @@ skci_server_create(skci_server **out, const skci_server_cfg *cfg)
         free(s);
         return transport_error(rv, SKC_ETRANSPORT, "open pull socket", NULL);
     }
-    nng_socket_set_size(s->pull, NNG_OPT_RECVMAXSZ,
-        cfg->max_recv + TRANSPORT_SLACK);
+    nng_socket_set_size(
+        s->pull, NNG_OPT_RECVMAXSZ, cfg->max_recv + TRANSPORT_SLACK);
     nng_pipe_notify(s->pull, NNG_PIPE_EV_ADD_PRE, server_pull_pipe_cb, s);
     nng_pipe_notify(s->pull, NNG_PIPE_EV_REM_POST, server_pull_pipe_cb, s);
     nng_socket_set_int(s->pull, NNG_OPT_RECVBUF, 1024);
@@ -618,8 +619,8 @@ skci_server_create(skci_server **out, const skci_server_cfg *cfg)
 }
 
 static int
-server_start_listener(skci_server *s, nng_socket sock, const char *url,
-    char **bound)
+server_start_listener(
+    skci_server *s, nng_socket sock, const char *url, char **bound)
 {
     nng_listener l;
     int rv = nng_listener_create(&l, sock, url);
@@ -631,8 +632,8 @@ server_start_listener(skci_server *s, nng_socket sock, const char *url,
         nng_listener_close(l);
         return transport_error(rv, SKC_ETRANSPORT, "listen", url);
     }
-    nng_listener *nl = realloc(s->listeners,
-        (s->nlisteners + 1) * sizeof(*nl));
+    nng_listener *nl =
+        realloc(s->listeners, (s->nlisteners + 1) * sizeof(*nl));
     if (nl == NULL) {
         nng_listener_close(l);
         return skci_error(SKC_ENOMEM, "listener");
@@ -795,8 +796,8 @@ typedef struct lctx {
     skci_link *l;
     nng_ctx ctx;
     nng_aio *aio;
-    int recving;            /* 0: sending, 1: awaiting the reply */
-    int32_t reply_ms;       /* how long to wait for the reply */
+    int recving;      /* 0: sending, 1: awaiting the reply */
+    int32_t reply_ms; /* how long to wait for the reply */
     struct lctx *next_free;
     struct lctx *next_all;
 } lctx;
@@ -942,8 +943,8 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
      * deadlines and retries.  Set before any context is opened, which
      * copies it. */
     nng_socket_set_ms(l->req, NNG_OPT_REQ_RESENDTIME, 0);
-    nng_socket_set_size(l->req, NNG_OPT_RECVMAXSZ,
-        cfg->max_recv + TRANSPORT_SLACK);
+    nng_socket_set_size(
+        l->req, NNG_OPT_RECVMAXSZ, cfg->max_recv + TRANSPORT_SLACK);
     nng_socket_set_size(l->push, NNG_OPT_RECVMAXSZ, 1024);
     nng_socket_set_int(l->push, NNG_OPT_SENDBUF, 1024);
     nng_pipe_notify(l->req, NNG_PIPE_EV_ADD_POST, link_pipe_cb, l);
@@ -963,8 +964,8 @@ fail0:
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l);
-    return skci_error(SKC_ETRANSPORT, "cannot open link sockets: %s",
-        nng_strerror(rv));
+    return skci_error(
+        SKC_ETRANSPORT, "cannot open link sockets: %s", nng_strerror(rv));
 }
 
 static void
@@ -980,8 +981,8 @@ dialer_backoff(nng_dialer d)
  * (nanomsg/nng#1657, #1658; fixed in 1.6.0, not patched by skc).  Returns
  * an NNG error. */
 static int
-dial_create_locked(skci_link *l, nng_socket sock, const char *url,
-    nng_dialer *d)
+dial_create_locked(
+    skci_link *l, nng_socket sock, const char *url, nng_dialer *d)
 {
     if (atomic_load(&l->closed)) {
         return NNG_ECLOSED;
@@ -1027,8 +1028,8 @@ skci_link_dial(skci_link *l, const char *url)
         if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
             return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
         }
-        return skci_error(SKC_EUNREACHABLE, "dial %s: %s", url,
-            nng_strerror(rv));
+        return skci_error(
+            SKC_EUNREACHABLE, "dial %s: %s", url, nng_strerror(rv));
     }
     pthread_mutex_lock(&l->lk);
     l->dialer = d;

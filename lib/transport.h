@@ -5,8 +5,9 @@
  * pool of contexts that grows up to max_serving, and one PULL socket
  * (sends).  Client: per peer a "link" = one REQ socket with resend
  * disabled and a pool of contexts, one per request in flight (skc matches
- * replies by its own request id), and one PUSH socket.  Callbacks named on_* run on NNG threads: they must only queue
- * work and never block, dial, close or free NNG objects.
+ * replies by its own request id), and one PUSH socket.  Callbacks named on_*
+ * run on NNG threads: they must only queue work and never block, dial, close
+ * or free NNG objects.
  */
 #ifndef SKC_LIB_TRANSPORT_H
 #define SKC_LIB_TRANSPORT_H
@@ -72,9 +73,9 @@ void skci_server_destroy(skci_server *s);
 typedef struct skci_link skci_link;
 
 typedef struct skci_link_cfg {
-    size_t max_recv;        /* largest reply frame accepted */
-    uint32_t push_backlog;  /* queued one-way messages before SKC_ELIMIT */
-    void (*on_reply)(void *arg, skci_tmsg *msg);           /* msg: callee's */
+    size_t max_recv;       /* largest reply frame accepted */
+    uint32_t push_backlog; /* queued one-way messages before SKC_ELIMIT */
+    void (*on_reply)(void *arg, skci_tmsg *msg);          /* msg: callee's */
     void (*on_pipe)(void *arg, int up, uint32_t pipe_id); /* link up/down */
     void *arg;
 } skci_link_cfg;

@@ -453,8 +453,8 @@ skci_strmap_del(skci_strmap *m, const char *key)
 }
 
 void
-skci_strmap_each(const skci_strmap *m,
-    void (*fn)(const char *, void *, void *), void *arg)
+skci_strmap_each(
+    const skci_strmap *m, void (*fn)(const char *, void *, void *), void *arg)
 {
     for (size_t i = 0; i < m->nb; i++) {
         for (skci_strmap_ent *e = m->b[i]; e; e = e->next) {

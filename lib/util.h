@@ -14,8 +14,8 @@ int64_t skci_now_ns(void);
 /* A condition variable whose timed waits use the monotonic clock, and a
  * wait on it (m held) until signalled or skci_now_ms() reaches until_ms. */
 void skci_cond_init_mono(pthread_cond_t *c);
-void skci_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
-    int64_t until_ms);
+void skci_cond_wait_until(
+    pthread_cond_t *c, pthread_mutex_t *m, int64_t until_ms);
 
 /* malloc'd copy of s (NULL if s is NULL or out of memory). */
 char *skci_strdup(const char *s);
@@ -33,7 +33,7 @@ char *skci_user_strdup(const char *s);
 typedef struct skci_idmap {
     uint32_t *keys;
     void **vals;
-    size_t cap;   /* power of two or 0 */
+    size_t cap; /* power of two or 0 */
     size_t count;
     size_t tombs;
 } skci_idmap;
@@ -86,8 +86,8 @@ void skci_strmap_fini(skci_strmap *m);
 void *skci_strmap_get(const skci_strmap *m, const char *key);
 int skci_strmap_set(skci_strmap *m, const char *key, void *val);
 void *skci_strmap_del(skci_strmap *m, const char *key);
-void skci_strmap_each(const skci_strmap *m,
-    void (*fn)(const char *, void *, void *), void *arg);
+void skci_strmap_each(
+    const skci_strmap *m, void (*fn)(const char *, void *, void *), void *arg);
 
 /* Little-endian helpers for the wire codec. */
 static inline void

@@ -174,8 +174,8 @@ skc_pack_uint(skc_pack *pack, uint64_t value)
         return value_null_pack("skc_pack_uint");
     }
     mark = pack->buf.size;
-    return value_packed(pack, mark, msgpack_pack_uint64(&pack->pk, value),
-        "skc_pack_uint");
+    return value_packed(
+        pack, mark, msgpack_pack_uint64(&pack->pk, value), "skc_pack_uint");
 }
 
 int
@@ -187,8 +187,8 @@ skc_pack_double(skc_pack *pack, double value)
         return value_null_pack("skc_pack_double");
     }
     mark = pack->buf.size;
-    return value_packed(pack, mark, msgpack_pack_double(&pack->pk, value),
-        "skc_pack_double");
+    return value_packed(
+        pack, mark, msgpack_pack_double(&pack->pk, value), "skc_pack_double");
 }
 
 /* Checks a byte string argument.  MessagePack lengths are 32 bits and
@@ -202,8 +202,7 @@ value_bytes_check(const void *p, size_t len, const char *fn)
     }
     if ((uint64_t)len > UINT32_MAX) {
         return skci_error(SKC_ETOOBIG,
-            "%s: %zu bytes exceed MessagePack's limit of 4294967295", fn,
-            len);
+            "%s: %zu bytes exceed MessagePack's limit of 4294967295", fn, len);
     }
     return SKC_OK;
 }
@@ -251,8 +250,8 @@ skc_pack_array(skc_pack *pack, uint32_t count)
         return value_null_pack("skc_pack_array");
     }
     mark = pack->buf.size;
-    return value_packed(pack, mark, msgpack_pack_array(&pack->pk, count),
-        "skc_pack_array");
+    return value_packed(
+        pack, mark, msgpack_pack_array(&pack->pk, count), "skc_pack_array");
 }
 
 int
@@ -264,8 +263,8 @@ skc_pack_map(skc_pack *pack, uint32_t count)
         return value_null_pack("skc_pack_map");
     }
     mark = pack->buf.size;
-    return value_packed(pack, mark, msgpack_pack_map(&pack->pk, count),
-        "skc_pack_map");
+    return value_packed(
+        pack, mark, msgpack_pack_map(&pack->pk, count), "skc_pack_map");
 }
 
 const void *
@@ -380,8 +379,8 @@ value_container(const unsigned char *p, size_t avail, int32_t *type,
 
 /* Reads the container whose header starts at `start`. */
 static int
-value_read_container(skc_unpack *u, skc_item *item, size_t start,
-    int32_t type, uint32_t count, size_t hlen)
+value_read_container(skc_unpack *u, skc_item *item, size_t start, int32_t type,
+    uint32_t count, size_t hlen)
 {
     const char *what = type == SKC_T_ARRAY ? "array" : "map";
     uint64_t owed = type == SKC_T_MAP ? 2 * (uint64_t)count : count;
@@ -389,8 +388,8 @@ value_read_container(skc_unpack *u, skc_item *item, size_t start,
 
     if (u->depth >= VALUE_MAX_DEPTH) {
         return value_fail(u, SKC_EPROTO,
-            "payload: %s at offset %zu: nesting deeper than %d", what,
-            start, VALUE_MAX_DEPTH);
+            "payload: %s at offset %zu: nesting deeper than %d", what, start,
+            VALUE_MAX_DEPTH);
     }
     /* Every item takes at least one byte.  Refusing a count the data
      * cannot hold reports truncation at the header, and keeps callers who
@@ -400,8 +399,8 @@ value_read_container(skc_unpack *u, skc_item *item, size_t start,
         return value_fail(u, SKC_EPROTO,
             "payload: %s at offset %zu claims %" PRIu32
             " %s but only %zu bytes follow",
-            what, start, count,
-            type == SKC_T_ARRAY ? "elements" : "pairs", rest);
+            what, start, count, type == SKC_T_ARRAY ? "elements" : "pairs",
+            rest);
     }
     if (u->depth > 0) {
         u->left[u->depth - 1]--;
@@ -439,15 +438,15 @@ value_read_scalar(skc_unpack *u, skc_item *item, size_t start)
                 "payload: out of memory reading offset %zu", start);
         default:
             return value_fail(u, SKC_EPROTO,
-                "payload: invalid byte 0x%02x at offset %zu",
-                u->data[start], start);
+                "payload: invalid byte 0x%02x at offset %zu", u->data[start],
+                start);
         }
     }
     if (end <= start || end > u->len) {
         /* msgpack-c broke its own contract; do not walk off the data. */
         msgpack_unpacked_destroy(&res);
-        return value_fail(u, SKC_EPROTO,
-            "payload: decoder failed at offset %zu", start);
+        return value_fail(
+            u, SKC_EPROTO, "payload: decoder failed at offset %zu", start);
     }
 
     o = &res.data;
@@ -502,8 +501,8 @@ value_read_scalar(skc_unpack *u, skc_item *item, size_t start)
         break;
     default:
         /* Containers are handled before msgpack-c sees the data. */
-        rc = value_fail(u, SKC_EPROTO,
-            "payload: unexpected value at offset %zu", start);
+        rc = value_fail(
+            u, SKC_EPROTO, "payload: unexpected value at offset %zu", start);
         break;
     }
     msgpack_unpacked_destroy(&res);
@@ -565,8 +564,8 @@ skc_unpack_next(skc_unpack *unpack, skc_item *item)
     item->ext_type = 0;
 
     start = unpack->off;
-    kind = value_container(unpack->data + start, unpack->len - start, &type,
-        &count, &hlen);
+    kind = value_container(
+        unpack->data + start, unpack->len - start, &type, &count, &hlen);
     if (kind < 0) {
         return value_fail(unpack, SKC_EPROTO,
             "payload: container header at offset %zu (type byte 0x%02x) "
@@ -574,8 +573,7 @@ skc_unpack_next(skc_unpack *unpack, skc_item *item)
             start, unpack->data[start], unpack->len);
     }
     if (kind > 0) {
-        return value_read_container(
-            unpack, item, start, type, count, hlen);
+        return value_read_container(unpack, item, start, type, count, hlen);
     }
     return value_read_scalar(unpack, item, start);
 }

@@ -81,12 +81,12 @@ skci_wire_req_put_hdr(uint8_t *buf, const skci_req *r)
 }
 
 static int
-wire_check_magic(const uint8_t *buf, size_t len, size_t fixed, char *err,
-    size_t errlen)
+wire_check_magic(
+    const uint8_t *buf, size_t len, size_t fixed, char *err, size_t errlen)
 {
     if (len < 4) {
-        snprintf(err, errlen, "frame of %zu bytes is shorter than a header",
-            len);
+        snprintf(
+            err, errlen, "frame of %zu bytes is shorter than a header", len);
         return SKC_EPROTO;
     }
     if (buf[0] != SKCI_WIRE_MAGIC0 || buf[1] != SKCI_WIRE_MAGIC1) {
@@ -133,8 +133,8 @@ skci_wire_req_decode(
     case SKCI_TARGET_NONE:
     case SKCI_TARGET_HANDLE:
         if (n != 0) {
-            snprintf(err, errlen, "target type %u with a name",
-                out->target.type);
+            snprintf(
+                err, errlen, "target type %u with a name", out->target.type);
             return SKC_EPROTO;
         }
         break;
@@ -150,8 +150,10 @@ skci_wire_req_decode(
         return SKC_EPROTO;
     }
     if (len < SKCI_REQ_FIXED + n) {
-        snprintf(err, errlen, "truncated frame: target name of %zu bytes "
-            "does not fit in %zu bytes", n, len);
+        snprintf(err, errlen,
+            "truncated frame: target name of %zu bytes "
+            "does not fit in %zu bytes",
+            n, len);
         return SKC_EPROTO;
     }
     out->target.name = (const char *)buf + 30;
@@ -161,8 +163,10 @@ skci_wire_req_decode(
     }
     out->len = skci_get_u32(buf + 30 + n);
     if ((uint64_t)out->len != (uint64_t)len - SKCI_REQ_FIXED - n) {
-        snprintf(err, errlen, "payload length field says %u bytes, frame "
-            "carries %zu", out->len, len - SKCI_REQ_FIXED - n);
+        snprintf(err, errlen,
+            "payload length field says %u bytes, frame "
+            "carries %zu",
+            out->len, len - SKCI_REQ_FIXED - n);
         return SKC_EPROTO;
     }
     out->payload = buf + SKCI_REQ_FIXED + n;
@@ -170,8 +174,7 @@ skci_wire_req_decode(
 }
 
 void
-skci_wire_rep_put_hdr(uint8_t *buf, uint32_t status, uint64_t id,
-    uint32_t len)
+skci_wire_rep_put_hdr(uint8_t *buf, uint32_t status, uint64_t id, uint32_t len)
 {
     buf[0] = SKCI_WIRE_MAGIC0;
     buf[1] = SKCI_WIRE_MAGIC1;
@@ -198,8 +201,10 @@ skci_wire_rep_decode(
     out->id = skci_get_u64(buf + 8);
     out->len = skci_get_u32(buf + 16);
     if ((uint64_t)out->len != (uint64_t)len - SKCI_REP_FIXED) {
-        snprintf(err, errlen, "reply length field says %u bytes, frame "
-            "carries %zu", out->len, len - SKCI_REP_FIXED);
+        snprintf(err, errlen,
+            "reply length field says %u bytes, frame "
+            "carries %zu",
+            out->len, len - SKCI_REP_FIXED);
         return SKC_EPROTO;
     }
     out->payload = buf + SKCI_REP_FIXED;
@@ -230,8 +235,8 @@ skci_target_parse(skci_target *out, const char *s, int bare_ok)
             } else if (c >= 'A' && c <= 'F') {
                 d = c - 'A' + 10;
             } else {
-                return skci_error(SKC_EINVAL,
-                    "target '%s': bad hex digit '%c'", s, c);
+                return skci_error(
+                    SKC_EINVAL, "target '%s': bad hex digit '%c'", s, c);
             }
             h = h * 16 + (uint32_t)d;
         }
@@ -251,7 +256,8 @@ skci_target_parse(skci_target *out, const char *s, int bare_ok)
     } else {
         return skci_error(SKC_EINVAL,
             "target '%s' must start with '@' (cluster name), '.' (local "
-            "name) or ':' (hex handle)", s);
+            "name) or ':' (hex handle)",
+            s);
     }
     if (n == 0) {
         return skci_error(SKC_EINVAL, "target name is empty");
@@ -312,8 +318,8 @@ skci_wire_hello_put(uint8_t *buf, uint32_t max_msg, const char *name,
 }
 
 int
-skci_wire_hello_decode(skci_hello *out, const uint8_t *buf, size_t len,
-    char *err, size_t errlen)
+skci_wire_hello_decode(
+    skci_hello *out, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     if (len < 8) {
         snprintf(err, errlen, "hello body of %zu bytes is too short", len);

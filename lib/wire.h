@@ -96,7 +96,7 @@ typedef struct skci_hello {
     const char *url;
     uint16_t url_len;
 } skci_hello;
-int skci_wire_hello_decode(skci_hello *out, const uint8_t *buf, size_t len,
-    char *err, size_t errlen);
+int skci_wire_hello_decode(
+    skci_hello *out, const uint8_t *buf, size_t len, char *err, size_t errlen);
 
 #endif

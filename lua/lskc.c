@@ -81,8 +81,8 @@ pin_module(void)
         return;
     }
     if (dladdr((void *)&pin_module, &info) != 0 && info.dli_fname != NULL) {
-        if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)
-            != NULL) {
+        if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) !=
+            NULL) {
             pinned = 1;
         }
     }

@@ -81,7 +81,7 @@ typedef struct lnode lnode;
  * left when the node is destroyed is released with it. */
 typedef struct lcallback {
     lnode *n;
-    int ref; /* registry ref of the Lua function */
+    int ref;          /* registry ref of the Lua function */
     uint32_t service; /* service handle (handlers only) */
     struct lcallback *prev;
     struct lcallback *next;
@@ -90,13 +90,13 @@ typedef struct lcallback {
 /* The userdata behind an skc.node. */
 struct lnode {
     skc_node *node;
-    lua_State *L; /* thread inside poll(); NULL outside */
-    int err_ref; /* first error raised during this poll, or LUA_NOREF */
-    int closing; /* set by destroy: callbacks no longer enter Lua */
+    lua_State *L;     /* thread inside poll(); NULL outside */
+    int err_ref;      /* first error raised during this poll, or LUA_NOREF */
+    int closing;      /* set by destroy: callbacks no longer enter Lua */
     lcallback *calls; /* pending async calls and queries */
     lcallback *services; /* live service handlers */
-    int log_ref; /* Lua log function, or LUA_NOREF */
-    int log_init; /* log_lock initialised */
+    int log_ref;         /* Lua log function, or LUA_NOREF */
+    int log_init;        /* log_lock initialised */
     pthread_mutex_t log_lock;
     struct logent *log_head; /* queued lines (lskc_node.c) */
     struct logent *log_tail;

@@ -39,8 +39,8 @@ map_value(lua_State *L, int idx, const char *name, int anchor)
         return lua_toboolean(L, idx) ? "true" : NULL;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
-            const char *s
-                = lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+            const char *s =
+                lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
             lua_rawsetp(L, anchor, s);
             return s;
         }

@@ -287,16 +287,16 @@ parse_opts(lua_State *L, skc_node_opts *o)
     if (lua_getfield(L, 1, "name") != LUA_TNIL) {
         o->name = luaL_checkstring(L, -1);
     }
-    o->call_timeout_ms
-        = (int32_t)opt_field_int(L, 1, "call_timeout", 0, 0, INT32_MAX);
-    o->max_msg_size
-        = (uint32_t)opt_field_int(L, 1, "max_msg_size", 0, 0, UINT32_MAX);
-    o->max_inflight
-        = (uint32_t)opt_field_int(L, 1, "max_inflight", 0, 0, UINT32_MAX);
-    o->max_serving
-        = (uint32_t)opt_field_int(L, 1, "max_serving", 0, 0, UINT32_MAX);
-    o->max_conns
-        = (uint32_t)opt_field_int(L, 1, "max_conns", 0, 0, UINT32_MAX);
+    o->call_timeout_ms =
+        (int32_t)opt_field_int(L, 1, "call_timeout", 0, 0, INT32_MAX);
+    o->max_msg_size =
+        (uint32_t)opt_field_int(L, 1, "max_msg_size", 0, 0, UINT32_MAX);
+    o->max_inflight =
+        (uint32_t)opt_field_int(L, 1, "max_inflight", 0, 0, UINT32_MAX);
+    o->max_serving =
+        (uint32_t)opt_field_int(L, 1, "max_serving", 0, 0, UINT32_MAX);
+    o->max_conns =
+        (uint32_t)opt_field_int(L, 1, "max_conns", 0, 0, UINT32_MAX);
     o->log_level = parse_log_level(L, 1);
     return parse_log(L, 1);
 }

@@ -82,12 +82,14 @@ set_paths(lua_State *L)
 
     n = 0;
     if (build_tree && SKC_LUA_SOURCE_DIR[0] != '\0') {
-        lua_pushliteral(L, SKC_LUA_SOURCE_DIR "/?.lua;"
-            SKC_LUA_SOURCE_DIR "/?/init.lua;");
+        lua_pushliteral(
+            L, SKC_LUA_SOURCE_DIR "/?.lua;" SKC_LUA_SOURCE_DIR "/?/init.lua;");
         n++;
     }
-    lua_pushfstring(L, "%s/../" SKC_INSTALL_DATADIR "/lua/5.4/?.lua;"
-        "%s/../" SKC_INSTALL_DATADIR "/lua/5.4/?/init.lua;", dir, dir);
+    lua_pushfstring(L,
+        "%s/../" SKC_INSTALL_DATADIR "/lua/5.4/?.lua;"
+        "%s/../" SKC_INSTALL_DATADIR "/lua/5.4/?/init.lua;",
+        dir, dir);
     lua_getfield(L, -2 - n, "path");
     lua_concat(L, n + 2);
     lua_setfield(L, -2, "path");
@@ -110,8 +112,8 @@ traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
-        msg = lua_pushfstring(L, "(error object is a %s value)",
-            luaL_typename(L, 1));
+        msg = lua_pushfstring(
+            L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
@@ -138,7 +140,7 @@ run_lua(lua_State *L, const char *module, const char *fn, const char *arg)
         return 1;
     }
     if (lua_isinteger(L, -1)) {
-        code = (int) lua_tointeger(L, -1);
+        code = (int)lua_tointeger(L, -1);
     } else if (lua_isstring(L, -1)) {
         printf("%s\n", lua_tostring(L, -1));
         code = 0;
@@ -218,9 +220,9 @@ main(int argc, char **argv)
         config = argv[2];
     } else if (argc == 2 && strcmp(argv[1], "version") == 0) {
         config = NULL;
-    } else if (argc == 2 && (strcmp(argv[1], "help") == 0
-                   || strcmp(argv[1], "-h") == 0
-                   || strcmp(argv[1], "--help") == 0)) {
+    } else if (argc == 2 &&
+        (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0 ||
+            strcmp(argv[1], "--help") == 0)) {
         usage(stdout);
         return 0;
     } else if (argc == 2 && argv[1][0] != '-') {
@@ -240,8 +242,8 @@ main(int argc, char **argv)
             fprintf(stderr, "skc: %s\n", lua_tostring(L, -1));
             code = 1;
         } else {
-            printf("skc %s (Lua module), %s\n", lua_tostring(L, -1),
-                LUA_RELEASE);
+            printf(
+                "skc %s (Lua module), %s\n", lua_tostring(L, -1), LUA_RELEASE);
             code = 0;
         }
     } else {

@@ -43,8 +43,8 @@ main(int argc, char **argv)
         i = 3;
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: %s [-m clustermap.lua] NODE|ADDRESS\n",
-            argv[0]);
+        fprintf(
+            stderr, "usage: %s [-m clustermap.lua] NODE|ADDRESS\n", argv[0]);
         return 2;
     }
     const char *where = argv[i];

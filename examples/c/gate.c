@@ -33,13 +33,13 @@ call_cmd(skc_node *n, const char *node, const char *target, const char *cmd,
     return 0;
 }
 
-#define CHECK(expr)                                                          \
-    do {                                                                     \
-        if ((rc = (expr)) != 0) {                                            \
-            fprintf(stderr, "gate: %s failed: %s (%s)\n", #expr,             \
-                skc_strerror(rc), skc_last_error());                         \
-            goto out;                                                        \
-        }                                                                    \
+#define CHECK(expr)                                                           \
+    do {                                                                      \
+        if ((rc = (expr)) != 0) {                                             \
+            fprintf(stderr, "gate: %s failed: %s (%s)\n", #expr,              \
+                skc_strerror(rc), skc_last_error());                          \
+            goto out;                                                         \
+        }                                                                     \
     } while (0)
 
 int
@@ -54,8 +54,8 @@ main(int argc, char **argv)
         }
     }
     if (map == NULL && db_addr == NULL) {
-        fprintf(stderr, "usage: %s [-m clustermap.lua] [DB_ADDRESS]\n",
-            argv[0]);
+        fprintf(
+            stderr, "usage: %s [-m clustermap.lua] [DB_ADDRESS]\n", argv[0]);
         return 2;
     }
     skc_node_opts o = SKC_NODE_OPTS_INIT;
@@ -84,11 +84,11 @@ main(int argc, char **argv)
     printf("proxy :%08x\n", h);
     CHECK(call_cmd(n, "db", "@sdb", "SET", "player_1001",
         "{name=\"Alice\", level=10}", text, sizeof(text)));
-    CHECK(call_cmd(n, "db", "@sdb", "GET", "player_1001", NULL, text,
-        sizeof(text)));
+    CHECK(call_cmd(
+        n, "db", "@sdb", "GET", "player_1001", NULL, text, sizeof(text)));
     printf("%s\n", text);
-    CHECK(call_cmd(n, "db", "@sdb", "GET", "player_1001", NULL, text,
-        sizeof(text)));
+    CHECK(call_cmd(
+        n, "db", "@sdb", "GET", "player_1001", NULL, text, sizeof(text)));
     printf("%s\n", text);
     fflush(stdout);
 
@@ -102,17 +102,16 @@ main(int argc, char **argv)
     printf("Cluster config updated!\n");
     CHECK(call_cmd(n, "gate", "@sdb1", "SET", "player_1001", "hishow", text,
         sizeof(text)));
-    CHECK(call_cmd(n, "gate", "@sdb1", "GET", "player_1001", NULL, text,
-        sizeof(text)));
+    CHECK(call_cmd(
+        n, "gate", "@sdb1", "GET", "player_1001", NULL, text, sizeof(text)));
     printf("%s\n", text);
 
     /* The seed's pcall pattern: db is now down, and the error says so. */
-    int e = call_cmd(n, "db", "@sdb", "GET", "invalid_key", NULL, text,
-        sizeof(text));
+    int e = call_cmd(
+        n, "db", "@sdb", "GET", "invalid_key", NULL, text, sizeof(text));
     printf("DB query failed: %s\n", text);
     if (e != SKC_ENODEDOWN) {
-        fprintf(stderr, "gate: expected ENODEDOWN, got %s\n",
-            skc_errname(e));
+        fprintf(stderr, "gate: expected ENODEDOWN, got %s\n", skc_errname(e));
         rc = 1;
     }
 out:

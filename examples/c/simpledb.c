@@ -232,8 +232,8 @@ simpledb_destroy(simpledb *db)
 }
 
 int
-simpledb_pack_cmd(skc_pack *pack, const char *cmd, const char *key,
-    const char *value)
+simpledb_pack_cmd(
+    skc_pack *pack, const char *cmd, const char *key, const char *value)
 {
     int rc;
     skc_pack_reset(pack);
@@ -279,8 +279,8 @@ simpledb_format(const void *data, size_t len, char *buf, size_t size)
             snprintf(buf, size, "%.*s", (int)it.len, it.ptr);
             break;
         default:
-            snprintf(buf, size, "<%s>", it.type == SKC_T_MAP ? "table"
-                                                              : "value");
+            snprintf(
+                buf, size, "<%s>", it.type == SKC_T_MAP ? "table" : "value");
             break;
         }
     }

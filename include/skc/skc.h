@@ -55,8 +55,8 @@ extern "C" {
 #define SKC_VERSION_PATCH 0
 #define SKC_VERSION_STRING "0.2.0"
 /* MAJOR*1000000 + MINOR*1000 + PATCH, as skc_version() returns it. */
-#define SKC_VERSION_NUMBER                                                   \
-    (SKC_VERSION_MAJOR * 1000000 + SKC_VERSION_MINOR * 1000 +                \
+#define SKC_VERSION_NUMBER                                                    \
+    (SKC_VERSION_MAJOR * 1000000 + SKC_VERSION_MINOR * 1000 +                 \
         SKC_VERSION_PATCH)
 
 /* The version of the library actually loaded, as SKC_VERSION_NUMBER.
@@ -89,11 +89,11 @@ enum skc_error {
     SKC_EBUSY = -13,       /* not now (e.g. destroy from the node's handler) */
     SKC_EEXIST = -14,      /* already exists (name registered, address open) */
     SKC_ETRANSPORT = -15,  /* other transport failure; detail has the cause */
-    SKC_ESYNTAX = -16,     /* cluster map: syntax error (file:line in detail) */
-    SKC_EIO = -17,         /* a file could not be read */
-    SKC_ENOREPLY = -18,    /* the service ended or returned without replying */
-    SKC_ELIMIT = -19,      /* a configured limit was reached */
-    SKC_ESTATE = -20       /* not valid in this state (e.g. replied twice) */
+    SKC_ESYNTAX = -16,  /* cluster map: syntax error (file:line in detail) */
+    SKC_EIO = -17,      /* a file could not be read */
+    SKC_ENOREPLY = -18, /* the service ended or returned without replying */
+    SKC_ELIMIT = -19,   /* a configured limit was reached */
+    SKC_ESTATE = -20    /* not valid in this state (e.g. replied twice) */
 };
 
 /* Static text for an error code; never NULL ("unknown error" for codes this
@@ -160,8 +160,10 @@ typedef struct skc_node_opts {
     int32_t log_level;       /* highest level passed to log: SKC_LOG_INFO */
 } skc_node_opts;
 
-#define SKC_NODE_OPTS_INIT                                                   \
-    { sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0 }
+#define SKC_NODE_OPTS_INIT                                                    \
+    {                                                                         \
+        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0          \
+    }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
  * once (after a cluster map is loaded or entries are set).
@@ -231,7 +233,8 @@ SKC_API int skc_node_map_parse(
 
 /* Sets one entry.  addr NULL = down (false).  Options: name "__nowaiting"
  * with addr "true" or "false" (NULL = false). */
-SKC_API int skc_node_map_set(skc_node *node, const char *name, const char *addr);
+SKC_API int skc_node_map_set(
+    skc_node *node, const char *name, const char *addr);
 
 /* Sets several entries at once, all or nothing (same rules as
  * skc_node_map_set for each pair; addrs[i] NULL = down). */
@@ -354,7 +357,8 @@ SKC_API int skc_reply_send(skc_reply *reply, const void *data, size_t len);
 /* Answers a deferred reply with an error text and frees it. */
 SKC_API int skc_reply_fail(skc_reply *reply, const char *text);
 
-/* Abandons a deferred reply: the caller gets SKC_ENOREPLY.  NULL is a no-op. */
+/* Abandons a deferred reply: the caller gets SKC_ENOREPLY.  NULL is a no-op.
+ */
 SKC_API void skc_reply_free(skc_reply *reply);
 
 /* ---------------------------------------------------------------------- */
@@ -382,8 +386,8 @@ SKC_API int skc_node_call(skc_node *node, void **out, size_t *out_len,
 /* Completion of skc_node_call_async().  status is SKC_OK (data/len hold the
  * reply payload) or an error code (detail holds the text, data is NULL).
  * Everything is borrowed until the callback returns. */
-typedef void (*skc_call_fn)(int status, const void *data, size_t len,
-    const char *detail, void *arg);
+typedef void (*skc_call_fn)(
+    int status, const void *data, size_t len, const char *detail, void *arg);
 
 /* Starts a call; `cb` runs exactly once with the outcome, on a worker
  * thread or in skc_node_poll() (never inside this function).  If this
@@ -413,8 +417,8 @@ SKC_API int skc_node_call_async_ex(skc_node *node, const char *peer,
  * SKC_EINVAL, SKC_ELIMIT; a message that cannot be delivered later is
  * dropped with a log line.  Sends from one node to one peer are handled
  * in the order sent; a send and a later call may overtake each other. */
-SKC_API int skc_node_send(skc_node *node, const char *peer,
-    const char *target, const void *data, size_t len);
+SKC_API int skc_node_send(skc_node *node, const char *peer, const char *target,
+    const void *data, size_t len);
 
 /* Asks node `peer` for the handle registered under `name` ("@x", ".x" or
  * bare = "@x").  SKC_ENOSERVICE if the peer has no such name; other errors
@@ -462,14 +466,14 @@ typedef struct skc_unpack skc_unpack;
 /* Value types reported by skc_unpack_next(). */
 #define SKC_T_NIL 0
 #define SKC_T_BOOL 1
-#define SKC_T_INT 2    /* signed, fits int64 (item.i) */
-#define SKC_T_UINT 3   /* unsigned beyond INT64_MAX (item.u) */
-#define SKC_T_FLOAT 4  /* item.d */
-#define SKC_T_STR 5    /* item.ptr / item.len, not NUL-terminated */
-#define SKC_T_BIN 6    /* item.ptr / item.len */
-#define SKC_T_ARRAY 7  /* item.count elements follow */
-#define SKC_T_MAP 8    /* item.count key/value pairs follow (2*count items) */
-#define SKC_T_EXT 9    /* item.ext_type, item.ptr / item.len */
+#define SKC_T_INT 2   /* signed, fits int64 (item.i) */
+#define SKC_T_UINT 3  /* unsigned beyond INT64_MAX (item.u) */
+#define SKC_T_FLOAT 4 /* item.d */
+#define SKC_T_STR 5   /* item.ptr / item.len, not NUL-terminated */
+#define SKC_T_BIN 6   /* item.ptr / item.len */
+#define SKC_T_ARRAY 7 /* item.count elements follow */
+#define SKC_T_MAP 8   /* item.count key/value pairs follow (2*count items) */
+#define SKC_T_EXT 9   /* item.ext_type, item.ptr / item.len */
 
 /* One value read by skc_unpack_next().  Containers are flattened: an array
  * item is followed by its elements, a map item by key, value, key, value. */
@@ -485,7 +489,10 @@ typedef struct skc_item {
     int32_t ext_type; /* EXT */
 } skc_item;
 
-#define SKC_ITEM_INIT { sizeof(skc_item), 0, 0, 0, 0.0, NULL, 0, 0, 0 }
+#define SKC_ITEM_INIT                                                         \
+    {                                                                         \
+        sizeof(skc_item), 0, 0, 0, 0.0, NULL, 0, 0, 0                         \
+    }
 
 /* Payload builder.  Every skc_pack_* append returns SKC_OK, SKC_EINVAL
  * (pack NULL, or data NULL with a length), SKC_ENOMEM or SKC_ETOOBIG (a
@@ -516,8 +523,7 @@ SKC_API const void *skc_pack_data(const skc_pack *pack, size_t *len);
 /* Creates a reader over data.  The data is NOT copied: it must stay valid
  * and unchanged while the reader and the items it returned are used.
  * (NULL, 0) is an empty payload.  *out is NULL on failure. */
-SKC_API int skc_unpack_create(
-    skc_unpack **out, const void *data, size_t len);
+SKC_API int skc_unpack_create(skc_unpack **out, const void *data, size_t len);
 /* Frees it.  NULL is a no-op. */
 SKC_API void skc_unpack_destroy(skc_unpack *unpack);
 /* Reads the next value into *item (whose size field must be set).
