@@ -267,7 +267,7 @@ void skci_node_unref(skc_node *n);
 int skci_node_check(skc_node *n);
 
 /* registry.c */
-int skci_registry_init(skc_node *n);
+void skci_registry_init(skc_node *n);
 void skci_registry_fini(skc_node *n);
 /* Finds the service a target names and takes a reference (q_lock
  * inside); NULL if none.  Caller releases with skci_service_release. */

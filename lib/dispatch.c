@@ -34,11 +34,12 @@ _Thread_local int skci_inline_depth;
 #define RUN_BATCH 16
 /* An inline turn (on a receiving thread) goes on with the mail that
  * arrives meanwhile for up to this many messages or this long, whichever
- * comes first, before a worker takes over.  Under a steady stream of
- * calls a 16-message turn handed the stream to a worker about 3,000 times
- * a second at 16 calls in flight (a thread wake-up each); this is what
- * inline handlers are for avoiding.  Inline handlers must not block, so
- * the time bound is the one that matters for a receiving thread. */
+ * comes first, before a worker takes over.  A short turn hands a steady
+ * stream of calls to a worker over and over (a thread wake-up each, which
+ * inline handlers exist to avoid; docs/PERFORMANCE.md, "What skc does about
+ * it").
+ * Inline handlers must not block, so the time bound is the one that
+ * matters for a receiving thread. */
 #define RUN_BATCH_INLINE 256
 #define RUN_INLINE_NS 5000000
 

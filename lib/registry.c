@@ -11,14 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
+void
 skci_registry_init(skc_node *n)
 {
     pthread_rwlock_init(&n->reg_lock, NULL);
     skci_idmap_init(&n->services);
     skci_strmap_init(&n->names);
     n->next_handle = 1;
-    return 0;
 }
 
 static void

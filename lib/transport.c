@@ -494,9 +494,7 @@ skci_server_reply(skci_rctx *rc, skci_tmsg *msg)
         return;
     }
     if (msg == NULL) {
-        if (!atomic_load(&rc->s->closing)) {
-            rctx_post_recv(rc);
-        }
+        rctx_post_recv(rc);
         return;
     }
     rc->sending = 1;
@@ -522,8 +520,9 @@ pull_cb(void *arg)
         /* Drain what is already queued without another callback hop, but
          * only while draining finds something (probing every 64th time
          * otherwise): a 1.5.2 PULL socket holds one message per pipe, so
-         * with one sender the drain finds nothing, and its failing
-         * non-blocking receive cost 5 to 30 % of the send rate. */
+         * with one sender the drain finds nothing, and a failing
+         * non-blocking receive is not free (docs/PERFORMANCE.md, "Changes
+         * for lib/", item 2). */
         if (s->pull_misses < 2 || (++s->pull_tick & 63) == 0) {
             int got = 0;
             while (got < DRAIN_MAX && nb_recv(s->pull, s->pull_nb, &m) == 0) {
