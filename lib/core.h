@@ -1,11 +1,15 @@
-/* core.h -- the node's internal structures, shared by node.c (lifecycle,
- * map, peers), registry.c (services and names), dispatch.c (mailboxes,
- * workers, poll) and call.c (outgoing calls, deadlines, serving requests).
+/* core.h -- the node's internal structures and the declarations every
+ * lib/ file shares, grouped by the file that defines them (the modules and
+ * their layers: docs/ARCHITECTURE.md).
  *
  * Locks, in the order they may be taken (never the reverse):
- *   open_lock  -> call_lock -> reg_lock -> q_lock -> serve_lock
- * No skc lock is held while user code runs or while an NNG socket is
- * closed or dialed.
+ *   open_lock -> call_lock -> reg_lock -> q_lock -> serve_lock
+ *   call_lock -> bg.lk;  call_lock -> a link's clk and push_tx.lk
+ *   serve_lock -> the server's lk (transport.c)
+ *   a link's lk (held across its sockets' close) -> call_lock (callbacks)
+ *   log_lock is a leaf.
+ * No skc lock is held while user code runs (handlers, callbacks, the log
+ * callback) or while an NNG socket is closed or dialed.
  */
 #ifndef SKC_LIB_CORE_H
 #define SKC_LIB_CORE_H
