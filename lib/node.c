@@ -205,6 +205,40 @@ skc_node_name(const skc_node *node)
     return node != NULL ? node->name : "";
 }
 
+/* The URL skc_node_open(where) listens on: where itself when it is an
+ * address, else the map's address for node name where (*name = where). */
+static int
+open_url(skc_node *node, const char *where, char **url, const char **name)
+{
+    char err[512];
+    if (strchr(where, ':') != NULL) {
+        if (skci_addr_to_url(url, where, err, sizeof(err)) != 0) {
+            return skci_error(SKC_EINVAL, "open: %s", err);
+        }
+        return 0;
+    }
+    skci_call_lock(node);
+    skci_peer *p = skci_peer_get(node, where, 0);
+    int state = p ? p->map : SKCI_MAP_UNKNOWN;
+    if (state == SKCI_MAP_IS_ADDR) {
+        *url = skci_strdup(p->url);
+    }
+    skci_call_unlock(node);
+    if (state == SKCI_MAP_UNKNOWN) {
+        return skci_error(
+            SKC_ENONODE, "open: node '%s' is not in the cluster map", where);
+    }
+    if (state == SKCI_MAP_IS_DOWN) {
+        return skci_error(SKC_ENODEDOWN,
+            "open: node '%s' is down (false in the cluster map)", where);
+    }
+    if (*url == NULL) {
+        return skci_error(SKC_ENOMEM, "open");
+    }
+    *name = where;
+    return 0;
+}
+
 int
 skc_node_open(skc_node *node, char **out_addr, const char *where)
 {
@@ -220,35 +254,8 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
     }
     char *url = NULL;
     const char *name = NULL;
-    char err[512];
-    if (strchr(where, ':') != NULL) {
-        if (skci_addr_to_url(&url, where, err, sizeof(err)) != 0) {
-            return skci_error(SKC_EINVAL, "open: %s", err);
-        }
-    } else {
-        skci_call_lock(node);
-        skci_peer *p = skci_peer_get(node, where, 0);
-        int state = p ? p->map : SKCI_MAP_UNKNOWN;
-        if (state == SKCI_MAP_IS_ADDR) {
-            url = skci_strdup(p->url);
-        }
-        skci_call_unlock(node);
-        if (state == SKCI_MAP_UNKNOWN) {
-            return skci_error(SKC_ENONODE,
-                "open: node '%s' is not in the "
-                "cluster map",
-                where);
-        }
-        if (state == SKCI_MAP_IS_DOWN) {
-            return skci_error(SKC_ENODEDOWN,
-                "open: node '%s' is down (false "
-                "in the cluster map)",
-                where);
-        }
-        if (url == NULL) {
-            return skci_error(SKC_ENOMEM, "open");
-        }
-        name = where;
+    if ((rc = open_url(node, where, &url, &name)) != 0) {
+        return rc;
     }
     pthread_mutex_lock(&node->open_lock);
     if (name != NULL && node->name[0] == '\0') {
