@@ -15,8 +15,11 @@ option(SKC_SYSTEM_NNG
 set(SKC_NNG_FIXED_VERSION 1.10.0)
 
 set(_skc_sys_nng_version "")
+# Looked up afresh at every configure: a cached path outlives a removed
+# libnng-dev.
+unset(SKC_SYSTEM_NNG_INCLUDE CACHE)
 find_path(SKC_SYSTEM_NNG_INCLUDE nng/nng.h)
-if(SKC_SYSTEM_NNG_INCLUDE)
+if(SKC_SYSTEM_NNG_INCLUDE AND EXISTS "${SKC_SYSTEM_NNG_INCLUDE}/nng/nng.h")
   file(STRINGS "${SKC_SYSTEM_NNG_INCLUDE}/nng/nng.h" _v
        REGEX "^#define NNG_(MAJOR|MINOR|PATCH)_VERSION [0-9]+")
   foreach(_l IN LISTS _v)
