@@ -131,9 +131,9 @@ struct skci_call {
 };
 
 /* Map state of a peer name. */
-#define SKCI_MAP_UNKNOWN 0
-#define SKCI_MAP_IS_DOWN 1
-#define SKCI_MAP_IS_ADDR 2
+#define SKCI_PEER_NOT_IN_MAP 0
+#define SKCI_PEER_MARKED_DOWN 1
+#define SKCI_PEER_HAS_ADDR 2
 
 /* Link state of a peer. */
 #define SKCI_LINK_NONE 0    /* no link yet, or the last dial failed */
@@ -167,7 +167,7 @@ struct skci_linkref {
 struct skci_peer {
     char *name;
     int map;   /* SKCI_MAP_* */
-    char *url; /* when SKCI_MAP_IS_ADDR */
+    char *url; /* when SKCI_PEER_HAS_ADDR */
     int link_state;
     skci_linkref *lr;
     char *last_error; /* last dial failure text */
@@ -233,7 +233,7 @@ struct skc_node {
     int nthreads;
     int efd;
     int efd_armed;
-    int polling;
+    int woken;
     int inline_running; /* inline turns and completions running */
 
     /* calls being served (for detaching replies at destroy): serve_lock */
@@ -319,7 +319,7 @@ skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
 
 /* serve.c: the transport's server callbacks */
-void skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg);
+void skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg);
 void skci_on_push(void *arg, skci_tmsg *msg);
 
 /* pending.c: the table of calls in flight (call_lock held unless said) */

@@ -433,7 +433,7 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
     pthread_mutex_lock(&n->q_lock);
     if (n->qhead == NULL && timeout_ms != 0) {
         int64_t until = skci_now_ms() + timeout_ms;
-        while (n->qhead == NULL && !n->polling && !n->q_stop) {
+        while (n->qhead == NULL && !n->woken && !n->q_stop) {
             if (timeout_ms < 0) {
                 pthread_cond_wait(&n->q_cond, &n->q_lock);
                 continue;
@@ -444,7 +444,7 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
             skci_cond_wait_until(&n->q_cond, &n->q_lock, until);
         }
     }
-    n->polling = 0;
+    n->woken = 0;
     /* Run what is ready now (bounded, so a flood cannot keep the host's
      * thread here forever). */
     int count = 0;
@@ -467,7 +467,7 @@ skc_node_wakeup(skc_node *node)
         return skci_error(SKC_EINVAL, "node is NULL");
     }
     pthread_mutex_lock(&node->q_lock);
-    node->polling = 1; /* "woken" flag, read by skc_node_poll */
+    node->woken = 1; /* read by skc_node_poll */
     pthread_cond_broadcast(&node->q_cond);
     if (node->efd >= 0 && !node->efd_armed) {
         uint64_t one = 1;

@@ -219,16 +219,16 @@ open_url(skc_node *node, const char *where, char **url, const char **name)
     }
     skci_call_lock(node);
     skci_peer *p = skci_peer_get(node, where, 0);
-    int state = p ? p->map : SKCI_MAP_UNKNOWN;
-    if (state == SKCI_MAP_IS_ADDR) {
+    int state = p ? p->map : SKCI_PEER_NOT_IN_MAP;
+    if (state == SKCI_PEER_HAS_ADDR) {
         *url = skci_strdup(p->url);
     }
     skci_call_unlock(node);
-    if (state == SKCI_MAP_UNKNOWN) {
+    if (state == SKCI_PEER_NOT_IN_MAP) {
         return skci_error(
             SKC_ENONODE, "open: node '%s' is not in the cluster map", where);
     }
-    if (state == SKCI_MAP_IS_DOWN) {
+    if (state == SKCI_PEER_MARKED_DOWN) {
         return skci_error(SKC_ENODEDOWN,
             "open: node '%s' is down (false in the cluster map)", where);
     }
@@ -391,10 +391,11 @@ map_apply(skc_node *n, struct map_change *ch, size_t count)
             continue; /* unknown options are accepted, as in skynet */
         }
         skci_peer *p = skci_peer_get(n, ch[i].name, 0);
-        int nmap =
-            ch[i].kind == SKCI_MAP_DOWN ? SKCI_MAP_IS_DOWN : SKCI_MAP_IS_ADDR;
+        int nmap = ch[i].kind == SKCI_MAP_DOWN ? SKCI_PEER_MARKED_DOWN
+                                               : SKCI_PEER_HAS_ADDR;
         if (p->map == nmap &&
-            (nmap == SKCI_MAP_IS_DOWN || strcmp(p->url, ch[i].url) == 0)) {
+            (nmap == SKCI_PEER_MARKED_DOWN ||
+                strcmp(p->url, ch[i].url) == 0)) {
             continue;
         }
         p->map = nmap;
@@ -574,14 +575,14 @@ skc_node_map_get(skc_node *node, char **out_addr, const char *name)
     }
     skci_call_lock(node);
     skci_peer *p = skci_peer_get(node, name, 0);
-    int state = p ? p->map : SKCI_MAP_UNKNOWN;
-    char *url = state == SKCI_MAP_IS_ADDR ? skci_user_strdup(p->url) : NULL;
+    int state = p ? p->map : SKCI_PEER_NOT_IN_MAP;
+    char *url = state == SKCI_PEER_HAS_ADDR ? skci_user_strdup(p->url) : NULL;
     skci_call_unlock(node);
-    if (state == SKCI_MAP_UNKNOWN) {
+    if (state == SKCI_PEER_NOT_IN_MAP) {
         return skci_error(
             SKC_ENONODE, "node '%s' is not in the cluster map", name);
     }
-    if (state == SKCI_MAP_IS_ADDR && url == NULL) {
+    if (state == SKCI_PEER_HAS_ADDR && url == NULL) {
         return skci_error(SKC_ENOMEM, "map_get");
     }
     *out_addr = url;

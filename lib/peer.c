@@ -551,7 +551,7 @@ void
 skci_peer_map_changed(skc_node *n, skci_peer *p)
 {
     char why[SKCI_DETAIL_MAX];
-    if (p->map == SKCI_MAP_IS_DOWN) {
+    if (p->map == SKCI_PEER_MARKED_DOWN) {
         snprintf(why, sizeof(why),
             "node '%s' was marked down (false) in "
             "the cluster map",
@@ -561,7 +561,7 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
         skci_call_fail_list(n, p->qhead, SKC_ENODEDOWN, why);
         return;
     }
-    if (p->map != SKCI_MAP_IS_ADDR) {
+    if (p->map != SKCI_PEER_HAS_ADDR) {
         return;
     }
     if (p->lr != NULL) {
@@ -588,7 +588,7 @@ skci_nowaiting_changed(skc_node *n)
     for (size_t i = 0; i < n->peers.nb; i++) {
         for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
             skci_peer *p = e->val;
-            if (p->map == SKCI_MAP_UNKNOWN && p->qhead != NULL) {
+            if (p->map == SKCI_PEER_NOT_IN_MAP && p->qhead != NULL) {
                 char why[SKCI_DETAIL_MAX];
                 snprintf(why, sizeof(why),
                     "node '%s' is not in the cluster "
@@ -618,13 +618,13 @@ free_peer(const char *key, void *val, void *arg)
 int
 skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c)
 {
-    if (p->map == SKCI_MAP_IS_DOWN) {
+    if (p->map == SKCI_PEER_MARKED_DOWN) {
         return skci_error(SKC_ENODEDOWN,
             "node '%s' is down (false in the "
             "cluster map)",
             p->name);
     }
-    if (p->map == SKCI_MAP_UNKNOWN && n->nowaiting) {
+    if (p->map == SKCI_PEER_NOT_IN_MAP && n->nowaiting) {
         return skci_error(SKC_ENONODE,
             "node '%s' is not in the cluster map "
             "(__nowaiting is set)",
@@ -645,7 +645,7 @@ void
 skci_peer_route(skc_node *n, skci_peer *p, skci_call *c)
 {
     c->peer = p;
-    if (p->map == SKCI_MAP_UNKNOWN) {
+    if (p->map == SKCI_PEER_NOT_IN_MAP) {
         if (!p->warned_waiting) {
             p->warned_waiting = 1;
             skci_node_log(n, SKC_LOG_INFO,

@@ -12,9 +12,9 @@
 /* Answers a request context at once; a NULL frame (no memory) drops the
  * request, and the caller's deadline answers it. */
 static void
-answer_now(skci_rctx *rc, skci_tmsg *frame)
+answer_now(skci_rctx *rctx, skci_tmsg *frame)
 {
-    skci_server_reply(rc, frame);
+    skci_server_reply(rctx, frame);
 }
 
 static skci_tmsg *
@@ -49,10 +49,10 @@ query_reply(skc_node *n, const skci_req *req, const char *tname)
     return skci_reply_frame(0, req->id, h, 4);
 }
 
-/* A CALL request: a message with a route back to rc goes to the service
+/* A CALL request: a message with a route back to rctx goes to the service
  * (takes msg). */
 static void
-deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
+deliver_call(skc_node *n, skci_rctx *rctx, skci_tmsg *msg, const skci_req *req,
     const char *tname, size_t tlen)
 {
     skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
@@ -61,7 +61,7 @@ deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
         free(m);
         free(r);
         skci_tmsg_free(msg);
-        answer_now(rc,
+        answer_now(rctx,
             skci_error_frame(SKC_ENOMEM, req->id,
                 "node '%s': "
                 "out of memory",
@@ -76,7 +76,7 @@ deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
     m->deadline = req->timeout_ms ? skci_now_ms() + req->timeout_ms : 0;
     memcpy(m->target, tname, tlen + 1);
     r->node = n;
-    r->rctx = rc;
+    r->rctx = rctx;
     r->id = req->id;
     r->max_reply = req->max_reply;
     memcpy(r->target, tname, tlen + 1);
@@ -91,7 +91,7 @@ deliver_call(skc_node *n, skci_rctx *rc, skci_tmsg *msg, const skci_req *req,
 }
 
 void
-skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
+skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
 {
     skc_node *n = arg;
     skci_req req;
@@ -101,7 +101,7 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
         skci_node_log(
             n, SKC_LOG_WARN, "rejected a bad request frame: %s", err);
         skci_tmsg_free(msg);
-        answer_now(rc,
+        answer_now(rctx,
             skci_error_frame(SKC_EPROTO, 0,
                 "node '%s' rejected "
                 "the frame: %s",
@@ -123,7 +123,7 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
         break;
     case SKCI_KIND_CALL:
         if (req.target.type != SKCI_TARGET_NONE) {
-            deliver_call(n, rc, msg, &req, tname, tlen);
+            deliver_call(n, rctx, msg, &req, tname, tlen);
             return;
         }
         reply = skci_error_frame(SKC_EPROTO, req.id,
@@ -139,7 +139,7 @@ skci_on_request(void *arg, skci_rctx *rc, skci_tmsg *msg)
         break;
     }
     skci_tmsg_free(msg);
-    answer_now(rc, reply);
+    answer_now(rctx, reply);
 }
 
 void

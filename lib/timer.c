@@ -15,7 +15,7 @@ call_expire(skc_node *n, skci_call *c)
             "node '%s' (%s) %s: no reply within "
             "%d ms",
             p->name, skci_peer_addr(p), c->target, c->timeout_ms);
-    } else if (p->map == SKCI_MAP_UNKNOWN) {
+    } else if (p->map == SKCI_PEER_NOT_IN_MAP) {
         skci_call_fail(n, c, SKC_ENONODE,
             "node '%s' is not in the cluster map "
             "(waited %d ms for a reload to define it)",

@@ -393,14 +393,14 @@ server_log(skci_server *s, int level, const char *fmt, ...)
 }
 
 static void
-rctx_post_recv(skci_rctx *rc)
+rctx_post_recv(skci_rctx *rctx)
 {
-    skci_server *s = rc->s;
+    skci_server *s = rctx->s;
     pthread_mutex_lock(&s->lk);
     s->nidle++;
     pthread_mutex_unlock(&s->lk);
-    nng_aio_set_timeout(rc->aio, RECV_TIMEOUT_MS);
-    nng_ctx_recv(rc->ctx, rc->aio);
+    nng_aio_set_timeout(rctx->aio, RECV_TIMEOUT_MS);
+    nng_ctx_recv(rctx->ctx, rctx->aio);
 }
 
 static void rctx_cb(void *arg);
@@ -409,20 +409,20 @@ static void rctx_cb(void *arg);
 static int
 server_add_ctx(skci_server *s)
 {
-    skci_rctx *rc = calloc(1, sizeof(*rc));
-    if (rc == NULL) {
+    skci_rctx *rctx = calloc(1, sizeof(*rctx));
+    if (rctx == NULL) {
         return SKC_ENOMEM;
     }
-    rc->s = s;
-    int rv = nng_aio_alloc(&rc->aio, rctx_cb, rc);
+    rctx->s = s;
+    int rv = nng_aio_alloc(&rctx->aio, rctx_cb, rctx);
     if (rv != 0) {
-        free(rc);
+        free(rctx);
         return SKC_ENOMEM;
     }
-    rv = nng_ctx_open(&rc->ctx, s->rep);
+    rv = nng_ctx_open(&rctx->ctx, s->rep);
     if (rv != 0) {
-        nng_aio_free(rc->aio);
-        free(rc);
+        nng_aio_free(rctx->aio);
+        free(rctx);
         return transport_error(rv, SKC_ETRANSPORT, "context", NULL);
     }
     pthread_mutex_lock(&s->lk);
@@ -432,36 +432,36 @@ server_add_ctx(skci_server *s)
          * escape it.  Its caller is an rctx_cb that shutdown waits for, so
          * this close comes before the socket's. */
         pthread_mutex_unlock(&s->lk);
-        nng_ctx_close(rc->ctx);
-        nng_aio_free(rc->aio);
-        free(rc);
+        nng_ctx_close(rctx->ctx);
+        nng_aio_free(rctx->aio);
+        free(rctx);
         return SKC_ECLOSED; /* as SKC_ENOMEM above: no detail on NNG's thread
                              */
     }
-    rc->next = s->ctxs;
-    s->ctxs = rc;
+    rctx->next = s->ctxs;
+    s->ctxs = rctx;
     s->nctx++;
     pthread_mutex_unlock(&s->lk);
-    rctx_post_recv(rc);
+    rctx_post_recv(rctx);
     return 0;
 }
 
 static void
 rctx_cb(void *arg)
 {
-    skci_rctx *rc = arg;
-    skci_server *s = rc->s;
-    int rv = nng_aio_result(rc->aio);
+    skci_rctx *rctx = arg;
+    skci_server *s = rctx->s;
+    int rv = nng_aio_result(rctx->aio);
 
-    if (rc->sending) {
-        rc->sending = 0;
+    if (rctx->sending) {
+        rctx->sending = 0;
         if (rv != 0) {
             /* The client is gone or stuck: the reply is dropped, as a REP
              * reply to a vanished peer always is. */
-            nng_msg_free(aio_take_msg(rc->aio));
+            nng_msg_free(aio_take_msg(rctx->aio));
         }
         if (!atomic_load(&s->closing)) {
-            rctx_post_recv(rc);
+            rctx_post_recv(rctx);
         }
         return;
     }
@@ -472,35 +472,35 @@ rctx_cb(void *arg)
     pthread_mutex_unlock(&s->lk);
     if (rv != 0) {
         if (rv != NNG_ECLOSED && !atomic_load(&s->closing)) {
-            rctx_post_recv(rc);
+            rctx_post_recv(rctx);
         }
         return;
     }
-    nng_msg *m = aio_take_msg(rc->aio);
+    nng_msg *m = aio_take_msg(rctx->aio);
     if (grow) {
         /* All contexts busy (handlers or deferred replies hold them):
          * add one so other callers keep being served, up to the limit. */
         server_add_ctx(s);
     }
-    s->cfg.on_request(s->cfg.arg, rc, (skci_tmsg *)m);
+    s->cfg.on_request(s->cfg.arg, rctx, (skci_tmsg *)m);
 }
 
 void
-skci_server_reply(skci_rctx *rc, skci_tmsg *msg)
+skci_server_reply(skci_rctx *rctx, skci_tmsg *msg)
 {
-    if (atomic_load(&rc->s->closing)) {
+    if (atomic_load(&rctx->s->closing)) {
         /* Shutting down: the context's aio is stopped. */
         skci_tmsg_free(msg);
         return;
     }
     if (msg == NULL) {
-        rctx_post_recv(rc);
+        rctx_post_recv(rctx);
         return;
     }
-    rc->sending = 1;
-    nng_aio_set_msg(rc->aio, (nng_msg *)msg);
-    nng_aio_set_timeout(rc->aio, SEND_TIMEOUT_MS);
-    nng_ctx_send(rc->ctx, rc->aio);
+    rctx->sending = 1;
+    nng_aio_set_msg(rctx->aio, (nng_msg *)msg);
+    nng_aio_set_timeout(rctx->aio, SEND_TIMEOUT_MS);
+    nng_ctx_send(rctx->ctx, rctx->aio);
 }
 
 static void
@@ -748,8 +748,8 @@ skci_server_shutdown(skci_server *s)
     pthread_mutex_lock(&s->lk);
     skci_rctx *all = s->ctxs;
     pthread_mutex_unlock(&s->lk);
-    for (skci_rctx *rc = all; rc; rc = rc->next) {
-        aio_stop_drop(rc->aio);
+    for (skci_rctx *rctx = all; rctx; rctx = rctx->next) {
+        aio_stop_drop(rctx->aio);
     }
     if (s->pull_aio != NULL) {
         nng_aio_stop(s->pull_aio);
@@ -763,13 +763,13 @@ skci_server_destroy(skci_server *s)
         return;
     }
     skci_server_shutdown(s);
-    skci_rctx *rc = s->ctxs;
-    while (rc != NULL) {
-        skci_rctx *n = rc->next;
-        nng_ctx_close(rc->ctx);
-        nng_aio_free(rc->aio);
-        free(rc);
-        rc = n;
+    skci_rctx *rctx = s->ctxs;
+    while (rctx != NULL) {
+        skci_rctx *n = rctx->next;
+        nng_ctx_close(rctx->ctx);
+        nng_aio_free(rctx->aio);
+        free(rctx);
+        rctx = n;
     }
     if (s->pull_aio != NULL) {
         nng_aio_free(s->pull_aio);

@@ -35,7 +35,7 @@ typedef struct skci_server_cfg {
     uint32_t max_serving; /* requests awaiting replies at once */
     uint32_t max_conns;   /* inbound connections on the REP socket */
     /* A request arrived: answer exactly once with skci_server_reply(). */
-    void (*on_request)(void *arg, skci_rctx *rc, skci_tmsg *msg);
+    void (*on_request)(void *arg, skci_rctx *rctx, skci_tmsg *msg);
     /* A one-way message arrived on the PULL socket; msg is the callee's. */
     void (*on_push)(void *arg, skci_tmsg *msg);
     void (*on_log)(void *arg, int level, const char *text);
@@ -56,7 +56,7 @@ void skci_server_stop(skci_server *s);
 
 /* Answers a request: msg (consumed) is the reply frame; NULL drops the
  * request without answer.  Any thread, including on_request. */
-void skci_server_reply(skci_rctx *rc, skci_tmsg *msg);
+void skci_server_reply(skci_rctx *rctx, skci_tmsg *msg);
 
 /* Stops serving: listeners closed, every receive cancelled; when it
  * returns no on_request/on_push runs any more and on_log is not called.
