@@ -3,6 +3,7 @@
 #include "sys.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -788,4 +789,28 @@ sys_batch_wait(sys_batch *b, int count, int timeout_ms)
     int d = b->ndone;
     pthread_mutex_unlock(b->lk);
     return d;
+}
+
+int
+sys_fd_count(pid_t pid)
+{
+    char path[64];
+    if (pid == 0) {
+        snprintf(path, sizeof(path), "/proc/self/fd");
+    } else {
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    }
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return pid == 0 ? n - 1 : n;
 }

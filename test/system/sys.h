@@ -137,6 +137,10 @@ void sys_write_file(const char *path, const char *text);
 char *sys_read_file(const char *path);
 /* Counts occurrences of needle in a file (0 if unreadable). */
 int sys_file_count(const char *path, const char *needle);
+
+/* Open file descriptors of process pid (0: this process, not counting the
+ * one this call uses), or -1. */
+int sys_fd_count(pid_t pid);
 /* Waits up to timeout_ms for needle to appear in a file. */
 int sys_file_wait(const char *path, const char *needle, int timeout_ms);
 

@@ -33,7 +33,6 @@
  */
 #include "sys.h"
 
-#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,23 +58,6 @@ svc_echo(skc_node *n, uint32_t s, skc_msg *m, void *arg)
     size_t len;
     const void *d = skc_msg_data(m, &len);
     skc_msg_reply(m, d, len);
-}
-
-/* Open file descriptors of this process. */
-static int
-fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL, "opendir /proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n - 1; /* the directory's own */
 }
 
 /* A server node with @echo, listening on 127.0.0.1:port (0: any). */
@@ -177,23 +159,24 @@ main(int argc, char **argv)
         if (r < 5) {
             /* the least of a few samples: a redial in flight holds an fd
              * for a moment */
-            int c = fd_count();
+            int c = sys_fd_count(0);
             fd_base = fd_base < 0 || c < fd_base ? c : fd_base;
         }
         if ((r + 1) % 100 == 0 || r + 1 == rounds) {
             sys_log("%d rounds, %lld ms, %d fds (%d in the first rounds)",
-                r + 1, (long long)(sys_now_ms() - t0), fd_count(), fd_base);
+                r + 1, (long long)(sys_now_ms() - t0), sys_fd_count(0),
+                fd_base);
         }
     }
     CHECK(skc_node_destroy(cli) == SKC_OK, "client destroy");
     /* fd_base counts NNG's own fds (made on first use) and whatever the
      * client held then; once the client is gone nothing else may be left.
      * Sockets close asynchronously: a bounded wait. */
-    int fd_end = fd_count();
+    int fd_end = sys_fd_count(0);
     int64_t t = sys_now_ms();
     while (fd_end > fd_base && sys_now_ms() - t < sys_ms(2000)) {
         sys_sleep_ms(20);
-        fd_end = fd_count();
+        fd_end = sys_fd_count(0);
     }
     sys_log("FIGURE serverchurn mode=%s rounds=%d ms=%lld call_sum_ms=%lld "
             "call_max_ms=%lld notice_max_ms=%lld fds_first_rounds=%d "

@@ -29,7 +29,6 @@
 #include "sys.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -50,27 +49,6 @@
 #define ATTACKS 10
 
 static sys_proc srv;
-
-/* Open file descriptors of a process, or -1. */
-static int
-fd_count(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return -1;
-    }
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
-}
 
 /* A TCP connection to 127.0.0.1:port within ms (non-blocking connect: a
  * node that stopped accepting must not hang the test), or -1. */
@@ -226,7 +204,7 @@ main(int argc, char **argv)
     sys_expect(&srv, "LISTENING", url, sizeof(url), sys_ms(10000));
     int port = url_port(url);
     CHECK(port > 0, "LISTENING %s", url);
-    int fd_start = fd_count(srv.pid);
+    int fd_start = sys_fd_count(srv.pid);
     CHECK(fd_start > 0, "cannot count the node's fds (/proc/%d/fd)",
         (int)srv.pid);
     sys_log(
@@ -268,7 +246,7 @@ main(int argc, char **argv)
             done++;
         }
         if ((i + 1) % 250 == 0 || i + 1 == cycles) {
-            int c = fd_count(srv.pid);
+            int c = sys_fd_count(srv.pid);
             fd_peak = c > fd_peak ? c : fd_peak;
             if ((i + 1) % 500 == 0 || i + 1 == cycles) {
                 sys_log("churn: %d cycles, node fds %d", i + 1, c);
@@ -292,11 +270,11 @@ main(int argc, char **argv)
     CHECK(skc_node_destroy(fresh) == SKC_OK, "destroy");
 
     /* (b) the node's fds come back (pipe teardown is asynchronous) */
-    int fd_end = fd_count(srv.pid);
+    int fd_end = sys_fd_count(srv.pid);
     t0 = sys_now_ms();
     while (fd_end > fd_start + FD_SLACK && sys_now_ms() - t0 < sys_ms(5000)) {
         sys_sleep_ms(50);
-        fd_end = fd_count(srv.pid);
+        fd_end = sys_fd_count(srv.pid);
     }
     int64_t fd_wait_ms = sys_now_ms() - t0;
 
