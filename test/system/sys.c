@@ -97,11 +97,15 @@ sys_on_signal(int sig)
     char msg[160];
     int n;
     if (sig == SIGALRM) {
-        n = snprintf(msg, sizeof(msg), "[%s] FAIL: watchdog expired; "
-            "killing children\n", sys_name);
+        n = snprintf(msg, sizeof(msg),
+            "[%s] FAIL: watchdog expired; "
+            "killing children\n",
+            sys_name);
     } else {
-        n = snprintf(msg, sizeof(msg), "[%s] FAIL: killed by signal %d; "
-            "killing children\n", sys_name, sig);
+        n = snprintf(msg, sizeof(msg),
+            "[%s] FAIL: killed by signal %d; "
+            "killing children\n",
+            sys_name, sig);
     }
     if (n > 0) {
         ssize_t w = write(1, msg, (size_t)n);
@@ -167,8 +171,8 @@ sys_fail(const char *file, int line, const char *cond, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    printf("[%s] FAIL %s:%d: %s\n    (%s)\n", sys_name, file, line, text,
-        cond);
+    printf(
+        "[%s] FAIL %s:%d: %s\n    (%s)\n", sys_name, file, line, text, cond);
     fflush(stdout);
     if (getenv("SKC_SYS_PAUSE_ON_FAIL") != NULL) {
         /* debugging: time to attach gdb to the driver and its children */
@@ -203,8 +207,7 @@ void
 sys_sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { }
 }
 
 int
@@ -250,8 +253,7 @@ sys_spawn(sys_proc *p, const char *name, char *const argv[],
     CHECK(pipe(in) == 0 && pipe(out) == 0, "pipe: %s", strerror(errno));
     int errfd = -1;
     if (errpath != NULL) {
-        errfd = open(errpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-            0644);
+        errfd = open(errpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         CHECK(errfd >= 0, "open %s: %s", errpath, strerror(errno));
     }
     CHECK(sys_nprocs < SYS_MAX_PROCS, "too many children");
@@ -296,8 +298,7 @@ sys_spawn(sys_proc *p, const char *name, char *const argv[],
     p->out_fd = out[0];
     /* Reuse a slot of the same struct if it was spawned before. */
     int i;
-    for (i = 0; i < sys_nprocs && sys_procs[i] != p; i++) {
-    }
+    for (i = 0; i < sys_nprocs && sys_procs[i] != p; i++) { }
     if (i == sys_nprocs) {
         sys_procs[sys_nprocs++] = p;
     }
@@ -336,8 +337,8 @@ sys_readline(sys_proc *p, char *line, size_t size, int timeout_ms)
         if (r <= 0) {
             continue;
         }
-        ssize_t got = read(p->out_fd, p->buf + p->blen,
-            sizeof(p->buf) - p->blen);
+        ssize_t got =
+            read(p->out_fd, p->buf + p->blen, sizeof(p->buf) - p->blen);
         if (got > 0) {
             p->blen += (size_t)got;
         } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -347,8 +348,8 @@ sys_readline(sys_proc *p, char *line, size_t size, int timeout_ms)
 }
 
 void
-sys_expect(sys_proc *p, const char *prefix, char *rest, size_t size,
-    int timeout_ms)
+sys_expect(
+    sys_proc *p, const char *prefix, char *rest, size_t size, int timeout_ms)
 {
     char line[4096];
     int64_t until = sys_now_ms() + timeout_ms;
@@ -356,8 +357,8 @@ sys_expect(sys_proc *p, const char *prefix, char *rest, size_t size,
     for (;;) {
         int left = (int)(until - sys_now_ms());
         int r = sys_readline(p, line, sizeof(line), left > 0 ? left : 0);
-        CHECK(r != 0, "%s: no line starting with '%s' within %d ms",
-            p->name, prefix, timeout_ms);
+        CHECK(r != 0, "%s: no line starting with '%s' within %d ms", p->name,
+            prefix, timeout_ms);
         CHECK(r > 0, "%s: exited before printing '%s'", p->name, prefix);
         if (strncmp(line, prefix, pl) == 0) {
             if (rest != NULL) {
@@ -441,8 +442,8 @@ sys_stop_clean(sys_proc *p, int timeout_ms)
     }
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
         "%s did not exit cleanly: %s %d (leak or error under "
-        "ASan/valgrind?)", p->name,
-        WIFEXITED(st) ? "exit status" : "signal",
+        "ASan/valgrind?)",
+        p->name, WIFEXITED(st) ? "exit status" : "signal",
         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     close(p->out_fd);
 }
@@ -456,15 +457,22 @@ sys_kill9(sys_proc *p)
     p->blen = 0;
 }
 
+/* /proc/self/<what> for pid 0, else /proc/<pid>/<what>. */
+static void
+proc_path(char *buf, size_t size, pid_t pid, const char *what)
+{
+    if (pid == 0) {
+        snprintf(buf, size, "/proc/self/%s", what);
+    } else {
+        snprintf(buf, size, "/proc/%d/%s", (int)pid, what);
+    }
+}
+
 long
 sys_rss_kb(pid_t pid)
 {
     char path[64];
-    if (pid == 0) {
-        snprintf(path, sizeof(path), "/proc/self/status");
-    } else {
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    }
+    proc_path(path, sizeof(path), pid, "status");
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         return -1;
@@ -645,14 +653,12 @@ sys_client(const char *name, uint32_t max_inflight)
 }
 
 int
-sys_call(skc_node *n, const char *peer, const char *target,
-    const void *data, size_t len, int32_t timeout_ms, char *out,
-    size_t outsize)
+sys_call(skc_node *n, const char *peer, const char *target, const void *data,
+    size_t len, int32_t timeout_ms, char *out, size_t outsize)
 {
     void *rep = NULL;
     size_t rl = 0;
-    int rc = skc_node_call(n, &rep, &rl, peer, target, data, len,
-        timeout_ms);
+    int rc = skc_node_call(n, &rep, &rl, peer, target, data, len, timeout_ms);
     if (out != NULL && outsize > 0) {
         if (rc == SKC_OK) {
             size_t c = rl < outsize - 1 ? rl : outsize - 1;
@@ -722,8 +728,8 @@ sys_batch_fini(sys_batch *b)
 }
 
 static void
-sys_batch_cb(int status, const void *data, size_t len, const char *detail,
-    void *arg)
+sys_batch_cb(
+    int status, const void *data, size_t len, const char *detail, void *arg)
 {
     sys_result *r = arg;
     sys_batch *b = r->b;
@@ -755,8 +761,8 @@ sys_batch_start(sys_batch *b, int i, skc_node *node, const char *peer,
     r->started = 1;
     r->t_start = sys_now_ms();
     pthread_mutex_unlock(b->lk);
-    int rc = skc_node_call_async(node, peer, target, data, len, timeout_ms,
-        sys_batch_cb, r);
+    int rc = skc_node_call_async(
+        node, peer, target, data, len, timeout_ms, sys_batch_cb, r);
     if (rc != SKC_OK) {
         pthread_mutex_lock(b->lk);
         r->status = rc;
@@ -795,11 +801,7 @@ int
 sys_fd_count(pid_t pid)
 {
     char path[64];
-    if (pid == 0) {
-        snprintf(path, sizeof(path), "/proc/self/fd");
-    } else {
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    }
+    proc_path(path, sizeof(path), pid, "fd");
     DIR *d = opendir(path);
     if (d == NULL) {
         return -1;
@@ -813,4 +815,14 @@ sys_fd_count(pid_t pid)
     }
     closedir(d);
     return pid == 0 ? n - 1 : n;
+}
+
+long
+sys_sink_count(skc_node *cli, const char *peer, int32_t timeout_ms)
+{
+    char out[600];
+    int rc =
+        sys_call(cli, peer, "@sink", "?", 1, timeout_ms, out, sizeof(out));
+    CHECK(rc == SKC_OK, "@sink on %s: %s (%s)", peer, skc_errname(rc), out);
+    return strtol(out + 6, NULL, 10);
 }

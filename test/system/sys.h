@@ -138,6 +138,11 @@ char *sys_read_file(const char *path);
 /* Counts occurrences of needle in a file (0 if unreadable). */
 int sys_file_count(const char *path, const char *needle);
 
+/* How many sends the sysnode `peer`'s @sink service has counted (its
+ * reply is "sends=N bytes=M"); fails the test if the call fails within
+ * timeout_ms. */
+long sys_sink_count(skc_node *cli, const char *peer, int32_t timeout_ms);
+
 /* Open file descriptors of process pid (0: this process, not counting the
  * one this call uses), or -1. */
 int sys_fd_count(pid_t pid);

@@ -393,15 +393,6 @@ url_port(const char *u)
     return c ? atoi(c + 1) : 0;
 }
 
-static long
-sink_count(skc_node *n)
-{
-    char out[600];
-    int rc = sys_call(n, "victim", "@sink", "?", 1, sys_ms(3000), out,
-        sizeof(out));
-    CHECK(rc == SKC_OK, "@sink: %s (%s)", skc_errname(rc), out);
-    return strtol(out + 6, NULL, 10);
-}
 
 int
 main(int argc, char **argv)
@@ -694,7 +685,7 @@ main(int argc, char **argv)
     long sinks = 0;
     int64_t until = sys_now_ms() + sys_ms(3000);
     do {
-        sinks = sink_count(good);
+        sinks = sys_sink_count(good, "victim", sys_ms(3000));
         if (sinks >= atomic_load(&good_sends) + 1) {
             break;
         }

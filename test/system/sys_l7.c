@@ -64,14 +64,7 @@ svc_echo(skc_node *n, uint32_t s, skc_msg *m, void *arg)
 static skc_node *
 server_make(int port, char **url)
 {
-    skc_node_opts o = SKC_NODE_OPTS_INIT;
-    o.name = "srv";
-    o.log = skc_log_stderr;
-    o.log_level = SKC_LOG_WARN;
-    skc_node *s = NULL;
-    int rc = skc_node_create(&s, &o);
-    CHECK(rc == SKC_OK, "server create: %s (%s)", skc_errname(rc),
-        skc_last_error());
+    skc_node *s = sys_client("srv", 0);
     uint32_t h;
     CHECK(skc_service_create(s, &h, svc_echo, NULL) == SKC_OK &&
             skc_name_register(s, "@echo", h) == SKC_OK,
@@ -81,6 +74,7 @@ server_make(int port, char **url)
     /* The port was free a moment ago; a socket of another program (an
      * outgoing connection's ephemeral port) may hold it for a while. */
     int64_t until = sys_now_ms() + sys_ms(3000);
+    int rc;
     for (;;) {
         rc = skc_node_open(s, url, where);
         if (rc != SKC_EEXIST || sys_now_ms() > until) {

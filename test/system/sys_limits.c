@@ -408,11 +408,7 @@ test_sendport(char *node)
     sys_sleep_ms(500);
     skc_node *cli = sys_client("counter", 0);
     CHECK(skc_node_map_set(cli, "lim", url) == SKC_OK, "map_set");
-    char out[600];
-    int rc = sys_call(cli, "lim", "@sink", "?", 1, sys_ms(5000), out,
-        sizeof(out));
-    CHECK(rc == SKC_OK, "@sink: %s (%s)", skc_errname(rc), out);
-    int delivered = atoi(out + 6);
+    int delivered = (int)sys_sink_count(cli, "lim", sys_ms(5000));
     int refused = sys_file_count(log, "refused a connection");
     sys_log("send port with max_conns 2: %d raw peers connected, %d sends "
         "delivered, %d refusals logged", PEERS, delivered, refused);

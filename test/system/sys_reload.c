@@ -77,15 +77,6 @@ worker_main(void *arg)
     return NULL;
 }
 
-static long
-sink_count(skc_node *cli, const char *peer)
-{
-    char out[600];
-    int rc = sys_call(cli, peer, "@sink", "?", 1, sys_ms(3000), out,
-        sizeof(out));
-    CHECK(rc == SKC_OK, "@sink on %s: %s (%s)", peer, skc_errname(rc), out);
-    return strtol(out + 6, NULL, 10); /* "sends=N bytes=M" */
-}
 
 static void
 spawn_server(sys_proc *p, char *node, const char *id, const char *where,
@@ -204,13 +195,13 @@ main(int argc, char **argv)
     }
     long cb = 0;
     for (int i = 0; i < 100; i++) {
-        cb = sink_count(probe, "B");
+        cb = sys_sink_count(probe, "B", sys_ms(3000));
         if (cb >= sends_after + 50) {
             break;
         }
         sys_sleep_ms(30);
     }
-    long ca = sink_count(probe, "A");
+    long ca = sys_sink_count(probe, "A", sys_ms(3000));
     CHECK(cb >= sends_after + 50, "B got %ld sends, %d were sent after the "
         "reload (A got %ld of %d sends in all)", cb, sends_after + 50, ca,
         sends + 50);

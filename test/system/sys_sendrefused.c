@@ -121,17 +121,6 @@ echo_ok(skc_node *n, const char *what)
         skc_errname(rc), out);
 }
 
-/* What @sink has counted so far (its reply is "sends=N bytes=M"). */
-static long
-sink_count(skc_node *cli)
-{
-    char out[600];
-    int rc =
-        sys_call(cli, "node", "@sink", "?", 1, sys_ms(5000), out, sizeof(out));
-    CHECK(rc == SKC_OK, "@sink: %s (%s)", skc_errname(rc), out);
-    return strtol(out + 6, NULL, 10);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -196,7 +185,7 @@ main(int argc, char **argv)
     long got = 0;
     for (int i = 0; i < CLIENTS; i++) {
         sys_sleep_ms(300); /* late copies of the last client's sends */
-        long base = sink_count(cli[0]);
+        long base = sys_sink_count(cli[0], "node", sys_ms(5000));
         long now = base;
         int tries = 0;
         until = sys_now_ms() + sys_ms(15000);
@@ -206,7 +195,7 @@ main(int argc, char **argv)
             tries++;
             for (int k = 0; k < 5 && now == base; k++) {
                 sys_sleep_ms(100);
-                now = sink_count(cli[0]);
+                now = sys_sink_count(cli[0], "node", sys_ms(5000));
             }
         }
         CHECK(now > base,

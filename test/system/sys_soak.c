@@ -112,15 +112,6 @@ percentile(double p)
     return lat_max_us;
 }
 
-static long
-sink_count(skc_node *n)
-{
-    char out[600];
-    int rc = sys_call(n, "srv", "@sink", "?", 1, sys_ms(10000), out,
-        sizeof(out));
-    CHECK(rc == SKC_OK, "@sink: %s (%s)", skc_errname(rc), out);
-    return strtol(out + 6, NULL, 10);
-}
 
 int
 main(int argc, char **argv)
@@ -234,7 +225,7 @@ main(int argc, char **argv)
     long got = 0;
     int64_t until = sys_now_ms() + sys_ms(20000);
     do {
-        got = sink_count(cli);
+        got = sys_sink_count(cli, "srv", sys_ms(10000));
         if (got >= sends) {
             break;
         }
