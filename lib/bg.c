@@ -1,15 +1,17 @@
-/* bg.c -- background threads for NNG work that must not run under
- * call_lock or on NNG's own threads (dials, link closes); see skci_bg.
+/* bg.c -- a counted set of short-lived threads for blocking work (the
+ * transport's first dials and link closes); see bg.h.
  */
-#include "core.h"
+#include "bg.h"
+
+#include "skc/skc.h"
 
 #include <stdlib.h>
 
 void
-skci_bg_init(skc_node *n)
+skci_bg_init(skci_bg *bg)
 {
-    pthread_mutex_init(&n->bg.lk, NULL);
-    pthread_cond_init(&n->bg.idle, NULL);
+    pthread_mutex_init(&bg->lk, NULL);
+    pthread_cond_init(&bg->idle, NULL);
 }
 
 /* Joins the threads that have ended (each calls skci_bg_done as its last
@@ -30,9 +32,8 @@ bg_join_finished(skci_bg *bg)
 }
 
 int
-skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg)
+skci_bg_run(skci_bg *bg, void *(*fn)(void *), void *arg)
 {
-    skci_bg *bg = &n->bg;
     bg_join_finished(bg);
     pthread_mutex_lock(&bg->lk);
     bg->count++;
@@ -50,9 +51,8 @@ skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg)
 }
 
 void
-skci_bg_done(skc_node *n)
+skci_bg_done(skci_bg *bg)
 {
-    skci_bg *bg = &n->bg;
     pthread_mutex_lock(&bg->lk);
     if (bg->nfin == bg->capfin) {
         size_t nc = bg->capfin ? bg->capfin * 2 : 8;
@@ -74,9 +74,8 @@ skci_bg_done(skc_node *n)
 }
 
 void
-skci_bg_drain(skc_node *n)
+skci_bg_drain(skci_bg *bg)
 {
-    skci_bg *bg = &n->bg;
     pthread_mutex_lock(&bg->lk);
     while (bg->count > 0) {
         pthread_cond_wait(&bg->idle, &bg->lk);
@@ -86,9 +85,9 @@ skci_bg_drain(skc_node *n)
 }
 
 void
-skci_bg_fini(skc_node *n)
+skci_bg_fini(skci_bg *bg)
 {
-    free(n->bg.fin);
-    pthread_cond_destroy(&n->bg.idle);
-    pthread_mutex_destroy(&n->bg.lk);
+    free(bg->fin);
+    pthread_cond_destroy(&bg->idle);
+    pthread_mutex_destroy(&bg->lk);
 }

@@ -6,7 +6,10 @@
  *   open_lock -> call_lock -> reg_lock -> q_lock -> serve_lock
  *   call_lock -> bg.lk;  call_lock -> a link's clk and push_tx.lk
  *   serve_lock -> the server's lk (transport.c)
- *   a link's lk (held across its sockets' close) -> call_lock (callbacks)
+ *   a link's pipe_lk (held while on_conn runs) -> call_lock
+ *   a link's lk is held across its sockets' close, which waits for the
+ *   link's NNG callbacks (they take call_lock); it is only taken on the
+ *   transport's own threads, never under call_lock.
  *   log_lock is a leaf.
  * No skc lock is held while user code runs (handlers, callbacks, the log
  * callback) or while an NNG socket is closed or dialed.
@@ -16,6 +19,7 @@
 
 #include "skc/skc.h"
 
+#include "bg.h"
 #include "error.h"
 #include "transport.h"
 #include "util.h"
@@ -142,26 +146,12 @@ struct skci_call {
 #define SKCI_LINK_UP 3      /* ready */
 #define SKCI_LINK_RETRY 4   /* connection lost; NNG reconnects */
 
-/* Background threads for NNG work that must not run under call_lock or on
- * NNG's own threads: a first connect blocks until it has succeeded or
- * failed, and closing a link waits for its callbacks, which take
- * call_lock.  skc_node_destroy closes every link (which ends the dials in
- * progress) and then joins every thread.  Lock order: call_lock -> lk. */
-typedef struct skci_bg {
-    pthread_mutex_t lk;
-    pthread_cond_t idle; /* count reached 0 */
-    int count;           /* under lk: threads running */
-    pthread_t *fin;      /* under lk: ended, not yet joined */
-    size_t nfin, capfin;
-} skci_bg;
-
+/* What a link's callbacks know their peer by.  Owned by the link from
+ * skci_link_create until it is handed back through on_released. */
 struct skci_linkref {
     skci_link *link;
     skci_peer *peer;
     skc_node *node;
-    atomic_int refs;    /* the peer's + one per background thread */
-    uint32_t pipe;      /* current pipe id, 0 = none */
-    uint32_t dead_pipe; /* a pipe removed before its ADD arrived */
 };
 
 struct skci_peer {
@@ -215,7 +205,7 @@ struct skc_node {
     pthread_t timer;
     int timer_stop;
     int64_t timer_until; /* when the housekeeper wakes by itself */
-    skci_bg bg;
+    skci_bg bg;          /* the transport's threads for dials and closes */
 
     /* registry: reg_lock */
     pthread_rwlock_t reg_lock;
@@ -347,18 +337,6 @@ void skci_timer_wake(skc_node *n, int64_t when);
 /* timer.c: the thread that fires deadlines */
 int skci_timer_start(skc_node *n);
 void skci_timer_stop(skc_node *n);
-
-/* bg.c: background threads for NNG work (see skci_bg) */
-void skci_bg_init(skc_node *n);
-/* Runs fn(arg) on a background thread counted in n->bg; fn must end with
- * skci_bg_done(n).  0 or SKC_ENOMEM (fn not run). */
-int skci_bg_run(skc_node *n, void *(*fn)(void *), void *arg);
-/* The last thing a background thread does. */
-void skci_bg_done(skc_node *n);
-/* Waits for every background thread to end and joins it (destroy, after
- * every link was closed). */
-void skci_bg_drain(skc_node *n);
-void skci_bg_fini(skc_node *n);
 
 /* peer.c: peers and their links (call_lock held unless said) */
 /* Finds or creates a peer. */

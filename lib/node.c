@@ -133,9 +133,9 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     }
     skci_pending_init(n);
     skci_peers_init(n);
-    skci_bg_init(n);
+    skci_bg_init(&n->bg);
     if ((rc = skci_timer_start(n)) != 0) {
-        skci_bg_fini(n);
+        skci_bg_fini(&n->bg);
         skci_peers_fini(n);
         skci_pending_fini(n);
         skci_dispatch_stop(n);
@@ -188,13 +188,13 @@ skc_node_destroy(skc_node *node)
     skci_peers_close_links(node);
     skci_call_unlock(node);
     skci_timer_stop(node);
-    skci_bg_drain(node);
+    skci_bg_drain(&node->bg);
     skci_dispatch_stop(node);
     skci_dispatch_fini(node);
     skci_registry_fini(node);
     skci_peers_fini(node);
     skci_pending_fini(node);
-    skci_bg_fini(node);
+    skci_bg_fini(&node->bg);
     skci_node_unref(node);
     return 0;
 }

@@ -3,10 +3,10 @@
  * it or sent on it.
  *
  * A peer's queue only holds calls while its link is not UP; going UP
- * flushes the queue in order.  Links are dialed and closed on background
- * threads (bg.c), never under call_lock and never on an NNG thread; the
- * link's callbacks (on_reply, on_pipe) find their peer through a
- * reference-counted skci_linkref that outlives the link's close.
+ * flushes the queue in order.  The transport dials and closes links on
+ * its own threads; the link's callbacks find their peer through an
+ * skci_linkref, which the transport hands back (on_released) when the
+ * link is gone.
  */
 #include "core.h"
 #include "error.h"
@@ -123,24 +123,8 @@ peer_flush(skc_node *n, skci_peer *p)
     }
 }
 
-static void on_reply(void *arg, skci_tmsg *msg);
-static void on_pipe(void *arg, int up, uint32_t pipe_id);
-
-static void lr_release(skci_linkref *lr);
-
-static void *
-close_main(void *arg)
-{
-    skci_linkref *lr = arg;
-    skc_node *n = lr->node;
-    skci_link_close(lr->link);
-    lr_release(lr);
-    skci_bg_done(n);
-    return NULL;
-}
-
-/* Detaches the peer's link and closes it on a background thread (closing
- * waits for the link's callbacks, which take call_lock; see skci_bg). */
+/* Gives the peer's link up (it closes on a transport thread, and its
+ * skci_linkref is freed in on_released). */
 static void
 peer_detach_link(skc_node *n, skci_peer *p)
 {
@@ -151,51 +135,11 @@ peer_detach_link(skc_node *n, skci_peer *p)
     p->lr = NULL;
     link_state_set(p, SKCI_LINK_NONE);
     p->hello = NULL;
-    if (skci_bg_run(n, close_main, lr) != 0) {
+    if (skci_link_release(lr->link) != 0) {
         skci_node_log(n, SKC_LOG_ERROR,
-            "cannot start a thread to close the "
-            "link to node '%s'; it is left open",
-            p->name);
+            "cannot close the link to node '%s' (%s); it is left open",
+            p->name, skc_last_error());
     }
-}
-
-/* Work for a background thread on a link: dial url. */
-struct link_job {
-    skci_linkref *lr;
-    char *url;
-};
-
-/* Starts fn on a background thread with a job holding a reference to lr
- * (call_lock held).  0, or -1 if nothing was started. */
-static int
-link_job_start(
-    skc_node *n, skci_linkref *lr, const char *url, void *(*fn)(void *))
-{
-    struct link_job *job = calloc(1, sizeof(*job));
-    if (job == NULL || (job->url = skci_strdup(url)) == NULL) {
-        free(job);
-        return -1;
-    }
-    job->lr = lr;
-    atomic_fetch_add(&lr->refs, 1);
-    if (skci_bg_run(n, fn, job) != 0) {
-        atomic_fetch_sub(&lr->refs, 1); /* the peer still holds one */
-        free(job->url);
-        free(job);
-        return -1;
-    }
-    return 0;
-}
-
-/* The last thing a job's thread does. */
-static void
-link_job_end(struct link_job *job)
-{
-    skc_node *n = job->lr->node;
-    lr_release(job->lr);
-    free(job->url);
-    free(job);
-    skci_bg_done(n);
 }
 
 static void start_hello(skc_node *n, skci_peer *p);
@@ -214,15 +158,12 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
     skci_call_fail_list(n, p->qhead, SKC_EUNREACHABLE, why);
 }
 
-static void *
-dial_main(void *arg)
+/* The link's first connect ended (transport thread, no lock held). */
+static void
+on_dialed(void *arg, int rc, const char *detail)
 {
-    struct link_job *job = arg;
-    skci_linkref *lr = job->lr;
+    skci_linkref *lr = arg;
     skc_node *n = lr->node;
-    int rc = skci_link_dial(lr->link, job->url);
-    char detail[SKCI_DETAIL_MAX];
-    snprintf(detail, sizeof(detail), "%s", skc_last_error());
     skci_call_lock(n);
     skci_peer *p = lr->peer;
     if (p->lr == lr && p->link_state == SKCI_LINK_DIALING) {
@@ -233,32 +174,23 @@ dial_main(void *arg)
         }
     }
     skci_call_unlock(n);
-    link_job_end(job);
-    return NULL;
 }
 
-static void *
-push_dial_main(void *arg)
-{
-    struct link_job *job = arg;
-    skci_linkref *lr = job->lr;
-    if (skci_link_push_dial(lr->link, job->url) != 0) {
-        skci_node_log(lr->node, SKC_LOG_WARN, "%s", skc_last_error());
-    }
-    link_job_end(job);
-    return NULL;
-}
-
-/* Drops a reference; the last one frees the link (closed by then, so this
- * never blocks).  Never called with call_lock held. */
 static void
-lr_release(skci_linkref *lr)
+on_link_log(void *arg, int level, const char *text)
 {
-    if (atomic_fetch_sub(&lr->refs, 1) == 1) {
-        skci_link_free(lr->link);
-        free(lr);
-    }
+    skci_linkref *lr = arg;
+    skci_node_log(lr->node, level, "%s", text);
 }
+
+static void
+on_released(void *arg)
+{
+    free(arg);
+}
+
+static void on_reply(void *arg, skci_tmsg *msg);
+static void on_conn(void *arg, int up);
 
 /* Starts connecting peer p (call_lock held, map has an address). */
 void
@@ -272,13 +204,16 @@ skci_peer_dial(skc_node *n, skci_peer *p)
         skci_link_cfg cfg = {
             .max_recv = n->max_msg + SKCI_REP_FIXED,
             .push_backlog = 65536,
+            .bg = &n->bg,
             .on_reply = on_reply,
-            .on_pipe = on_pipe,
+            .on_conn = on_conn,
+            .on_dialed = on_dialed,
+            .on_log = on_link_log,
+            .on_released = on_released,
             .arg = lr,
         };
         lr->peer = p;
         lr->node = n;
-        atomic_init(&lr->refs, 1);
         if (skci_link_create(&lr->link, &cfg) != 0) {
             free(lr);
             goto fail;
@@ -286,7 +221,7 @@ skci_peer_dial(skc_node *n, skci_peer *p)
         p->lr = lr;
     }
     link_state_set(p, SKCI_LINK_DIALING);
-    if (link_job_start(n, p->lr, p->url, dial_main) != 0) {
+    if (skci_link_dial(p->lr->link, p->url) != 0) {
         link_state_set(p, SKCI_LINK_NONE);
         goto fail;
     }
@@ -396,8 +331,9 @@ hello_done(skc_node *n, skci_call *c)
             p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
             free(p->push_url);
             p->push_url = push_url_for(p->url, h.url, h.url_len);
-            if (p->push_url != NULL) {
-                link_job_start(n, p->lr, p->push_url, push_dial_main);
+            if (p->push_url != NULL &&
+                skci_link_push_dial(p->lr->link, p->push_url) != 0) {
+                skci_node_log(n, SKC_LOG_WARN, "%s", skc_last_error());
             }
             link_state_set(p, SKCI_LINK_UP);
             free(p->last_error);
@@ -412,7 +348,7 @@ hello_done(skc_node *n, skci_call *c)
         c->detail = skci_strdup(err);
     }
     if (c->status == SKC_ECONNLOST || c->status == SKC_ETIMEDOUT) {
-        if (p->lr->pipe != 0) {
+        if (skci_link_connected(p->lr->link)) {
             start_hello(n, p); /* connected but slow: ask again */
         } else {
             link_state_set(p, SKCI_LINK_RETRY);
@@ -504,8 +440,9 @@ on_reply(void *arg, skci_tmsg *msg)
     }
 }
 
+/* The link's connection came up or went down (NNG thread). */
 static void
-on_pipe(void *arg, int up, uint32_t pipe_id)
+on_conn(void *arg, int up)
 {
     skci_linkref *lr = arg;
     skc_node *n = lr->node;
@@ -516,33 +453,23 @@ on_pipe(void *arg, int up, uint32_t pipe_id)
         return;
     }
     if (up) {
-        if (pipe_id != lr->dead_pipe) {
-            lr->pipe = pipe_id;
-            if (p->link_state == SKCI_LINK_RETRY) {
-                start_hello(n, p);
-            }
+        if (p->link_state == SKCI_LINK_RETRY) {
+            start_hello(n, p);
         }
-    } else if (lr->pipe != pipe_id) {
-        /* REM before ADD (NNG may report them in that order). */
-        lr->dead_pipe = pipe_id;
-    } else {
-        lr->pipe = 0;
-        if (p->link_state == SKCI_LINK_UP ||
-            p->link_state == SKCI_LINK_HELLO) {
-            link_state_set(p, SKCI_LINK_RETRY);
-            char why[SKCI_DETAIL_MAX];
-            snprintf(why, sizeof(why),
-                "connection to node '%s' (%s) lost "
-                "after the request was sent; the outcome is unknown",
-                p->name, skci_peer_addr(p));
-            if (!atomic_load(&n->closing)) {
-                skci_node_log(n, SKC_LOG_WARN,
-                    "connection to node '%s' (%s) "
-                    "lost; reconnecting",
-                    p->name, skci_peer_addr(p));
-            }
-            skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
+    } else if (p->link_state == SKCI_LINK_UP ||
+        p->link_state == SKCI_LINK_HELLO) {
+        link_state_set(p, SKCI_LINK_RETRY);
+        char why[SKCI_DETAIL_MAX];
+        snprintf(why, sizeof(why),
+            "connection to node '%s' (%s) lost after the request was sent; "
+            "the outcome is unknown",
+            p->name, skci_peer_addr(p));
+        if (!atomic_load(&n->closing)) {
+            skci_node_log(n, SKC_LOG_WARN,
+                "connection to node '%s' (%s) lost; reconnecting", p->name,
+                skci_peer_addr(p));
         }
+        skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
     }
     skci_call_unlock(n);
 }

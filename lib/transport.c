@@ -15,6 +15,7 @@
  */
 #include "transport.h"
 
+#include "bg.h"
 #include "error.h"
 #include "util.h"
 
@@ -815,7 +816,14 @@ struct skci_link {
     int has_push_dialer;
     char *push_url;
     pthread_mutex_t lk; /* dialers */
-    atomic_int closed;
+    atomic_int closed;  /* set by skci_link_release */
+    atomic_int refs;    /* the owner's (until released) + one per job */
+    /* the REQ connection, as reported by on_conn: pipe_lk, which is held
+     * while on_conn runs (so reports arrive in order) */
+    pthread_mutex_t pipe_lk;
+    uint32_t pipe;      /* current pipe id, 0 = none */
+    uint32_t dead_pipe; /* a pipe removed before its ADD arrived */
+    atomic_int connected;
 };
 
 /* Beyond the caller's deadline, a context keeps waiting this long for a
@@ -911,14 +919,31 @@ lctx_get(skci_link *l, lctx **out)
     return 0;
 }
 
+/* Reports the REQ connection going up or down, once each and in order:
+ * NNG may report a pipe's removal before its addition, on another thread. */
 static void
 link_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     skci_link *l = arg;
-    if (atomic_load(&l->closed)) {
-        return;
+    uint32_t id = nng_pipe_id(p);
+    pthread_mutex_lock(&l->pipe_lk);
+    int report = -1;
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        if (id != l->dead_pipe) {
+            l->pipe = id;
+            report = 1;
+        }
+    } else if (l->pipe != id) {
+        l->dead_pipe = id; /* its ADD, if it comes, is ignored */
+    } else {
+        l->pipe = 0;
+        report = 0;
     }
-    l->cfg.on_pipe(l->cfg.arg, ev == NNG_PIPE_EV_ADD_POST, nng_pipe_id(p));
+    atomic_store(&l->connected, l->pipe != 0);
+    if (report >= 0 && !atomic_load(&l->closed)) {
+        l->cfg.on_conn(l->cfg.arg, report);
+    }
+    pthread_mutex_unlock(&l->pipe_lk);
 }
 
 int
@@ -929,8 +954,10 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
         return skci_error(SKC_ENOMEM, "link");
     }
     l->cfg = *cfg;
+    atomic_init(&l->refs, 1);
     pthread_mutex_init(&l->lk, NULL);
     pthread_mutex_init(&l->clk, NULL);
+    pthread_mutex_init(&l->pipe_lk, NULL);
     int rv;
     if ((rv = nng_req0_open(&l->req)) != 0) {
         goto fail0;
@@ -960,6 +987,7 @@ fail2:
 fail1:
     nng_close(l->req);
 fail0:
+    pthread_mutex_destroy(&l->pipe_lk);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l);
@@ -1006,8 +1034,9 @@ dial_error(int rv, const char *url)
     return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
 }
 
-int
-skci_link_dial(skci_link *l, const char *url)
+/* Connects the REQ socket to url, waiting for the first attempt. */
+static int
+link_dial(skci_link *l, const char *url)
 {
     nng_dialer d;
     pthread_mutex_lock(&l->lk);
@@ -1059,8 +1088,10 @@ skci_link_send(skci_link *l, skci_tmsg *msg, int32_t reply_ms)
     return 0;
 }
 
-int
-skci_link_push_dial(skci_link *l, const char *url)
+/* (Re)connects the PUSH socket to url; a failed first attempt leaves NNG
+ * retrying in the background. */
+static int
+link_push_dial(skci_link *l, const char *url)
 {
     pthread_mutex_lock(&l->lk);
     if (atomic_load(&l->closed)) {
@@ -1114,12 +1145,17 @@ skci_link_push(skci_link *l, skci_tmsg *msg)
     return sender_send(&l->push_tx, (nng_msg *)msg);
 }
 
-void
-skci_link_close(skci_link *l)
+int
+skci_link_connected(skci_link *l)
 {
-    if (l == NULL || atomic_exchange(&l->closed, 1)) {
-        return;
-    }
+    return atomic_load(&l->connected);
+}
+
+/* Closes the sockets (closed is set): aborts a dial in progress on
+ * another thread; when it returns no NNG callback of this link runs. */
+static void
+link_close(skci_link *l)
+{
     pthread_mutex_lock(&l->push_tx.lk);
     l->push_tx.closed = 1;
     pthread_mutex_unlock(&l->push_tx.lk);
@@ -1154,15 +1190,113 @@ skci_link_close(skci_link *l)
     }
 }
 
-void
-skci_link_free(skci_link *l)
+/* Drops a reference; the last one tells the owner and frees the link
+ * (closed by then).  On a background thread. */
+static void
+link_unref(skci_link *l)
 {
-    if (l == NULL) {
+    if (atomic_fetch_sub(&l->refs, 1) != 1) {
         return;
     }
-    skci_link_close(l);
+    if (l->cfg.on_released != NULL) {
+        l->cfg.on_released(l->cfg.arg);
+    }
+    pthread_mutex_destroy(&l->pipe_lk);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
     free(l->push_url);
     free(l);
+}
+
+/* Blocking work on a link, on one of cfg.bg's threads. */
+typedef struct link_job {
+    skci_link *l;
+    char *url;
+    int what; /* JOB_DIAL, JOB_PUSH_DIAL, JOB_CLOSE */
+} link_job;
+
+#define JOB_DIAL 0
+#define JOB_PUSH_DIAL 1
+#define JOB_CLOSE 2
+
+static void *
+link_job_main(void *arg)
+{
+    link_job *job = arg;
+    skci_link *l = job->l;
+    skci_bg *bg = l->cfg.bg;
+    if (job->what == JOB_CLOSE) {
+        link_close(l);
+    } else if (job->what == JOB_DIAL) {
+        int rc = link_dial(l, job->url);
+        char detail[512];
+        snprintf(detail, sizeof(detail), "%s", rc ? skc_last_error() : "");
+        if (!atomic_load(&l->closed)) {
+            l->cfg.on_dialed(l->cfg.arg, rc, detail);
+        }
+    } else {
+        int rc = link_push_dial(l, job->url);
+        if (rc != 0 && rc != SKC_ECLOSED && l->cfg.on_log != NULL &&
+            !atomic_load(&l->closed)) {
+            l->cfg.on_log(l->cfg.arg, SKC_LOG_WARN, skc_last_error());
+        }
+    }
+    free(job->url);
+    free(job);
+    link_unref(l);
+    skci_bg_done(bg);
+    return NULL;
+}
+
+/* Starts a job holding a reference (the caller's, for JOB_CLOSE). */
+static int
+link_job_start(skci_link *l, const char *url, int what)
+{
+    link_job *job = calloc(1, sizeof(*job));
+    if (job == NULL ||
+        (url != NULL && (job->url = skci_strdup(url)) == NULL)) {
+        free(job);
+        return skci_error(SKC_ENOMEM, "link job");
+    }
+    job->l = l;
+    job->what = what;
+    if (what != JOB_CLOSE) {
+        atomic_fetch_add(&l->refs, 1);
+    }
+    if (skci_bg_run(l->cfg.bg, link_job_main, job) != 0) {
+        if (what != JOB_CLOSE) {
+            atomic_fetch_sub(&l->refs, 1); /* the owner still holds one */
+        }
+        free(job->url);
+        free(job);
+        return skci_error(SKC_ENOMEM, "cannot start a thread");
+    }
+    return 0;
+}
+
+int
+skci_link_dial(skci_link *l, const char *url)
+{
+    if (atomic_load(&l->closed)) {
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
+    return link_job_start(l, url, JOB_DIAL);
+}
+
+int
+skci_link_push_dial(skci_link *l, const char *url)
+{
+    if (atomic_load(&l->closed)) {
+        return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
+    return link_job_start(l, url, JOB_PUSH_DIAL);
+}
+
+int
+skci_link_release(skci_link *l)
+{
+    if (l == NULL || atomic_exchange(&l->closed, 1)) {
+        return 0;
+    }
+    return link_job_start(l, NULL, JOB_CLOSE);
 }

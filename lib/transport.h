@@ -71,21 +71,40 @@ void skci_server_destroy(skci_server *s);
 /* ---- client link to one peer ---- */
 
 typedef struct skci_link skci_link;
+typedef struct skci_bg skci_bg;
 
+/* The link's blocking work (its first dial, its close) runs on threads of
+ * cfg.bg, so callers never block and may hold their own locks; callbacks
+ * on_dialed, on_log and on_released run on those threads, on_reply and
+ * on_conn on NNG's.  None runs after on_released. */
 typedef struct skci_link_cfg {
     size_t max_recv;       /* largest reply frame accepted */
     uint32_t push_backlog; /* queued one-way messages before SKC_ELIMIT */
-    void (*on_reply)(void *arg, skci_tmsg *msg);          /* msg: callee's */
-    void (*on_pipe)(void *arg, int up, uint32_t pipe_id); /* link up/down */
+    skci_bg *bg;           /* threads for dials and closes */
+    void (*on_reply)(void *arg, skci_tmsg *msg); /* msg: callee's */
+    /* The connection came up (1) or went down (0): reported once each,
+     * in order, a down only after its up.  NNG reconnects by itself. */
+    void (*on_conn)(void *arg, int up);
+    /* The first connect of skci_link_dial ended: rc 0, SKC_EUNREACHABLE
+     * (detail: url and cause).  Not called once the link is released,
+     * except when it had already begun. */
+    void (*on_dialed)(void *arg, int rc, const char *detail);
+    /* A push dial failed (text says why). */
+    void (*on_log)(void *arg, int level, const char *text);
+    /* The link is closed and freed: arg may be freed. */
+    void (*on_released)(void *arg);
     void *arg;
 } skci_link_cfg;
 
 int skci_link_create(skci_link **out, const skci_link_cfg *cfg);
 
-/* Connects the REQ socket to url, waiting for the first attempt; after
- * success NNG reconnects by itself (backoff 100 ms -> 5 s).  Returns 0,
- * SKC_EUNREACHABLE (detail: url and cause), SKC_ECLOSED. */
+/* Starts connecting the REQ socket to url; the first attempt's result
+ * comes to on_dialed, after which NNG reconnects by itself (backoff
+ * 100 ms -> 5 s).  Returns 0, SKC_ECLOSED or SKC_ENOMEM (not started). */
 int skci_link_dial(skci_link *l, const char *url);
+
+/* 1 while the REQ socket has a connection. */
+int skci_link_connected(skci_link *l);
 
 /* Sends a request frame on a context of its own; consumes msg whatever
  * the result.  Never blocks.  The reply (matched by the caller through
@@ -100,11 +119,11 @@ int skci_link_push_dial(skci_link *l, const char *url);
 /* Queues a one-way frame; consumes msg.  0, SKC_ELIMIT, SKC_ECLOSED. */
 int skci_link_push(skci_link *l, skci_tmsg *msg);
 
-/* Closes the sockets: aborts a dial in progress in another thread; when it
- * returns no callback of this link runs any more.  Not from a callback. */
-void skci_link_close(skci_link *l);
-
-/* Frees a closed link. */
-void skci_link_free(skci_link *l);
+/* Gives the link up: from now on it sends nothing and reports nothing but
+ * on_released, which comes once its sockets are closed (on a cfg.bg
+ * thread; a dial in progress is aborted).  Never blocks; any thread, not
+ * from on_released.  0, or SKC_ENOMEM when no thread could be started
+ * (the link is then left open). */
+int skci_link_release(skci_link *l);
 
 #endif
