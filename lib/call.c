@@ -131,11 +131,11 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
         rc = skci_error(SKC_ECLOSED, "node '%s' is closing", n->name);
         goto fail;
     }
-    if (n->inflight >= n->max_inflight) {
+    if (n->pend.inflight >= n->max_inflight) {
         rc = skci_error(SKC_ELIMIT,
             "%u calls already pending on node '%s' "
             "(max_inflight)",
-            n->inflight, n->name);
+            n->pend.inflight, n->name);
         goto fail;
     }
     skci_peer *p = skci_peer_get(n, peer, 1);
@@ -148,7 +148,7 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
         goto fail;
     }
     skci_wire_req_set_id(skci_tmsg_body(c->req), c->id);
-    n->inflight++;
+    n->pend.inflight++;
     skci_peer_route(n, p, c);
     skci_call_unlock(n);
     return 0;

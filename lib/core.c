@@ -24,9 +24,9 @@ skci_node_unref(skc_node *n)
 {
     if (atomic_fetch_sub(&n->refs, 1) == 1) {
         skci_log_fini(n);
-        pthread_mutex_destroy(&n->serve_lock);
+        pthread_mutex_destroy(&n->serve.lock);
         pthread_mutex_destroy(&n->open_lock);
-        free(n->map_path);
+        free(n->peers.map_path);
         free(n);
     }
 }

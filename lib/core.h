@@ -3,14 +3,14 @@
  * their layers: docs/ARCHITECTURE.md).
  *
  * Locks, in the order they may be taken (never the reverse):
- *   open_lock -> call_lock -> reg_lock -> q_lock -> serve_lock
+ *   open_lock -> call_lock -> reg.lock -> dq.lock -> serve.lock
  *   call_lock -> bg.lk;  call_lock -> a link's clk and push_tx.lk
- *   serve_lock -> the server's lk (transport.c)
+ *   serve.lock -> the server's lk (transport.c)
  *   a link's pipe_lk (held while on_conn runs) -> call_lock
  *   a link's lk is held across its sockets' close, which waits for the
  *   link's NNG callbacks (they take call_lock); it is only taken on the
  *   transport's own threads, never under call_lock.
- *   log_lock is a leaf.
+ *   logq.lock is a leaf.
  * No skc lock is held while user code runs (handlers, callbacks, the log
  * callback) or while an NNG socket is closed or dialed.
  */
@@ -82,12 +82,12 @@ struct skci_service {
     uint32_t handle;
     skc_handler_fn fn;
     void *arg;
-    skc_msg *head, *tail; /* mailbox, under q_lock */
+    skc_msg *head, *tail; /* mailbox, under dq.lock */
     int scheduled;        /* in the ready queue or running */
     int running;
     pthread_t runner;
     int dead;
-    int refs;      /* under q_lock: registry + ready queue + waiters */
+    int refs;      /* under dq.lock: registry + ready queue + waiters */
     int inline_ok; /* SKC_SERVICE_INLINE */
 };
 
@@ -169,8 +169,69 @@ struct skci_peer {
     skci_call *hello;         /* hello in progress */
 };
 
+/* Each module's state; struct skc_node composes them.  The lock that
+ * guards a field is named beside it ("set at create": written before the
+ * node is shared, read-only afterwards). */
+
+/* log.c: lines logged under call_lock, delivered after it. */
+typedef struct skci_logq {
+    pthread_mutex_t lock; /* a leaf: nothing is called under it */
+    skci_logline *head;   /* lock */
+    skci_logline *tail;   /* lock */
+    atomic_int queued;    /* head != NULL, read without the lock */
+} skci_logq;
+
+/* pending.c and timer.c: the calls in flight and their deadlines. */
+typedef struct skci_pending {
+    skci_idmap calls;          /* call_lock: id -> skci_call */
+    skci_heap deadlines;       /* call_lock */
+    uint32_t next_id;          /* call_lock */
+    uint32_t inflight;         /* call_lock: counted against max_inflight */
+    pthread_cond_t timer_cond; /* with call_lock: the timer's sleep */
+    pthread_t timer;           /* set at create, joined at destroy */
+    int timer_stop;            /* call_lock */
+    int64_t timer_until;       /* call_lock: when the timer wakes itself */
+} skci_pending;
+
+/* peer.c and node.c: the cluster map as applied, and the peers it names. */
+typedef struct skci_peers {
+    skci_strmap byname; /* call_lock: name -> skci_peer */
+    int nowaiting;      /* call_lock: the map's __nowaiting */
+    char *map_path;     /* call_lock: the file the map came from */
+} skci_peers;
+
+/* registry.c: services, handles and names. */
+typedef struct skci_registry {
+    pthread_rwlock_t lock;
+    skci_idmap services;  /* lock: handle -> skci_service */
+    skci_strmap names;    /* lock: "@x" / ".x" -> handle (as uintptr_t) */
+    uint32_t next_handle; /* lock */
+} skci_registry;
+
+/* dispatch.c: the ready queue, workers and the caller-driven poll. */
+typedef struct skci_dispatch {
+    pthread_mutex_t lock;     /* also guards each service's mailbox */
+    pthread_cond_t cond;      /* with lock: work for workers / poll */
+    pthread_cond_t idle_cond; /* with lock: a service stopped running */
+    skci_task *head, *tail;   /* lock: the ready queue */
+    int stop;                 /* lock */
+    pthread_t *threads;       /* set at create */
+    int nthreads;             /* set at create */
+    int efd;                  /* set at create: poll's eventfd, or -1 */
+    int efd_armed;            /* lock */
+    int woken;                /* lock: efd was written, not yet read */
+    int inline_running;       /* lock: inline turns and completions */
+} skci_dispatch;
+
+/* msg.c: calls being served, detached from the transport at destroy. */
+typedef struct skci_serving {
+    pthread_mutex_t lock;
+    skci_route *routes; /* lock */
+} skci_serving;
+
 struct skc_node {
     atomic_int refs; /* the user's + deferred replies */
+    /* options: set at create */
     char name[SKCI_NAME_MAX + 1];
     int32_t call_timeout_ms;
     uint32_t max_msg;
@@ -181,54 +242,23 @@ struct skc_node {
     skc_log_fn log;
     void *log_arg;
     int log_level;
-    /* lines logged under call_lock, delivered after it (log.c) */
-    pthread_mutex_t log_lock;          /* a leaf: nothing is called under it */
-    skci_logline *log_head, *log_tail; /* log_lock */
-    atomic_int log_queued;             /* log_head != NULL, read unlocked */
-    atomic_ulong call_lock_owner;      /* pthread_self() of the holder, or 0 */
-    atomic_int closing;
+    atomic_int closing; /* set once by destroy */
 
     /* open / close */
     pthread_mutex_t open_lock;
-    skci_server *server;
+    skci_server *server; /* open_lock */
 
-    /* calls, peers, map: call_lock */
+    /* call_lock guards pend and peers */
     pthread_mutex_t call_lock;
-    pthread_cond_t timer_cond;
-    skci_idmap calls;
-    skci_heap deadlines;
-    uint32_t next_id;
-    uint32_t inflight;
-    skci_strmap peers; /* name -> skci_peer */
-    int nowaiting;
-    char *map_path;
-    pthread_t timer;
-    int timer_stop;
-    int64_t timer_until; /* when the housekeeper wakes by itself */
-    skci_bg bg;          /* the transport's threads for dials and closes */
+    atomic_ulong call_lock_owner; /* pthread_self() of the holder, or 0 */
+    skci_pending pend;
+    skci_peers peers;
+    skci_bg bg; /* the transport's threads for dials and closes */
 
-    /* registry: reg_lock */
-    pthread_rwlock_t reg_lock;
-    skci_idmap services;
-    skci_strmap names; /* "@x" / ".x" -> handle (as uintptr_t) */
-    uint32_t next_handle;
-
-    /* dispatch: q_lock */
-    pthread_mutex_t q_lock;
-    pthread_cond_t q_cond;    /* work for workers / poll */
-    pthread_cond_t idle_cond; /* a service stopped running */
-    skci_task *qhead, *qtail;
-    int q_stop;
-    pthread_t *threads;
-    int nthreads;
-    int efd;
-    int efd_armed;
-    int woken;
-    int inline_running; /* inline turns and completions running */
-
-    /* calls being served (for detaching replies at destroy): serve_lock */
-    pthread_mutex_t serve_lock;
-    skci_route *serving;
+    skci_logq logq;
+    skci_registry reg;
+    skci_dispatch dq;
+    skci_serving serve;
 };
 
 /* The node whose handler/callback runs on this thread, if any. */
@@ -263,7 +293,7 @@ int skci_node_check(skc_node *n);
 /* registry.c */
 void skci_registry_init(skc_node *n);
 void skci_registry_fini(skc_node *n);
-/* Finds the service a target names and takes a reference (q_lock
+/* Finds the service a target names and takes a reference (dq.lock
  * inside); NULL if none.  Caller releases with skci_service_release. */
 skci_service *skci_registry_find(skc_node *n, const skci_target *t);
 void skci_service_release(skc_node *n, skci_service *s);

@@ -13,7 +13,7 @@
  * the thread that received the message, and an async completion runs on
  * the thread that received the reply, which saves the hand-off to a
  * worker.  The same `scheduled` flag keeps one handler at a time and the
- * arrival order; n->inline_running counts such turns so that
+ * arrival order; n->dq.inline_running counts such turns so that
  * skci_dispatch_stop can wait for them.
  */
 #include "core.h"
@@ -43,26 +43,26 @@ _Thread_local int skci_inline_depth;
 #define RUN_BATCH_INLINE 256
 #define RUN_INLINE_NS 5000000
 
-/* q_lock held. */
+/* dq.lock held. */
 static void
 queue_push_locked(skc_node *n, skci_task *t)
 {
     t->next = NULL;
-    if (n->qtail != NULL) {
-        n->qtail->next = t;
+    if (n->dq.tail != NULL) {
+        n->dq.tail->next = t;
     } else {
-        n->qhead = t;
+        n->dq.head = t;
     }
-    n->qtail = t;
+    n->dq.tail = t;
     if (n->workers > 0) {
-        pthread_cond_signal(&n->q_cond);
+        pthread_cond_signal(&n->dq.cond);
     } else {
-        pthread_cond_broadcast(&n->q_cond);
-        if (!n->efd_armed && n->efd >= 0) {
+        pthread_cond_broadcast(&n->dq.cond);
+        if (!n->dq.efd_armed && n->dq.efd >= 0) {
             uint64_t one = 1;
-            ssize_t w = write(n->efd, &one, sizeof(one));
+            ssize_t w = write(n->dq.efd, &one, sizeof(one));
             (void)w; /* an eventfd write only fails on overflow */
-            n->efd_armed = 1;
+            n->dq.efd_armed = 1;
         }
     }
 }
@@ -70,45 +70,45 @@ queue_push_locked(skc_node *n, skci_task *t)
 static skci_task *
 queue_pop_locked(skc_node *n)
 {
-    skci_task *t = n->qhead;
+    skci_task *t = n->dq.head;
     if (t != NULL) {
-        n->qhead = t->next;
-        if (n->qhead == NULL) {
-            n->qtail = NULL;
+        n->dq.head = t->next;
+        if (n->dq.head == NULL) {
+            n->dq.tail = NULL;
         }
     }
     return t;
 }
 
-/* q_lock held: the queue is empty, so the fd stops being readable. */
+/* dq.lock held: the queue is empty, so the fd stops being readable. */
 static void
 efd_disarm_locked(skc_node *n)
 {
-    if (n->efd_armed && n->qhead == NULL) {
+    if (n->dq.efd_armed && n->dq.head == NULL) {
         uint64_t v;
-        ssize_t r = read(n->efd, &v, sizeof(v));
+        ssize_t r = read(n->dq.efd, &v, sizeof(v));
         (void)r;
-        n->efd_armed = 0;
+        n->dq.efd_armed = 0;
     }
 }
 
 void
 skci_dispatch_push(skc_node *n, skci_task *t)
 {
-    pthread_mutex_lock(&n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
     queue_push_locked(n, t);
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
 }
 
 int
 skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
 {
-    pthread_mutex_lock(&n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
     if (s->dead) {
-        pthread_mutex_unlock(&n->q_lock);
+        pthread_mutex_unlock(&n->dq.lock);
         return SKC_ENOSERVICE;
     }
-    if (s->inline_ok && !s->scheduled && n->workers > 0 && !n->q_stop &&
+    if (s->inline_ok && !s->scheduled && n->workers > 0 && !n->dq.stop &&
         skci_inline_depth == 0) {
         /* SKC_SERVICE_INLINE and idle with an empty mailbox: the caller
          * (the receiving thread) runs it now, see skci_dispatch_run. */
@@ -116,8 +116,8 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
         s->running = 1;
         s->runner = pthread_self();
         s->refs++; /* the turn's, as the queue's */
-        n->inline_running++;
-        pthread_mutex_unlock(&n->q_lock);
+        n->dq.inline_running++;
+        pthread_mutex_unlock(&n->dq.lock);
         return 1;
     }
     msg->next = NULL;
@@ -132,7 +132,7 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
         s->refs++; /* the queue's */
         queue_push_locked(n, &s->task);
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     return 0;
 }
 
@@ -173,8 +173,8 @@ run_turn(skc_node *n, skci_service *s, skc_msg *m, int is_inline)
         if (is_inline && batch == 1) {
             until = skci_now_ns() + RUN_INLINE_NS; /* from going on */
         }
-        pthread_mutex_lock(&n->q_lock);
-        if (batch >= limit || s->dead || n->q_stop || s->head == NULL ||
+        pthread_mutex_lock(&n->dq.lock);
+        if (batch >= limit || s->dead || n->dq.stop || s->head == NULL ||
             (is_inline && skci_now_ns() > until)) {
             break;
         }
@@ -183,10 +183,10 @@ run_turn(skc_node *n, skci_service *s, skc_msg *m, int is_inline)
         if (s->head == NULL) {
             s->tail = NULL;
         }
-        pthread_mutex_unlock(&n->q_lock);
+        pthread_mutex_unlock(&n->dq.lock);
     }
     s->running = 0;
-    pthread_cond_broadcast(&n->idle_cond);
+    pthread_cond_broadcast(&n->dq.idle_cond);
     int last = 0;
     if (!s->dead && s->head != NULL) {
         queue_push_locked(n, &s->task); /* keeps the turn's reference */
@@ -194,7 +194,7 @@ run_turn(skc_node *n, skci_service *s, skc_msg *m, int is_inline)
         s->scheduled = 0;
         last = --s->refs == 0;
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     if (last) {
         free(s);
     }
@@ -215,12 +215,12 @@ skci_dispatch_inline_begin(skc_node *n)
     if (n->workers == 0 || skci_inline_depth != 0) {
         return 0;
     }
-    pthread_mutex_lock(&n->q_lock);
-    int ok = !n->q_stop;
+    pthread_mutex_lock(&n->dq.lock);
+    int ok = !n->dq.stop;
     if (ok) {
-        n->inline_running++;
+        n->dq.inline_running++;
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     return ok;
 }
 
@@ -236,19 +236,19 @@ skci_inline_busy(const char *what, const skc_node *target)
 void
 skci_dispatch_inline_end(skc_node *n)
 {
-    pthread_mutex_lock(&n->q_lock);
-    if (--n->inline_running == 0) {
-        pthread_cond_broadcast(&n->idle_cond);
+    pthread_mutex_lock(&n->dq.lock);
+    if (--n->dq.inline_running == 0) {
+        pthread_cond_broadcast(&n->dq.idle_cond);
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
 }
 
 static void
 run_service(skc_node *n, skci_service *s)
 {
-    pthread_mutex_lock(&n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
     skc_msg *m = s->head;
-    int stopping = n->q_stop;
+    int stopping = n->dq.stop;
     if (m != NULL) {
         s->head = m->next;
         if (s->head == NULL) {
@@ -264,7 +264,7 @@ run_service(skc_node *n, skci_service *s)
         }
         s->scheduled = 0;
         int last = --s->refs == 0;
-        pthread_mutex_unlock(&n->q_lock);
+        pthread_mutex_unlock(&n->dq.lock);
         if (last) {
             free(s);
         }
@@ -280,7 +280,7 @@ run_service(skc_node *n, skci_service *s)
     }
     s->running = 1;
     s->runner = pthread_self();
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     run_turn(n, s, m, 0);
 }
 
@@ -300,47 +300,47 @@ static void *
 worker_main(void *arg)
 {
     skc_node *n = arg;
-    pthread_mutex_lock(&n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
     for (;;) {
         skci_task *t = queue_pop_locked(n);
         if (t != NULL) {
-            pthread_mutex_unlock(&n->q_lock);
+            pthread_mutex_unlock(&n->dq.lock);
             run_task(n, t);
-            pthread_mutex_lock(&n->q_lock);
+            pthread_mutex_lock(&n->dq.lock);
             continue;
         }
-        if (n->q_stop) {
+        if (n->dq.stop) {
             break;
         }
-        pthread_cond_wait(&n->q_cond, &n->q_lock);
+        pthread_cond_wait(&n->dq.cond, &n->dq.lock);
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     return NULL;
 }
 
 int
 skci_dispatch_init(skc_node *n)
 {
-    pthread_mutex_init(&n->q_lock, NULL);
-    skci_cond_init_mono(&n->q_cond);
-    pthread_cond_init(&n->idle_cond, NULL);
-    n->efd = -1;
+    pthread_mutex_init(&n->dq.lock, NULL);
+    skci_cond_init_mono(&n->dq.cond);
+    pthread_cond_init(&n->dq.idle_cond, NULL);
+    n->dq.efd = -1;
     if (n->workers == 0) {
-        n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (n->efd < 0) {
+        n->dq.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (n->dq.efd < 0) {
             return skci_error(SKC_ENOMEM, "eventfd: %s", strerror(errno));
         }
         return 0;
     }
-    n->threads = calloc((size_t)n->workers, sizeof(pthread_t));
-    if (n->threads == NULL) {
+    n->dq.threads = calloc((size_t)n->workers, sizeof(pthread_t));
+    if (n->dq.threads == NULL) {
         return skci_error(SKC_ENOMEM, "worker threads");
     }
     for (int i = 0; i < n->workers; i++) {
-        if (pthread_create(&n->threads[i], NULL, worker_main, n) != 0) {
+        if (pthread_create(&n->dq.threads[i], NULL, worker_main, n) != 0) {
             return skci_error(SKC_ENOMEM, "cannot start worker thread %d", i);
         }
-        n->nthreads++;
+        n->dq.nthreads++;
     }
     return 0;
 }
@@ -348,45 +348,45 @@ skci_dispatch_init(skc_node *n)
 void
 skci_dispatch_stop(skc_node *n)
 {
-    pthread_mutex_lock(&n->q_lock);
-    n->q_stop = 1;
-    pthread_cond_broadcast(&n->q_cond);
-    pthread_mutex_unlock(&n->q_lock);
-    for (int i = 0; i < n->nthreads; i++) {
-        pthread_join(n->threads[i], NULL);
+    pthread_mutex_lock(&n->dq.lock);
+    n->dq.stop = 1;
+    pthread_cond_broadcast(&n->dq.cond);
+    pthread_mutex_unlock(&n->dq.lock);
+    for (int i = 0; i < n->dq.nthreads; i++) {
+        pthread_join(n->dq.threads[i], NULL);
     }
-    n->nthreads = 0;
+    n->dq.nthreads = 0;
     /* Handlers and callbacks running inline on transport threads: none
      * starts once q_stop is set; wait for those that did. */
-    pthread_mutex_lock(&n->q_lock);
-    while (n->inline_running > 0) {
-        pthread_cond_wait(&n->idle_cond, &n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
+    while (n->dq.inline_running > 0) {
+        pthread_cond_wait(&n->dq.idle_cond, &n->dq.lock);
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     /* Caller-driven (or leftovers): completions still run exactly once,
      * here; services only drop their mail. */
-    pthread_mutex_lock(&n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
     skci_task *t;
     while ((t = queue_pop_locked(n)) != NULL) {
-        pthread_mutex_unlock(&n->q_lock);
+        pthread_mutex_unlock(&n->dq.lock);
         run_task(n, t);
-        pthread_mutex_lock(&n->q_lock);
+        pthread_mutex_lock(&n->dq.lock);
     }
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
 }
 
 void
 skci_dispatch_fini(skc_node *n)
 {
-    free(n->threads);
-    n->threads = NULL;
-    if (n->efd >= 0) {
-        close(n->efd);
-        n->efd = -1;
+    free(n->dq.threads);
+    n->dq.threads = NULL;
+    if (n->dq.efd >= 0) {
+        close(n->dq.efd);
+        n->dq.efd = -1;
     }
-    pthread_cond_destroy(&n->q_cond);
-    pthread_cond_destroy(&n->idle_cond);
-    pthread_mutex_destroy(&n->q_lock);
+    pthread_cond_destroy(&n->dq.cond);
+    pthread_cond_destroy(&n->dq.idle_cond);
+    pthread_mutex_destroy(&n->dq.lock);
 }
 
 int
@@ -401,7 +401,7 @@ skc_node_fd(skc_node *node, int *out_fd)
             "skc_node_fd is for caller-driven nodes",
             node->name);
     }
-    *out_fd = node->efd;
+    *out_fd = node->dq.efd;
     return 0;
 }
 
@@ -430,33 +430,33 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
         return skci_error(SKC_ECLOSED, "node '%s' is closing", node->name);
     }
     skc_node *n = node;
-    pthread_mutex_lock(&n->q_lock);
-    if (n->qhead == NULL && timeout_ms != 0) {
+    pthread_mutex_lock(&n->dq.lock);
+    if (n->dq.head == NULL && timeout_ms != 0) {
         int64_t until = skci_now_ms() + timeout_ms;
-        while (n->qhead == NULL && !n->woken && !n->q_stop) {
+        while (n->dq.head == NULL && !n->dq.woken && !n->dq.stop) {
             if (timeout_ms < 0) {
-                pthread_cond_wait(&n->q_cond, &n->q_lock);
+                pthread_cond_wait(&n->dq.cond, &n->dq.lock);
                 continue;
             }
             if (skci_now_ms() >= until) {
                 break;
             }
-            skci_cond_wait_until(&n->q_cond, &n->q_lock, until);
+            skci_cond_wait_until(&n->dq.cond, &n->dq.lock, until);
         }
     }
-    n->woken = 0;
+    n->dq.woken = 0;
     /* Run what is ready now (bounded, so a flood cannot keep the host's
      * thread here forever). */
     int count = 0;
     skci_task *t;
     while (count < 1024 && (t = queue_pop_locked(n)) != NULL) {
-        pthread_mutex_unlock(&n->q_lock);
+        pthread_mutex_unlock(&n->dq.lock);
         run_task(n, t);
         count++;
-        pthread_mutex_lock(&n->q_lock);
+        pthread_mutex_lock(&n->dq.lock);
     }
     efd_disarm_locked(n);
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     return count;
 }
 
@@ -466,15 +466,15 @@ skc_node_wakeup(skc_node *node)
     if (node == NULL) {
         return skci_error(SKC_EINVAL, "node is NULL");
     }
-    pthread_mutex_lock(&node->q_lock);
-    node->woken = 1; /* read by skc_node_poll */
-    pthread_cond_broadcast(&node->q_cond);
-    if (node->efd >= 0 && !node->efd_armed) {
+    pthread_mutex_lock(&node->dq.lock);
+    node->dq.woken = 1; /* read by skc_node_poll */
+    pthread_cond_broadcast(&node->dq.cond);
+    if (node->dq.efd >= 0 && !node->dq.efd_armed) {
         uint64_t one = 1;
-        ssize_t w = write(node->efd, &one, sizeof(one));
+        ssize_t w = write(node->dq.efd, &one, sizeof(one));
         (void)w;
-        node->efd_armed = 1;
+        node->dq.efd_armed = 1;
     }
-    pthread_mutex_unlock(&node->q_lock);
+    pthread_mutex_unlock(&node->dq.lock);
     return 0;
 }

@@ -21,8 +21,8 @@ struct skci_logline {
 void
 skci_log_init(skc_node *n)
 {
-    pthread_mutex_init(&n->log_lock, NULL);
-    atomic_init(&n->log_queued, 0);
+    pthread_mutex_init(&n->logq.lock, NULL);
+    atomic_init(&n->logq.queued, 0);
     atomic_init(&n->call_lock_owner, 0);
 }
 
@@ -30,11 +30,11 @@ skci_log_init(skc_node *n)
 static void
 log_flush(skc_node *n)
 {
-    pthread_mutex_lock(&n->log_lock);
-    skci_logline *l = n->log_head;
-    n->log_head = n->log_tail = NULL;
-    atomic_store(&n->log_queued, 0);
-    pthread_mutex_unlock(&n->log_lock);
+    pthread_mutex_lock(&n->logq.lock);
+    skci_logline *l = n->logq.head;
+    n->logq.head = n->logq.tail = NULL;
+    atomic_store(&n->logq.queued, 0);
+    pthread_mutex_unlock(&n->logq.lock);
     while (l != NULL) {
         skci_logline *next = l->next;
         n->log(l->level, n->name, l->text, n->log_arg);
@@ -49,7 +49,7 @@ skci_log_fini(skc_node *n)
     if (n->log != NULL) {
         log_flush(n);
     }
-    pthread_mutex_destroy(&n->log_lock);
+    pthread_mutex_destroy(&n->logq.lock);
 }
 
 void
@@ -78,15 +78,15 @@ skci_node_log(skc_node *n, int level, const char *fmt, ...)
     l->level = level;
     memcpy(l->text, buf, tl);
     l->text[tl] = '\0';
-    pthread_mutex_lock(&n->log_lock);
-    if (n->log_tail != NULL) {
-        n->log_tail->next = l;
+    pthread_mutex_lock(&n->logq.lock);
+    if (n->logq.tail != NULL) {
+        n->logq.tail->next = l;
     } else {
-        n->log_head = l;
+        n->logq.head = l;
     }
-    n->log_tail = l;
-    atomic_store(&n->log_queued, 1);
-    pthread_mutex_unlock(&n->log_lock);
+    n->logq.tail = l;
+    atomic_store(&n->logq.queued, 1);
+    pthread_mutex_unlock(&n->logq.lock);
 }
 
 /* Who holds call_lock is kept in the node, not in a thread-local: NNG's
@@ -113,7 +113,7 @@ skci_call_unlock(skc_node *n)
 {
     atomic_store(&n->call_lock_owner, 0);
     pthread_mutex_unlock(&n->call_lock);
-    if (atomic_load(&n->log_queued)) {
+    if (atomic_load(&n->logq.queued)) {
         log_flush(n);
     }
 }

@@ -45,14 +45,14 @@ skci_error_frame(int code, uint64_t id, const char *fmt, ...)
 void
 skci_route_link(skc_node *n, skci_route *r)
 {
-    pthread_mutex_lock(&n->serve_lock);
+    pthread_mutex_lock(&n->serve.lock);
     r->prev = NULL;
-    r->next = n->serving;
-    if (n->serving != NULL) {
-        n->serving->prev = r;
+    r->next = n->serve.routes;
+    if (n->serve.routes != NULL) {
+        n->serve.routes->prev = r;
     }
-    n->serving = r;
-    pthread_mutex_unlock(&n->serve_lock);
+    n->serve.routes = r;
+    pthread_mutex_unlock(&n->serve.lock);
 }
 
 /* Sends the reply frame (consumed) for route r and frees r.  Returns
@@ -62,14 +62,14 @@ route_answer(skci_route *r, skci_tmsg *frame)
 {
     skc_node *n = r->node;
     int rc = 0;
-    pthread_mutex_lock(&n->serve_lock);
+    pthread_mutex_lock(&n->serve.lock);
     skci_rctx *rc_ = r->rctx;
     if (rc_ != NULL) {
         r->rctx = NULL;
         if (r->prev != NULL) {
             r->prev->next = r->next;
         } else {
-            n->serving = r->next;
+            n->serve.routes = r->next;
         }
         if (r->next != NULL) {
             r->next->prev = r->prev;
@@ -82,7 +82,7 @@ route_answer(skci_route *r, skci_tmsg *frame)
             "reply",
             n->name);
     }
-    pthread_mutex_unlock(&n->serve_lock);
+    pthread_mutex_unlock(&n->serve.lock);
     free(r);
     return rc;
 }
@@ -124,12 +124,12 @@ skci_msg_finish(skc_msg *m)
 void
 skci_detach_routes(skc_node *n)
 {
-    pthread_mutex_lock(&n->serve_lock);
-    for (skci_route *r = n->serving; r; r = r->next) {
+    pthread_mutex_lock(&n->serve.lock);
+    for (skci_route *r = n->serve.routes; r; r = r->next) {
         r->rctx = NULL;
     }
-    n->serving = NULL;
-    pthread_mutex_unlock(&n->serve_lock);
+    n->serve.routes = NULL;
+    pthread_mutex_unlock(&n->serve.lock);
 }
 
 const void *

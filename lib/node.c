@@ -120,7 +120,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;
     pthread_mutex_init(&n->open_lock, NULL);
-    pthread_mutex_init(&n->serve_lock, NULL);
+    pthread_mutex_init(&n->serve.lock, NULL);
     skci_log_init(n);
     int rc;
     skci_registry_init(n);
@@ -381,10 +381,10 @@ map_apply(skc_node *n, struct map_change *ch, size_t count)
             return skci_error(SKC_ENOMEM, "cluster map");
         }
     }
-    int nowaiting_was = n->nowaiting;
+    int nowaiting_was = n->peers.nowaiting;
     for (size_t i = 0; i < count; i++) {
         if (ch[i].option == 1) {
-            n->nowaiting = ch[i].bval;
+            n->peers.nowaiting = ch[i].bval;
             continue;
         }
         if (ch[i].option) {
@@ -406,7 +406,7 @@ map_apply(skc_node *n, struct map_change *ch, size_t count)
             p->url ? p->url : "false");
         skci_peer_map_changed(n, p);
     }
-    if (n->nowaiting && !nowaiting_was) {
+    if (n->peers.nowaiting && !nowaiting_was) {
         skci_nowaiting_changed(n);
     }
     skci_call_unlock(n);
@@ -487,8 +487,8 @@ skc_node_map_load(skc_node *node, const char *path)
     }
     char *p = skci_strdup(path);
     skci_call_lock(node);
-    free(node->map_path);
-    node->map_path = p;
+    free(node->peers.map_path);
+    node->peers.map_path = p;
     skci_call_unlock(node);
     return 0;
 }
@@ -501,7 +501,7 @@ skc_node_map_reload(skc_node *node)
         return rc;
     }
     skci_call_lock(node);
-    char *path = skci_strdup(node->map_path);
+    char *path = skci_strdup(node->peers.map_path);
     skci_call_unlock(node);
     if (path == NULL) {
         return skci_error(SKC_ESTATE,
@@ -569,7 +569,7 @@ skc_node_map_get(skc_node *node, char **out_addr, const char *name)
     *out_addr = NULL;
     if (strcmp(name, "__nowaiting") == 0) {
         skci_call_lock(node);
-        *out_addr = skci_user_strdup(node->nowaiting ? "true" : "false");
+        *out_addr = skci_user_strdup(node->peers.nowaiting ? "true" : "false");
         skci_call_unlock(node);
         return *out_addr ? 0 : skci_error(SKC_ENOMEM, "map_get");
     }

@@ -26,13 +26,13 @@ skci_peer_addr(const skci_peer *p)
 skci_peer *
 skci_peer_get(skc_node *n, const char *name, int create)
 {
-    skci_peer *p = skci_strmap_get(&n->peers, name);
+    skci_peer *p = skci_strmap_get(&n->peers.byname, name);
     if (p != NULL || !create) {
         return p;
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL || (p->name = skci_strdup(name)) == NULL ||
-        skci_strmap_set(&n->peers, name, p) != 0) {
+        skci_strmap_set(&n->peers.byname, name, p) != 0) {
         if (p != NULL) {
             free(p->name);
         }
@@ -387,7 +387,7 @@ on_reply(void *arg, skci_tmsg *msg)
     }
     skci_call_lock(n);
     skci_call *c = rep.id <= 0x7fffffffu
-        ? skci_idmap_get(&n->calls, (uint32_t)rep.id)
+        ? skci_idmap_get(&n->pend.calls, (uint32_t)rep.id)
         : NULL;
     if (c == NULL || c->peer != lr->peer || c->state != SKCI_CALL_SENT) {
         skci_call_unlock(n);
@@ -509,11 +509,11 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
 void
 skci_nowaiting_changed(skc_node *n)
 {
-    if (!n->nowaiting) {
+    if (!n->peers.nowaiting) {
         return;
     }
-    for (size_t i = 0; i < n->peers.nb; i++) {
-        for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
+    for (size_t i = 0; i < n->peers.byname.nb; i++) {
+        for (skci_strmap_ent *e = n->peers.byname.b[i]; e; e = e->next) {
             skci_peer *p = e->val;
             if (p->map == SKCI_PEER_NOT_IN_MAP && p->qhead != NULL) {
                 char why[SKCI_DETAIL_MAX];
@@ -551,7 +551,7 @@ skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c)
             "cluster map)",
             p->name);
     }
-    if (p->map == SKCI_PEER_NOT_IN_MAP && n->nowaiting) {
+    if (p->map == SKCI_PEER_NOT_IN_MAP && n->peers.nowaiting) {
         return skci_error(SKC_ENONODE,
             "node '%s' is not in the cluster map "
             "(__nowaiting is set)",
@@ -611,8 +611,8 @@ skci_peer_push_now(
 void
 skci_peers_close_links(skc_node *n)
 {
-    for (size_t i = 0; i < n->peers.nb; i++) {
-        for (skci_strmap_ent *e = n->peers.b[i]; e; e = e->next) {
+    for (size_t i = 0; i < n->peers.byname.nb; i++) {
+        for (skci_strmap_ent *e = n->peers.byname.b[i]; e; e = e->next) {
             peer_detach_link(n, e->val);
         }
     }
@@ -621,12 +621,12 @@ skci_peers_close_links(skc_node *n)
 void
 skci_peers_init(skc_node *n)
 {
-    skci_strmap_init(&n->peers);
+    skci_strmap_init(&n->peers.byname);
 }
 
 void
 skci_peers_fini(skc_node *n)
 {
-    skci_strmap_each(&n->peers, free_peer, NULL);
-    skci_strmap_fini(&n->peers);
+    skci_strmap_each(&n->peers.byname, free_peer, NULL);
+    skci_strmap_fini(&n->peers.byname);
 }

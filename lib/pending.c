@@ -2,9 +2,8 @@
  * a call waits in, and the one place a call ends (skci_call_finish).
  *
  * Invariants (all under call_lock):
- *  - every pending call is in n->calls (by id) and n->deadlines, and in
- *    at most one list of its peer: the queue (not yet sent) or the sent
- *    list;
+ *  - every pending call is in n->pend.calls (by id) and n->pend.deadlines, and
+ * in at most one list of its peer: the queue (not yet sent) or the sent list;
  *  - a call ends exactly once, in skci_call_finish(), which takes it out
  *    of all three; the deadline heap guarantees it ends by its deadline
  *    (timer.c fires it).
@@ -51,8 +50,8 @@ skci_timer_wake(skc_node *n, int64_t when)
     /* Only if it would sleep past `when`: at one call in flight every new
      * call is the earliest deadline, and waking the housekeeper for each
      * cost a thread wake-up and a call_lock round per call. */
-    if (when < n->timer_until) {
-        pthread_cond_signal(&n->timer_cond);
+    if (when < n->pend.timer_until) {
+        pthread_cond_signal(&n->pend.timer_cond);
     }
 }
 
@@ -60,14 +59,14 @@ int
 skci_call_register(skc_node *n, skci_call *c)
 {
     do {
-        c->id = ++n->next_id & 0x7fffffffu;
-    } while (c->id == 0 || skci_idmap_get(&n->calls, c->id) != NULL);
-    if (skci_idmap_set(&n->calls, c->id, c) != 0 ||
-        skci_heap_push(&n->deadlines, &c->hn) != 0) {
-        skci_idmap_del(&n->calls, c->id);
+        c->id = ++n->pend.next_id & 0x7fffffffu;
+    } while (c->id == 0 || skci_idmap_get(&n->pend.calls, c->id) != NULL);
+    if (skci_idmap_set(&n->pend.calls, c->id, c) != 0 ||
+        skci_heap_push(&n->pend.deadlines, &c->hn) != 0) {
+        skci_idmap_del(&n->pend.calls, c->id);
         return skci_error(SKC_ENOMEM, "call table");
     }
-    if (skci_heap_top(&n->deadlines) == &c->hn) {
+    if (skci_heap_top(&n->pend.deadlines) == &c->hn) {
         skci_timer_wake(n, c->hn.when);
     }
     return 0;
@@ -77,8 +76,8 @@ void
 skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     const uint8_t *data, size_t len, const char *detail)
 {
-    skci_idmap_del(&n->calls, c->id);
-    skci_heap_remove(&n->deadlines, &c->hn);
+    skci_idmap_del(&n->pend.calls, c->id);
+    skci_heap_remove(&n->pend.deadlines, &c->hn);
     if (c->peer != NULL) {
         if (c->state == SKCI_CALL_QUEUED) {
             skci_call_unlink(&c->peer->qhead, &c->peer->qtail, c);
@@ -88,7 +87,7 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     }
     c->state = 0;
     if (c->mode != SKCI_MODE_INTERNAL) {
-        n->inflight--;
+        n->pend.inflight--;
     }
     c->status = status;
     c->rep = rep;
@@ -151,10 +150,10 @@ void
 skci_pending_init(skc_node *n)
 {
     pthread_mutex_init(&n->call_lock, NULL);
-    skci_cond_init_mono(&n->timer_cond);
-    n->timer_until = INT64_MAX;
-    skci_idmap_init(&n->calls);
-    skci_heap_init(&n->deadlines);
+    skci_cond_init_mono(&n->pend.timer_cond);
+    n->pend.timer_until = INT64_MAX;
+    skci_idmap_init(&n->pend.calls);
+    skci_heap_init(&n->pend.deadlines);
 }
 
 static void
@@ -169,13 +168,13 @@ collect_call(uint32_t id, void *val, void *arg)
 void
 skci_pending_fail_all(skc_node *n, int status, const char *detail)
 {
-    size_t cnt = n->calls.count;
+    size_t cnt = n->pend.calls.count;
     skci_call **v = cnt ? calloc(cnt, sizeof(*v)) : NULL;
     if (v == NULL) {
         return;
     }
     skci_call **w = v;
-    skci_idmap_each(&n->calls, collect_call, &w);
+    skci_idmap_each(&n->pend.calls, collect_call, &w);
     for (size_t i = 0; i < cnt; i++) {
         skci_call_finish(n, v[i], status, NULL, NULL, 0, detail);
     }
@@ -185,8 +184,8 @@ skci_pending_fail_all(skc_node *n, int status, const char *detail)
 void
 skci_pending_fini(skc_node *n)
 {
-    skci_idmap_fini(&n->calls);
-    skci_heap_fini(&n->deadlines);
-    pthread_cond_destroy(&n->timer_cond);
+    skci_idmap_fini(&n->pend.calls);
+    skci_heap_fini(&n->pend.deadlines);
+    pthread_cond_destroy(&n->pend.timer_cond);
     pthread_mutex_destroy(&n->call_lock);
 }

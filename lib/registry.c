@@ -14,10 +14,10 @@
 void
 skci_registry_init(skc_node *n)
 {
-    pthread_rwlock_init(&n->reg_lock, NULL);
-    skci_idmap_init(&n->services);
-    skci_strmap_init(&n->names);
-    n->next_handle = 1;
+    pthread_rwlock_init(&n->reg.lock, NULL);
+    skci_idmap_init(&n->reg.services);
+    skci_strmap_init(&n->reg.names);
+    n->reg.next_handle = 1;
 }
 
 static void
@@ -33,10 +33,10 @@ free_service(uint32_t h, void *val, void *arg)
 void
 skci_registry_fini(skc_node *n)
 {
-    skci_idmap_each(&n->services, free_service, NULL);
-    skci_idmap_fini(&n->services);
-    skci_strmap_fini(&n->names);
-    pthread_rwlock_destroy(&n->reg_lock);
+    skci_idmap_each(&n->reg.services, free_service, NULL);
+    skci_idmap_fini(&n->reg.services);
+    skci_strmap_fini(&n->reg.names);
+    pthread_rwlock_destroy(&n->reg.lock);
 }
 
 /* "@x"/".x" key for a name target; buf has SKCI_NAME_MAX + 2 bytes. */
@@ -48,7 +48,7 @@ registry_key(char *buf, const skci_target *t)
     buf[1 + t->name_len] = '\0';
 }
 
-/* The service a target names, or NULL (reg_lock held). */
+/* The service a target names, or NULL (reg.lock held). */
 static skci_service *
 registry_lookup(skc_node *n, const skci_target *t)
 {
@@ -59,44 +59,44 @@ registry_lookup(skc_node *n, const skci_target *t)
         t->type == SKCI_TARGET_LOCAL) {
         char key[SKCI_NAME_MAX + 2];
         registry_key(key, t);
-        h = (uint32_t)(uintptr_t)skci_strmap_get(&n->names, key);
+        h = (uint32_t)(uintptr_t)skci_strmap_get(&n->reg.names, key);
     }
-    return h ? skci_idmap_get(&n->services, h) : NULL;
+    return h ? skci_idmap_get(&n->reg.services, h) : NULL;
 }
 
 skci_service *
 skci_registry_find(skc_node *n, const skci_target *t)
 {
-    pthread_rwlock_rdlock(&n->reg_lock);
+    pthread_rwlock_rdlock(&n->reg.lock);
     skci_service *s = registry_lookup(n, t);
     if (s != NULL) {
-        pthread_mutex_lock(&n->q_lock);
+        pthread_mutex_lock(&n->dq.lock);
         if (s->dead) {
             s = NULL;
         } else {
             s->refs++;
         }
-        pthread_mutex_unlock(&n->q_lock);
+        pthread_mutex_unlock(&n->dq.lock);
     }
-    pthread_rwlock_unlock(&n->reg_lock);
+    pthread_rwlock_unlock(&n->reg.lock);
     return s;
 }
 
 /* Finds the target's service and delivers m to it under the registry
  * read lock: the registry's reference keeps the service alive, so this
- * takes q_lock once per message instead of three times. */
+ * takes dq.lock once per message instead of three times. */
 int
 skci_registry_deliver(skc_node *n, const skci_target *t, skc_msg *m)
 {
     int rc = SKC_ENOSERVICE;
-    pthread_rwlock_rdlock(&n->reg_lock);
+    pthread_rwlock_rdlock(&n->reg.lock);
     skci_service *s = registry_lookup(n, t);
     if (s != NULL) {
         rc = skci_dispatch_deliver(n, s, m);
     }
-    pthread_rwlock_unlock(&n->reg_lock);
+    pthread_rwlock_unlock(&n->reg.lock);
     if (rc == 1) {
-        /* The turn's reference keeps s alive without reg_lock, which the
+        /* The turn's reference keeps s alive without reg.lock, which the
          * handler may need (names, services). */
         skci_dispatch_run(n, s, m);
         rc = 0;
@@ -107,9 +107,9 @@ skci_registry_deliver(skc_node *n, const skci_target *t, skc_msg *m)
 void
 skci_service_release(skc_node *n, skci_service *s)
 {
-    pthread_mutex_lock(&n->q_lock);
+    pthread_mutex_lock(&n->dq.lock);
     int last = --s->refs == 0;
-    pthread_mutex_unlock(&n->q_lock);
+    pthread_mutex_unlock(&n->dq.lock);
     if (last) {
         free(s);
     }
@@ -145,15 +145,15 @@ skc_service_create_ex(skc_node *node, uint32_t *out, skc_handler_fn fn,
     s->arg = arg;
     s->inline_ok = (flags & SKC_SERVICE_INLINE) != 0;
     s->refs = 1; /* the registry's */
-    pthread_rwlock_wrlock(&node->reg_lock);
-    if (node->next_handle == 0) {
-        pthread_rwlock_unlock(&node->reg_lock);
+    pthread_rwlock_wrlock(&node->reg.lock);
+    if (node->reg.next_handle == 0) {
+        pthread_rwlock_unlock(&node->reg.lock);
         free(s);
         return skci_error(SKC_ELIMIT, "service handles exhausted");
     }
-    s->handle = node->next_handle++;
-    rc = skci_idmap_set(&node->services, s->handle, s);
-    pthread_rwlock_unlock(&node->reg_lock);
+    s->handle = node->reg.next_handle++;
+    rc = skci_idmap_set(&node->reg.services, s->handle, s);
+    pthread_rwlock_unlock(&node->reg.lock);
     if (rc != 0) {
         free(s);
         return skci_error(SKC_ENOMEM, "service table");
@@ -193,35 +193,35 @@ skc_service_destroy(skc_node *node, uint32_t service)
     if (node == NULL) {
         return skci_error(SKC_EINVAL, "node is NULL");
     }
-    pthread_rwlock_wrlock(&node->reg_lock);
-    skci_service *s = skci_idmap_del(&node->services, service);
+    pthread_rwlock_wrlock(&node->reg.lock);
+    skci_service *s = skci_idmap_del(&node->reg.services, service);
     if (s == NULL) {
-        pthread_rwlock_unlock(&node->reg_lock);
+        pthread_rwlock_unlock(&node->reg.lock);
         return skci_error(SKC_ENOSERVICE,
             "node '%s' has no service "
             ":%08x",
             node->name, service);
     }
     struct name_sweep sw = { service, NULL, 0, 0 };
-    skci_strmap_each(&node->names, collect_names, &sw);
+    skci_strmap_each(&node->reg.names, collect_names, &sw);
     for (size_t i = 0; i < sw.n; i++) {
         if (sw.keys[i] != NULL) {
-            skci_strmap_del(&node->names, sw.keys[i]);
+            skci_strmap_del(&node->reg.names, sw.keys[i]);
         }
         free(sw.keys[i]);
     }
     free(sw.keys);
-    pthread_rwlock_unlock(&node->reg_lock);
+    pthread_rwlock_unlock(&node->reg.lock);
 
-    pthread_mutex_lock(&node->q_lock);
+    pthread_mutex_lock(&node->dq.lock);
     s->dead = 1;
     skc_msg *mail = s->head;
     s->head = s->tail = NULL;
     while (s->running && !pthread_equal(s->runner, pthread_self())) {
-        pthread_cond_wait(&node->idle_cond, &node->q_lock);
+        pthread_cond_wait(&node->dq.idle_cond, &node->dq.lock);
     }
     int last = --s->refs == 0;
-    pthread_mutex_unlock(&node->q_lock);
+    pthread_mutex_unlock(&node->dq.lock);
     if (last) {
         free(s);
     }
@@ -262,22 +262,22 @@ skc_name_register(skc_node *node, const char *name, uint32_t service)
     if ((rc = skci_node_check(node)) != 0 || (rc = name_key(key, name)) != 0) {
         return rc;
     }
-    pthread_rwlock_wrlock(&node->reg_lock);
-    if (skci_idmap_get(&node->services, service) == NULL) {
-        pthread_rwlock_unlock(&node->reg_lock);
+    pthread_rwlock_wrlock(&node->reg.lock);
+    if (skci_idmap_get(&node->reg.services, service) == NULL) {
+        pthread_rwlock_unlock(&node->reg.lock);
         return skci_error(SKC_ENOSERVICE, "node '%s' has no service :%08x",
             node->name, service);
     }
-    uint32_t cur = (uint32_t)(uintptr_t)skci_strmap_get(&node->names, key);
+    uint32_t cur = (uint32_t)(uintptr_t)skci_strmap_get(&node->reg.names, key);
     if (cur != 0 && cur != service) {
-        pthread_rwlock_unlock(&node->reg_lock);
+        pthread_rwlock_unlock(&node->reg.lock);
         return skci_error(SKC_EEXIST,
             "name %s is already registered to "
             ":%08x on node '%s'",
             key, cur, node->name);
     }
-    rc = skci_strmap_set(&node->names, key, (void *)(uintptr_t)service);
-    pthread_rwlock_unlock(&node->reg_lock);
+    rc = skci_strmap_set(&node->reg.names, key, (void *)(uintptr_t)service);
+    pthread_rwlock_unlock(&node->reg.lock);
     if (rc != 0) {
         return skci_error(SKC_ENOMEM, "name table");
     }
@@ -295,9 +295,9 @@ skc_name_unregister(skc_node *node, const char *name)
     if ((rc = name_key(key, name)) != 0) {
         return rc;
     }
-    pthread_rwlock_wrlock(&node->reg_lock);
-    void *v = skci_strmap_del(&node->names, key);
-    pthread_rwlock_unlock(&node->reg_lock);
+    pthread_rwlock_wrlock(&node->reg.lock);
+    void *v = skci_strmap_del(&node->reg.names, key);
+    pthread_rwlock_unlock(&node->reg.lock);
     if (v == NULL) {
         return skci_error(SKC_ENOSERVICE,
             "name %s is not registered on "
@@ -319,9 +319,9 @@ skc_name_lookup(skc_node *node, uint32_t *out, const char *name)
     if ((rc = name_key(key, name)) != 0) {
         return rc;
     }
-    pthread_rwlock_rdlock(&node->reg_lock);
-    uint32_t h = (uint32_t)(uintptr_t)skci_strmap_get(&node->names, key);
-    pthread_rwlock_unlock(&node->reg_lock);
+    pthread_rwlock_rdlock(&node->reg.lock);
+    uint32_t h = (uint32_t)(uintptr_t)skci_strmap_get(&node->reg.names, key);
+    pthread_rwlock_unlock(&node->reg.lock);
     if (h == 0) {
         return skci_error(SKC_ENOSERVICE,
             "name %s is not registered on "

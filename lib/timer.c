@@ -34,21 +34,21 @@ timer_main(void *arg)
 {
     skc_node *n = arg;
     skci_call_lock(n);
-    while (!n->timer_stop) {
+    while (!n->pend.timer_stop) {
         int64_t now = skci_now_ms();
         skci_heap_node *top;
-        while (
-            (top = skci_heap_top(&n->deadlines)) != NULL && top->when <= now) {
+        while ((top = skci_heap_top(&n->pend.deadlines)) != NULL &&
+            top->when <= now) {
             skci_call *c =
                 (skci_call *)((char *)top - offsetof(skci_call, hn));
             call_expire(n, c);
         }
         /* Sleep until the next deadline. */
-        top = skci_heap_top(&n->deadlines);
+        top = skci_heap_top(&n->pend.deadlines);
         int64_t until = top != NULL ? top->when : INT64_MAX;
-        n->timer_until = until;
-        skci_call_wait(n, &n->timer_cond, until);
-        n->timer_until = INT64_MIN; /* awake: nobody needs to wake it */
+        n->pend.timer_until = until;
+        skci_call_wait(n, &n->pend.timer_cond, until);
+        n->pend.timer_until = INT64_MIN; /* awake: nobody needs to wake it */
     }
     skci_call_unlock(n);
     return NULL;
@@ -57,7 +57,7 @@ timer_main(void *arg)
 int
 skci_timer_start(skc_node *n)
 {
-    if (pthread_create(&n->timer, NULL, timer_main, n) != 0) {
+    if (pthread_create(&n->pend.timer, NULL, timer_main, n) != 0) {
         return skci_error(SKC_ENOMEM, "cannot start the timer thread");
     }
     return 0;
@@ -67,8 +67,8 @@ void
 skci_timer_stop(skc_node *n)
 {
     skci_call_lock(n);
-    n->timer_stop = 1;
-    pthread_cond_signal(&n->timer_cond);
+    n->pend.timer_stop = 1;
+    pthread_cond_signal(&n->pend.timer_cond);
     skci_call_unlock(n);
-    pthread_join(n->timer, NULL);
+    pthread_join(n->pend.timer, NULL);
 }
