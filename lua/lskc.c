@@ -43,6 +43,16 @@ lskc_clock(lua_State *L)
     return 1;
 }
 
+/* skc.hpc() -> monotonic nanoseconds (integer), skynet.hpc's clock */
+static int
+lskc_hpc(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    return 1;
+}
+
 /* skc.time() -> wall-clock seconds (float) */
 static int
 lskc_time(lua_State *L)
@@ -61,6 +71,7 @@ static const luaL_Reg module_funcs[] = {
     { "strerror", lskc_strerror },
     { "errname", lskc_errname },
     { "clock", lskc_clock },
+    { "hpc", lskc_hpc },
     { "time", lskc_time },
     { NULL, NULL },
 };

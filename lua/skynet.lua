@@ -14,6 +14,7 @@ local skynet = {
     PTYPE_CLIENT = 3,
     PTYPE_LUA = 10,
     PTYPE_ERROR = 7,
+    PTYPE_SNAX = 11,
 }
 
 -- Services and messages ----------------------------------------------------
@@ -84,9 +85,8 @@ skynet.now = R.now
 skynet.time = R.time
 skynet.starttime = R.starttime
 
-function skynet.hpc()
-    return skc.clock() * 1000000
-end
+-- A monotonic clock in nanoseconds, as skynet's high performance counter.
+skynet.hpc = skc.hpc
 
 -- Environment ----------------------------------------------------------------
 

@@ -54,6 +54,9 @@ local unique = {}        -- uniqueservice name -> { handle | waiters }
 local protocols = {}
 local proxies = {}       -- "node\0name" -> handle
 local map_file           -- path given to map_load, for messages
+local cluster_owner = {}   -- cluster name -> handle
+local cluster_name_of = {} -- handle -> its cluster name (one per service)
+local exported = {}        -- global name -> handle registered as "@name"
 
 R.protocols = protocols
 
@@ -183,6 +186,12 @@ local function current(what)
     return co, info
 end
 R.current = current
+
+-- The global table of the running service (nil outside services).
+function R.service_env()
+    local info = co_info[coroutine_running()]
+    return info and info.svc.env or nil
+end
 
 function R.self()
     local info = co_info[coroutine_running()]
@@ -476,6 +485,14 @@ local function exit_service(svc)
         if names[n] == svc.handle then
             names[n] = nil
         end
+        if exported[n] == svc.handle then
+            exported[n] = nil -- skc drops the service's names
+        end
+    end
+    local cname = cluster_name_of[svc.handle]
+    if cname then
+        cluster_name_of[svc.handle] = nil
+        cluster_owner[cname] = nil
     end
     if svc.proxy_key then
         proxies[svc.proxy_key] = nil
@@ -516,22 +533,55 @@ local function service_path()
     return env.luaservice or "./?.lua;./service/?.lua"
 end
 
+-- skc's own services (snaxd), found after the luaservice path, as skynet
+-- finds its service/ folder: the folder `service` beside this file.
+local builtin_path = (function()
+    local me = package.searchpath("skc.runtime", package.path)
+    local dir = me and me:match("^(.*)[/\\][^/\\]*$")
+    return dir and dir .. "/service/?.lua" or nil
+end)()
+
+-- skynet hands a new service its arguments as one string, joined with
+-- spaces and split at white space: strings and numbers only.
+local function service_args(name, args)
+    local parts = {}
+    for i = 1, args.n do
+        local v = args[i]
+        local t = type(v)
+        if t ~= "string" and t ~= "number" then
+            error(string_format("newservice %s: argument #%d is a %s (a "
+                .. "service's arguments are strings, as in skynet: pass "
+                .. "strings or numbers)", name, i, t), 4)
+        end
+        parts[i] = tostring(v)
+    end
+    local argv = {}
+    for word in table.concat(parts, " "):gmatch("%S+") do
+        argv[#argv + 1] = word
+    end
+    argv.n = #argv
+    return argv
+end
+
 local function launch(name, args, cb)
     local path, err = package.searchpath(name, service_path())
+    if not path and builtin_path then
+        path = package.searchpath(name, builtin_path)
+    end
     if not path then
         error(string_format("newservice %s: service not found in "
             .. "luaservice path%s", name, err), 3)
     end
+    args = service_args(name, args)
     local svc = new_service(name, false)
     local chunk, lerr = loadfile(path, "bt", svc.env)
     if not chunk then
         exit_service(svc)
         error(string_format("newservice %s: %s", name, lerr), 3)
     end
-    local argv = {}
-    for i = 1, args.n do argv[i] = tostring(args[i]) end
+    svc.env.SERVICE_NAME = name
     log(svc.handle, "LAUNCH " .. name
-        .. (args.n > 0 and " " .. table.concat(argv, " ") or ""))
+        .. (args.n > 0 and " " .. table.concat(args, " ") or ""))
     spawn(svc, function()
         chunk(table_unpack(args, 1, args.n))
         for _, f in ipairs(svc.inits or {}) do
@@ -593,58 +643,103 @@ function R.newservice(name, ...)
     return handle
 end
 
+-- Unique services, by key: "name" for skynet.uniqueservice(name),
+-- "@name" for the global form uniqueservice(true, name) (a process is a
+-- standalone skynet node: its global names are its own), "snaxd.name" and
+-- "@snaxd.name" for snax.  unique[key] = { handle = h } once started, or
+-- { waiters = {...} } while starting or awaited.
+
 -- Waits (coroutine co) until the unique service u is started; raises
 -- its start error at the caller of uniqueservice/queryservice.
 local function await_unique(u, co)
     u.waiters[#u.waiters + 1] = co
     local ok, h, err = suspend()
     if not ok then
-        error(err, 3)
+        error(err, 0)
     end
     return h
 end
 
-function R.uniqueservice(name, ...)
-    local co = current("skynet.uniqueservice")
-    local u = unique[name]
+-- Returns the handle of unique service `key`, starting it with
+-- starter(...) (in the calling coroutine) if nobody has.
+local function unique_launch(what, key, starter, ...)
+    local co = current(what)
+    local u = unique[key]
     if u then
         if u.handle then
             return u.handle
         end
-        local h = await_unique(u, co) -- not a tail call: error level 3
-        return h
+        if u.starting then
+            return await_unique(u, co)
+        end
+    else
+        u = { waiters = {} }
+        unique[key] = u
     end
-    u = { waiters = {} }
-    unique[name] = u
-    local ok, h = pcall(R.newservice, name, ...)
+    u.starting = true
+    local ok, h = pcall(starter, ...)
     local waiters = u.waiters
     u.waiters = {}
+    u.starting = nil
     if ok then
         u.handle = h
     else
-        unique[name] = nil
+        unique[key] = nil
     end
     for _, w in ipairs(waiters) do
         ready(w, ok, ok and h or nil, (not ok) and h or nil)
     end
     if not ok then
-        error(h, 2)
+        error(h, 0) -- h says which service failed, and why
     end
     return h
 end
+R.unique_launch = unique_launch
 
-function R.queryservice(name)
-    local co = current("skynet.queryservice")
-    local u = unique[name]
+-- Waits until unique service `key` has started; returns its handle.
+local function unique_query(what, key)
+    local co = current(what)
+    local u = unique[key]
     if u and u.handle then
         return u.handle
     end
     if not u then
         u = { waiters = {} }
-        unique[name] = u
+        unique[key] = u
     end
-    local h = await_unique(u, co) -- not a tail call: error level 3
-    return h
+    return await_unique(u, co)
+end
+R.unique_query = unique_query
+
+local function unique_args(what, name, ...)
+    if name == true then
+        name = ...
+        if type(name) ~= "string" then
+            error(string_format("%s(true, name): name must be a string, got "
+                .. "%s", what, tostring(name)), 3)
+        end
+        return "@" .. name, name, select(2, ...)
+    end
+    if type(name) ~= "string" then
+        error(string_format("%s: name must be a string (or true for the "
+            .. "global form), got %s", what, tostring(name)), 3)
+    end
+    return name, name, ...
+end
+
+-- skynet.uniqueservice(name, ...) / uniqueservice(true, name, ...)
+local function start_unique(key, name, ...)
+    return unique_launch("skynet.uniqueservice", key, R.newservice, name,
+        ...)
+end
+
+function R.uniqueservice(...)
+    return start_unique(unique_args("skynet.uniqueservice", ...))
+end
+
+function R.queryservice(...)
+    local key = unique_args("skynet.queryservice", ...)
+    return unique_query("skynet.queryservice", key)
 end
 
 function R.exit()
@@ -690,8 +785,76 @@ function R.dispatch(proto, fn)
     return old
 end
 
+-- Cluster names (cluster.register) and skynet's global names (bare,
+-- skynet.register "SIMPLEDB") both answer the wire's "@name" target: a
+-- bare target such as cluster.call("db", "SIMPLEDB") travels as
+-- "@SIMPLEDB" (skc's wire has no third namespace), and on a Lua node
+-- "@name" finds the service cluster.register gave that name, else the one
+-- skynet.register gave it -- on skynet the two live apart, and a bare
+-- target reaches only the second.
+
+-- Makes global name `name` answer "@name", unless a cluster name holds it.
+local function export_global(name)
+    if cluster_owner[name] then
+        return
+    end
+    local h = names[name]
+    if h and not services[h] then
+        h = nil
+    end
+    local cur = exported[name]
+    if cur == h then
+        return
+    end
+    if cur then
+        node:unregister("@" .. name)
+        exported[name] = nil
+    end
+    if h and node:register("@" .. name, h) then
+        exported[name] = h
+    end
+end
+
+-- cluster.register: returns true, or nil, message, code.
+function R.cluster_register(name, h)
+    if cluster_owner[name] == h then
+        return true
+    end
+    if cluster_owner[name] == nil and exported[name] then
+        node:unregister("@" .. name) -- the cluster name takes precedence
+        exported[name] = nil
+    end
+    local ok, err, code = node:register("@" .. name, h)
+    if not ok then
+        export_global(name)
+        return nil, err, code
+    end
+    local old = cluster_name_of[h]
+    if old then
+        node:unregister("@" .. old)
+        cluster_owner[old] = nil
+        export_global(old)
+    end
+    cluster_name_of[h] = name
+    cluster_owner[name] = h
+    return true
+end
+
+-- cluster.unregister: returns the handle that had the name, or nil.
+function R.cluster_unregister(name)
+    local h = cluster_owner[name]
+    if not h then
+        return nil -- as in skynet, not an error
+    end
+    cluster_owner[name] = nil
+    cluster_name_of[h] = nil
+    node:unregister("@" .. name)
+    export_global(name)
+    return h
+end
+
 -- Names: ".local" names are also registered with skc, so remote nodes can
--- target ".name"; bare names stay in this process.
+-- target ".name"; bare (global) names answer "@name" (above).
 function R.name(name, addr)
     local h = resolve(addr)
     local svc = h and services[h]
@@ -717,6 +880,9 @@ function R.name(name, addr)
     end
     names[name] = h
     svc.names[name] = true
+    if name:sub(1, 1) ~= "." then
+        export_global(name)
+    end
 end
 
 function R.register(name)
@@ -756,18 +922,51 @@ end
 
 -- Remote (cluster) primitives: raw payloads in and out.  Both return
 -- reply | nil, message, code.
+-- The deadline of a cluster call: the call's own (cluster.call_timeout),
+-- else the innermost cluster.with_timeout of the calling coroutine, else
+-- the process-wide one (cluster.set_timeout), else the node's.
+local function deadline_of(timeout)
+    if timeout then
+        return timeout
+    end
+    local info = co_info[coroutine_running()]
+    local scoped = info and info.timeout
+    if scoped then
+        return scoped
+    end
+    return call_timeout
+end
+
+-- The longest deadline skc takes (about 24.8 days): "no deadline".
+R.NO_DEADLINE = 0x7fffffff
+
 function R.cluster_rawcall(peer, target, data, timeout)
+    local ms = deadline_of(timeout)
     return await("cluster.call", function(cb)
-        return node:call_async(peer, target, data, timeout or call_timeout,
-            cb)
+        return node:call_async(peer, target, data, ms, cb)
     end)
 end
 
 -- cluster.query without blocking the process: the coroutine waits.
 function R.cluster_query(peer, name, timeout)
+    local ms = deadline_of(timeout)
     return await("cluster.query", function(cb)
-        return node:query_async(peer, name, timeout or call_timeout, cb)
+        return node:query_async(peer, name, ms, cb)
     end)
+end
+
+-- Runs fn(...) with `ms` as the deadline of the cluster calls that this
+-- coroutine makes meanwhile (nested scopes: the innermost wins).
+function R.with_timeout(ms, fn, ...)
+    local _, info = current("cluster.with_timeout")
+    local old = info.timeout
+    info.timeout = ms
+    local r = table_pack(pcall(fn, ...))
+    info.timeout = old
+    if not r[1] then
+        error(r[2], 0)
+    end
+    return table_unpack(r, 2, r.n)
 end
 
 function R.cluster_rawsend(peer, target, data)
@@ -799,9 +998,9 @@ function R.rawcall(addr, proto, msg)
     local co, info = current("skynet.call")
     local svc = local_target(addr, "skynet.call")
     if svc.proxy then
-        if proto ~= "lua" then
-            error("skynet.call: a cluster proxy forwards only 'lua' "
-                .. "messages", 2)
+        if proto ~= "lua" and proto ~= "snax" then
+            error("skynet.call: a cluster proxy forwards only 'lua' and "
+                .. "'snax' messages", 2)
         end
         local p = svc.proxy
         local reply, err, code = R.cluster_rawcall(p.node, p.target, msg)
@@ -831,22 +1030,34 @@ function R.call(addr, proto, ...)
     return p.unpack(reply)
 end
 
+-- As in skynet, a send to an address with no service behind it (it has
+-- exited, or never existed) is not an error: the message is dropped, with
+-- a log line here.  Returns 0 (skynet's session of a send), or nil when
+-- the message was dropped.
 function R.rawsend(addr, proto, msg)
-    local svc = local_target(addr, "skynet.send")
+    local h = resolve(addr)
+    local svc = h and services[h]
+    if not svc then
+        log(current_handle(), string_format("skynet.send: no service %s, "
+            .. "message dropped", R.address(addr)))
+        return nil
+    end
     if svc.proxy then
         local p = svc.proxy
         local ok, err, code = node:send(p.node, p.target, msg)
         if not ok then
             log(current_handle(), remote_error("cluster.send", p.node,
                 p.target, err, code))
+            return nil
         end
-        return
+        return 0
     end
     local info = co_info[coroutine_running()]
     deliver(svc, {
         proto = proto, session = 0, source = info and info.svc.handle or 0,
         data = msg,
     })
+    return 0
 end
 
 function R.send(addr, proto, ...)
@@ -1033,6 +1244,89 @@ function R.proxy(peer, target)
     return svc.handle
 end
 
+-- The service manager, ".service" (skynet's service_mgr): answers
+-- LAUNCH, QUERY, GLAUNCH, GQUERY and LIST from this process's services and
+-- from other nodes (cluster.snax asks a node's ".service" for a snax
+-- service).  Replies are skynet's: the handle, or nil and the error text.
+local function manager_key(service_name, subname)
+    local real = service_name
+    if service_name:sub(1, 1) == "@" then
+        real = service_name:sub(2)
+    end
+    if real == "snaxd" then
+        if type(subname) ~= "string" then
+            error("snaxd needs the name of a snax service", 0)
+        end
+        return service_name .. "." .. subname, real
+    end
+    return service_name, real
+end
+
+local manager_cmd = {}
+
+function manager_cmd.LAUNCH(service_name, subname, ...)
+    if type(service_name) ~= "string" then
+        error("LAUNCH: service name must be a string", 0)
+    end
+    local key, real = manager_key(service_name, subname)
+    if real == "snaxd" then
+        local snax = require "skynet.snax"
+        return unique_launch("LAUNCH", key, snax.rawnewservice, subname, ...)
+    end
+    return unique_launch("LAUNCH", key, R.newservice, real, subname, ...)
+end
+
+function manager_cmd.QUERY(service_name, subname)
+    if type(service_name) ~= "string" then
+        error("QUERY: service name must be a string", 0)
+    end
+    return unique_query("QUERY", (manager_key(service_name, subname)))
+end
+
+function manager_cmd.GLAUNCH(name, ...)
+    return manager_cmd.LAUNCH("@" .. tostring(name), ...)
+end
+
+function manager_cmd.GQUERY(name, ...)
+    return manager_cmd.QUERY("@" .. tostring(name), ...)
+end
+
+function manager_cmd.LIST()
+    local list = {}
+    for key, u in pairs(unique) do
+        list[key] = u.handle and R.address(u.handle) or "Querying"
+    end
+    return list
+end
+
+local function start_manager()
+    local svc = new_service(".service", true)
+    svc.raw = function(m, req)
+        local function serve(cmd, ...)
+            local f = manager_cmd[cmd]
+            if not f then
+                return nil, "Invalid command " .. tostring(cmd)
+            end
+            local ok, r = pcall(f, ...)
+            if ok then
+                return r
+            end
+            return nil, tostring(r)
+        end
+        local ok, r, err = pcall(function()
+            return serve(skc.unpack(m.data))
+        end)
+        if not ok then
+            r, err = nil, tostring(r)
+        end
+        if req then
+            answer(req, true, skc.pack(r, err))
+        end
+    end
+    set_ready(svc)
+    R.name(".service", svc.handle)
+end
+
 -- ---------------------------------------------------------------------
 -- Boot and loop
 -- ---------------------------------------------------------------------
@@ -1092,6 +1386,7 @@ local function boot(cfg)
         end
         map_file = env.cluster
     end
+    start_manager()
 end
 
 local MAX_WAIT_MS = 1000

@@ -25,14 +25,21 @@ end
 
 -- cluster.call(node, address, ...) -> the remote service's reply values.
 -- address: "@name" (cluster name), ".name", ":hex" or a numeric handle.
-function cluster.call(node, address, ...)
-    checknode(node, "cluster.call")
+-- ms: the call's own deadline, or nil (see R.cluster_rawcall).  Always
+-- tail-called, so error level 2 is the caller's caller.
+local function call(what, ms, node, address, ...)
+    checknode(node, what)
     local target = R.target_of(address)
-    local reply, err, code = R.cluster_rawcall(node, target, skc.pack(...))
+    local reply, err, code = R.cluster_rawcall(node, target, skc.pack(...),
+        ms)
     if not reply then
-        fail("cluster.call", node, target, err, code)
+        error(R.remote_error("cluster.call", node, target, err, code), 2)
     end
     return skc.unpack(reply)
+end
+
+function cluster.call(node, address, ...)
+    return call("cluster.call", nil, node, address, ...)
 end
 
 -- cluster.send(node, address, ...): one-way; like skynet it never raises
@@ -123,9 +130,6 @@ end
 -- cluster.register(name [, addr]): makes addr (default: this service)
 -- reachable as "@name" from other nodes.  One name per service: a new
 -- name replaces the old one.
-local registered = {} -- handle -> name
-local owner = {}      -- name -> handle
-
 function cluster.register(name, addr)
     if type(name) ~= "string" or #name == 0 then
         error("cluster.register: name must be a non-empty string", 2)
@@ -135,34 +139,24 @@ function cluster.register(name, addr)
         error("cluster.register " .. name .. ": unknown service "
             .. tostring(addr), 2)
     end
-    if owner[name] == h then
-        return
-    end
-    local n = R.node()
-    local ok, err, code = n:register("@" .. name, h)
+    R.node()
+    local ok, err, code = R.cluster_register(name, h)
     if not ok then
         error(string.format("cluster.register %s: %s (%s)", name,
             tostring(err), tostring(code)), 2)
     end
-    local old = registered[h]
-    if old then
-        n:unregister("@" .. old)
-        owner[old] = nil
-    end
-    registered[h] = name
-    owner[name] = h
     R.log(R.self() or 0, string.format("Register [%s] %s", name,
         R.address(h)))
 end
 
+-- cluster.unregister(name): a name nobody registered is a no-op.
 function cluster.unregister(name)
-    local n = R.node()
-    local h = owner[name]
+    R.node()
+    local h = R.cluster_unregister(name)
     if h then
-        registered[h] = nil
-        owner[name] = nil
+        R.log(R.self() or 0, string.format("Unregister [%s] %s", name,
+            R.address(h)))
     end
-    n:unregister("@" .. name) -- absent: ENOSERVICE, a no-op as in skynet
 end
 
 -- cluster.query(node, name) -> the handle registered as "@name" there.
@@ -185,19 +179,69 @@ function cluster.query(node, name)
     return h
 end
 
--- Extensions (not in skynet) --------------------------------------------------
-
--- cluster.set_timeout(ms): deadline of later cluster.call from this
--- process (0 = the node's default); returns the previous value.
-function cluster.set_timeout(ms)
-    if math.type(ms) ~= "integer" or ms < 0 then
-        error("cluster.set_timeout: expected milliseconds >= 0", 2)
+-- cluster.snax(node, name [, address]): a snax object for the snax
+-- service `name` on `node`; without an address, the node's ".service" is
+-- asked for its unique snax service of that name (waiting until it has
+-- started).  The remote service must call snax.enablecluster(); this
+-- side needs the service's source on its `snax` path, for the method ids.
+function cluster.snax(node, name, address)
+    checknode(node, "cluster.snax")
+    if type(name) ~= "string" or #name == 0 then
+        error("cluster.snax: name must be a non-empty string", 2)
     end
-    return R.set_call_timeout(ms)
+    local snax = require "skynet.snax"
+    if not address then
+        address = cluster.call(node, ".service", "QUERY", "snaxd", name)
+        if not address then
+            error(string.format("cluster.snax %s %s: no such snax service",
+                node, name), 2)
+        end
+    end
+    return snax.bind(cluster.proxy(node, address), name)
 end
 
-function cluster.snax()
-    error("cluster.snax: snax is not supported by skc", 2)
+-- Extensions (not in skynet) --------------------------------------------------
+
+local function deadline(ms, what)
+    if ms == false then
+        return R.NO_DEADLINE
+    end
+    if math.type(ms) ~= "integer" or ms < 0 or ms > R.NO_DEADLINE then
+        error(what .. ": expected milliseconds (an integer >= 0; 0 = the "
+            .. "node's default) or false (no deadline), got " .. tostring(ms),
+            3)
+    end
+    return ms
+end
+
+-- cluster.set_timeout(ms | false): deadline of later cluster calls from
+-- this process (0 = the node's default, false = none); returns the
+-- previous value.
+function cluster.set_timeout(ms)
+    local old = R.set_call_timeout(deadline(ms, "cluster.set_timeout"))
+    if old == R.NO_DEADLINE then
+        return false
+    end
+    return old
+end
+
+-- cluster.call_timeout(ms | false, node, address, ...): cluster.call with
+-- its own deadline (false = none, for a long poll).
+function cluster.call_timeout(ms, node, address, ...)
+    ms = deadline(ms, "cluster.call_timeout")
+    return call("cluster.call_timeout", ms, node, address, ...)
+end
+
+-- cluster.with_timeout(ms | false, fn, ...): runs fn(...) and returns its
+-- results; the cluster calls this coroutine makes meanwhile (cluster.call,
+-- cluster.query, skynet.call through a proxy, a snax req) have deadline
+-- `ms`.  Coroutines it forks do not inherit it.
+function cluster.with_timeout(ms, fn, ...)
+    ms = deadline(ms, "cluster.with_timeout")
+    if type(fn) ~= "function" then
+        error("cluster.with_timeout: expected a function", 2)
+    end
+    return R.with_timeout(ms, fn, ...)
 end
 
 function cluster.get_sender()

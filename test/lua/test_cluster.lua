@@ -131,7 +131,7 @@ local function body()
     T.raises("expected a node name", cluster.open, {})
     T.raises("node name", cluster.call, nil, "@echo")
     T.raises("bad cluster address", cluster.call, "me", {})
-    T.raises("not supported", cluster.snax, "me", "x")
+    T.raises("name must be a non-empty string", cluster.snax, "me")
 end
 
 T.skynet_main(body, 30)
