@@ -39,8 +39,8 @@ run_completion(skc_node *n, skci_task *t)
         if (status == 0 && c->len != 4) {
             status = SKC_EPROTO;
             free(c->detail);
-            c->detail = skci_strdup("a query was answered with a payload "
-                                    "that is not 4 bytes");
+            c->detail = skci_strdup(
+                "a query was answered with a payload that is not 4 bytes");
             skci_error_set_text(c->detail);
         } else if (status == 0) {
             h = skci_get_u32(c->data);
@@ -75,8 +75,7 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     }
     if (len > n->max_msg) {
         return skci_error(SKC_ETOOBIG,
-            "payload of %zu bytes exceeds this "
-            "node's limit of %u bytes (max_msg_size)",
+            "payload of %zu bytes exceeds this node's limit of %u bytes (max_msg_size)",
             len, n->max_msg);
     }
     if (timeout_ms < 0) {
@@ -133,8 +132,7 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
     }
     if (n->pend.inflight >= n->max_inflight) {
         rc = skci_error(SKC_ELIMIT,
-            "%u calls already pending on node '%s' "
-            "(max_inflight)",
+            "%u calls already pending on node '%s' (max_inflight)",
             n->pend.inflight, n->name);
         goto fail;
     }
@@ -191,9 +189,7 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
 {
     if (skci_inline_depth > 0) {
         return skci_error(SKC_EBUSY,
-            "a blocking %s to node '%s' from an "
-            "inline handler or callback of node '%s' would stall the thread "
-            "that receives replies; use the async form",
+            "a blocking %s to node '%s' from an inline handler or callback of node '%s' would stall the thread that receives replies; use the async form",
             kind == SKCI_KIND_QUERY ? "query" : "call", peer ? peer : "?",
             skci_current_node ? skci_current_node->name : "?");
     }
@@ -366,9 +362,7 @@ skc_node_query(skc_node *node, uint32_t *out, const char *peer,
     if (l != 4) {
         skci_tmsg_free(rep);
         return skci_error(SKC_EPROTO,
-            "node '%s' answered a query with %zu "
-            "bytes instead of 4",
-            peer, l);
+            "node '%s' answered a query with %zu bytes instead of 4", peer, l);
     }
     *out = skci_get_u32(d);
     skci_tmsg_free(rep);

@@ -144,8 +144,7 @@ run_one(skc_node *n, skci_service *s, skc_msg *m)
         /* The caller has given up: do not start work nobody awaits. */
         char why[700];
         snprintf(why, sizeof(why),
-            "the deadline passed before service "
-            "%s on node '%s' could run the request",
+            "the deadline passed before service %s on node '%s' could run the request",
             m->target, n->name);
         skci_node_log(n, SKC_LOG_INFO, "%s", why);
         skci_msg_drop(m, SKC_ETIMEDOUT, why);
@@ -228,8 +227,7 @@ int
 skci_inline_busy(const char *what, const skc_node *target)
 {
     return skci_error(SKC_EBUSY,
-        "%s on node '%s' called from an inline "
-        "handler or callback of node '%s', where nothing may block",
+        "%s on node '%s' called from an inline handler or callback of node '%s', where nothing may block",
         what, target->name, skci_current_node ? skci_current_node->name : "?");
 }
 
@@ -397,8 +395,7 @@ skc_node_fd(skc_node *node, int *out_fd)
     }
     if (node->workers > 0) {
         return skci_error(SKC_ESTATE,
-            "node '%s' has worker threads; "
-            "skc_node_fd is for caller-driven nodes",
+            "node '%s' has worker threads; skc_node_fd is for caller-driven nodes",
             node->name);
     }
     *out_fd = node->dq.efd;
@@ -413,14 +410,12 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
     }
     if (node->workers > 0) {
         return skci_error(SKC_ESTATE,
-            "node '%s' has worker threads; "
-            "skc_node_poll is for caller-driven nodes",
+            "node '%s' has worker threads; skc_node_poll is for caller-driven nodes",
             node->name);
     }
     if (skci_current_node == node) {
         return skci_error(SKC_EBUSY,
-            "skc_node_poll called from a handler "
-            "or callback of node '%s'",
+            "skc_node_poll called from a handler or callback of node '%s'",
             node->name);
     }
     if (skci_inline_depth > 0) {

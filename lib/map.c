@@ -1137,8 +1137,7 @@ static int
 map_bad_addr(const char *addr, char *err, size_t errlen)
 {
     map_set_err(err, errlen,
-        "bad address '%s': expected host:port or a URL such as "
-        "tcp://host:port",
+        "bad address '%s': expected host:port or a URL such as tcp://host:port",
         addr);
     return SKC_EINVAL;
 }
@@ -1221,8 +1220,7 @@ skci_addr_to_url(char **out, const char *addr, char *err, size_t errlen)
         }
         if (!known) {
             map_set_err(err, errlen,
-                "bad address '%s': unsupported scheme '%.*s' (use tcp, "
-                "tcp4, tcp6, ipc, inproc, tls+tcp, ws or wss)",
+                "bad address '%s': unsupported scheme '%.*s' (use tcp, tcp4, tcp6, ipc, inproc, tls+tcp, ws or wss)",
                 addr, (int)(slen < 64 ? slen : 64), addr);
             return SKC_EINVAL;
         }
@@ -1248,8 +1246,7 @@ skci_addr_to_url(char **out, const char *addr, char *err, size_t errlen)
     } else if (memchr(addr, ':', hostlen) != NULL) {
         /* "::1:7000" cannot be split reliably; say how to write it. */
         map_set_err(err, errlen,
-            "bad address '%s': put an IPv6 host in brackets, as in "
-            "[::1]:7000",
+            "bad address '%s': put an IPv6 host in brackets, as in [::1]:7000",
             addr);
         return SKC_EINVAL;
     } else if (!map_host_ok(addr, hostlen)) {

@@ -77,10 +77,8 @@ route_answer(skci_route *r, skci_tmsg *frame)
         skci_server_reply(rc_, frame);
     } else {
         skci_tmsg_free(frame);
-        rc = skci_error(SKC_ECLOSED,
-            "node '%s' was destroyed before the "
-            "reply",
-            n->name);
+        rc = skci_error(
+            SKC_ECLOSED, "node '%s' was destroyed before the reply", n->name);
     }
     pthread_mutex_unlock(&n->serve.lock);
     free(r);
@@ -114,9 +112,8 @@ skci_msg_finish(skc_msg *m)
     char why[SKCI_DETAIL_MAX] = "";
     if (m->route != NULL) {
         snprintf(why, sizeof(why),
-            "service %s on node '%s' returned without "
-            "replying",
-            m->target, m->node->name);
+            "service %s on node '%s' returned without replying", m->target,
+            m->node->name);
     }
     skci_msg_drop(m, SKC_ENOREPLY, why);
 }
@@ -179,9 +176,8 @@ msg_check_answerable(skc_msg *msg)
         return skci_error(SKC_ESTATE, "a send cannot be answered");
     }
     if (msg->route == NULL) {
-        return skci_error(SKC_ESTATE,
-            "this call was already answered or "
-            "deferred");
+        return skci_error(
+            SKC_ESTATE, "this call was already answered or deferred");
     }
     return 0;
 }
@@ -196,8 +192,7 @@ route_reply(skci_route *r, const void *data, size_t len)
     if (len > r->max_reply) {
         char why[700];
         snprintf(why, sizeof(why),
-            "the reply of %zu bytes from %s on node "
-            "'%s' exceeds the caller's limit of %u bytes",
+            "the reply of %zu bytes from %s on node '%s' exceeds the caller's limit of %u bytes",
             len, r->target, r->node->name, r->max_reply);
         route_answer_error(r, SKC_ETOOBIG, why);
         return skci_error(SKC_ETOOBIG, "%s", why);

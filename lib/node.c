@@ -77,8 +77,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     if (opts != NULL) {
         if (opts->size < sizeof(uint32_t) || opts->size > 4096) {
             return skci_error(SKC_EINVAL,
-                "opts->size is %u: initialise "
-                "options with SKC_NODE_OPTS_INIT",
+                "opts->size is %u: initialise options with SKC_NODE_OPTS_INIT",
                 opts->size);
         }
         /* Copy the part the caller knows; newer fields keep defaults. */
@@ -93,8 +92,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     }
     if (o.workers < SKC_CALLER_DRIVEN || o.workers > 256) {
         return skci_error(SKC_EINVAL,
-            "workers must be 1..256, 0 (default) "
-            "or SKC_CALLER_DRIVEN");
+            "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
     }
     if (o.max_msg_size > 0x7fff0000u) {
         return skci_error(SKC_EINVAL, "max_msg_size above 2 GiB");
@@ -156,8 +154,7 @@ skc_node_destroy(skc_node *node)
     }
     if (skci_current_node == node) {
         return skci_error(SKC_EBUSY,
-            "skc_node_destroy called from a "
-            "handler or callback of node '%s'",
+            "skc_node_destroy called from a handler or callback of node '%s'",
             node->name);
     }
     if (skci_inline_depth > 0) {
@@ -300,13 +297,13 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
 }
 
 int
-skc_node_close(skc_node *node)
+skc_node_close_listeners(skc_node *node)
 {
     if (node == NULL) {
         return skci_error(SKC_EINVAL, "node is NULL");
     }
     if (skci_inline_depth > 0) {
-        return skci_inline_busy("skc_node_close", node);
+        return skci_inline_busy("skc_node_close_listeners", node);
     }
     pthread_mutex_lock(&node->open_lock);
     if (node->server != NULL) {
@@ -314,6 +311,12 @@ skc_node_close(skc_node *node)
     }
     pthread_mutex_unlock(&node->open_lock);
     return 0;
+}
+
+int
+skc_node_close(skc_node *node)
+{
+    return skc_node_close_listeners(node);
 }
 
 /* ---- cluster map ---- */
@@ -338,9 +341,7 @@ map_prepare(struct map_change *ch, const char *name, int kind,
     }
     if (strlen(name) > SKCI_NAME_MAX) {
         return skci_error(SKC_EINVAL,
-            "%scluster map: name longer than %d "
-            "bytes",
-            where, SKCI_NAME_MAX);
+            "%scluster map: name longer than %d bytes", where, SKCI_NAME_MAX);
     }
     if (strncmp(name, "__", 2) == 0) {
         ch->option = strcmp(name, "__nowaiting") == 0 ? 1 : 2;
@@ -357,9 +358,7 @@ map_prepare(struct map_change *ch, const char *name, int kind,
     }
     if (kind != SKCI_MAP_ADDR || value == NULL) {
         return skci_error(SKC_EINVAL,
-            "%snode '%s': expected an address "
-            "string or false",
-            where, name);
+            "%snode '%s': expected an address string or false", where, name);
     }
     char err[512];
     int rc = skci_addr_to_url(&ch->url, value, err, sizeof(err));
@@ -505,9 +504,7 @@ skc_node_map_reload(skc_node *node)
     skci_call_unlock(node);
     if (path == NULL) {
         return skci_error(SKC_ESTATE,
-            "node '%s' has no cluster map file to "
-            "reload",
-            node->name);
+            "node '%s' has no cluster map file to reload", node->name);
     }
     rc = map_load_file(node, path);
     free(path);

@@ -82,8 +82,7 @@ skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
 {
     if (c->payload_len > p->max_msg) {
         skci_call_fail(n, c, SKC_ETOOBIG,
-            "node '%s' accepts messages of at most "
-            "%u bytes; this one has %zu",
+            "node '%s' accepts messages of at most %u bytes; this one has %zu",
             p->name, p->max_msg, c->payload_len);
         return;
     }
@@ -392,8 +391,7 @@ on_reply(void *arg, skci_tmsg *msg)
     if (c == NULL || c->peer != lr->peer || c->state != SKCI_CALL_SENT) {
         skci_call_unlock(n);
         skci_node_log(n, SKC_LOG_DEBUG,
-            "reply from node '%s' for no pending "
-            "call (id %llu): dropped",
+            "reply from node '%s' for no pending call (id %llu): dropped",
             lr->peer->name, (unsigned long long)rep.id);
         skci_tmsg_free(msg);
         return;
@@ -461,8 +459,7 @@ on_conn(void *arg, int up)
         link_state_set(p, SKCI_LINK_RETRY);
         char why[SKCI_DETAIL_MAX];
         snprintf(why, sizeof(why),
-            "connection to node '%s' (%s) lost after the request was sent; "
-            "the outcome is unknown",
+            "connection to node '%s' (%s) lost after the request was sent; the outcome is unknown",
             p->name, skci_peer_addr(p));
         if (!atomic_load(&n->closing)) {
             skci_node_log(n, SKC_LOG_WARN,
@@ -480,9 +477,7 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
     char why[SKCI_DETAIL_MAX];
     if (p->map == SKCI_PEER_MARKED_DOWN) {
         snprintf(why, sizeof(why),
-            "node '%s' was marked down (false) in "
-            "the cluster map",
-            p->name);
+            "node '%s' was marked down (false) in the cluster map", p->name);
         peer_detach_link(n, p);
         skci_call_fail_list(n, p->shead, SKC_ENODEDOWN, why);
         skci_call_fail_list(n, p->qhead, SKC_ENODEDOWN, why);
@@ -493,8 +488,7 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
     }
     if (p->lr != NULL) {
         snprintf(why, sizeof(why),
-            "the address of node '%s' changed to %s "
-            "while the request was in flight; the outcome is unknown",
+            "the address of node '%s' changed to %s while the request was in flight; the outcome is unknown",
             p->name, p->url);
         skci_call *sent = p->shead;
         peer_detach_link(n, p);
@@ -518,8 +512,7 @@ skci_nowaiting_changed(skc_node *n)
             if (p->map == SKCI_PEER_NOT_IN_MAP && p->qhead != NULL) {
                 char why[SKCI_DETAIL_MAX];
                 snprintf(why, sizeof(why),
-                    "node '%s' is not in the cluster "
-                    "map (__nowaiting was turned on)",
+                    "node '%s' is not in the cluster map (__nowaiting was turned on)",
                     p->name);
                 skci_call_fail_list(n, p->qhead, SKC_ENONODE, why);
             }
@@ -547,20 +540,16 @@ skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c)
 {
     if (p->map == SKCI_PEER_MARKED_DOWN) {
         return skci_error(SKC_ENODEDOWN,
-            "node '%s' is down (false in the "
-            "cluster map)",
-            p->name);
+            "node '%s' is down (false in the cluster map)", p->name);
     }
     if (p->map == SKCI_PEER_NOT_IN_MAP && n->peers.nowaiting) {
         return skci_error(SKC_ENONODE,
-            "node '%s' is not in the cluster map "
-            "(__nowaiting is set)",
+            "node '%s' is not in the cluster map (__nowaiting is set)",
             p->name);
     }
     if (p->link_state == SKCI_LINK_UP && c->payload_len > p->max_msg) {
         return skci_error(SKC_ETOOBIG,
-            "node '%s' accepts messages of at "
-            "most %u bytes; this one has %zu",
+            "node '%s' accepts messages of at most %u bytes; this one has %zu",
             p->name, p->max_msg, c->payload_len);
     }
     return 0;
@@ -576,8 +565,7 @@ skci_peer_route(skc_node *n, skci_peer *p, skci_call *c)
         if (!p->warned_waiting) {
             p->warned_waiting = 1;
             skci_node_log(n, SKC_LOG_INFO,
-                "waiting for cluster node '%s' "
-                "(not in the cluster map yet)",
+                "waiting for cluster node '%s' (not in the cluster map yet)",
                 p->name);
         }
         skci_peer_queue(p, c);

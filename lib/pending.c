@@ -114,8 +114,7 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     case SKCI_MODE_SEND:
         if (status != 0) {
             skci_node_log(n, SKC_LOG_WARN,
-                "dropped a send to node '%s' %s: "
-                "%s",
+                "dropped a send to node '%s' %s: %s",
                 c->peer ? c->peer->name : "?", c->target,
                 c->detail ? c->detail : "");
         }

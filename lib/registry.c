@@ -197,9 +197,7 @@ skc_service_destroy(skc_node *node, uint32_t service)
     skci_service *s = skci_idmap_del(&node->reg.services, service);
     if (s == NULL) {
         pthread_rwlock_unlock(&node->reg.lock);
-        return skci_error(SKC_ENOSERVICE,
-            "node '%s' has no service "
-            ":%08x",
+        return skci_error(SKC_ENOSERVICE, "node '%s' has no service :%08x",
             node->name, service);
     }
     struct name_sweep sw = { service, NULL, 0, 0 };
@@ -229,8 +227,7 @@ skc_service_destroy(skc_node *node, uint32_t service)
         skc_msg *next = mail->next;
         char why[700];
         snprintf(why, sizeof(why),
-            "service %s on node '%s' was destroyed "
-            "before it handled the request",
+            "service %s on node '%s' was destroyed before it handled the request",
             mail->target, node->name);
         skci_msg_drop(mail, SKC_ENOREPLY, why);
         mail = next;
@@ -272,9 +269,8 @@ skc_name_register(skc_node *node, const char *name, uint32_t service)
     if (cur != 0 && cur != service) {
         pthread_rwlock_unlock(&node->reg.lock);
         return skci_error(SKC_EEXIST,
-            "name %s is already registered to "
-            ":%08x on node '%s'",
-            key, cur, node->name);
+            "name %s is already registered to :%08x on node '%s'", key, cur,
+            node->name);
     }
     rc = skci_strmap_set(&node->reg.names, key, (void *)(uintptr_t)service);
     pthread_rwlock_unlock(&node->reg.lock);
@@ -300,9 +296,7 @@ skc_name_unregister(skc_node *node, const char *name)
     pthread_rwlock_unlock(&node->reg.lock);
     if (v == NULL) {
         return skci_error(SKC_ENOSERVICE,
-            "name %s is not registered on "
-            "node '%s'",
-            key, node->name);
+            "name %s is not registered on node '%s'", key, node->name);
     }
     return 0;
 }
@@ -324,9 +318,7 @@ skc_name_lookup(skc_node *node, uint32_t *out, const char *name)
     pthread_rwlock_unlock(&node->reg.lock);
     if (h == 0) {
         return skci_error(SKC_ENOSERVICE,
-            "name %s is not registered on "
-            "node '%s'",
-            key, node->name);
+            "name %s is not registered on node '%s'", key, node->name);
     }
     *out = h;
     return 0;

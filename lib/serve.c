@@ -39,9 +39,7 @@ query_reply(skc_node *n, const skci_req *req, const char *tname)
     skci_service *s = skci_registry_find(n, &req->target);
     if (s == NULL) {
         return skci_error_frame(SKC_ENOSERVICE, req->id,
-            "node '%s' has no "
-            "name %s",
-            n->name, tname);
+            "node '%s' has no name %s", n->name, tname);
     }
     uint8_t h[4];
     skci_put_u32(h, s->handle);
@@ -62,10 +60,8 @@ deliver_call(skc_node *n, skci_rctx *rctx, skci_tmsg *msg, const skci_req *req,
         free(r);
         skci_tmsg_free(msg);
         answer_now(rctx,
-            skci_error_frame(SKC_ENOMEM, req->id,
-                "node '%s': "
-                "out of memory",
-                n->name));
+            skci_error_frame(
+                SKC_ENOMEM, req->id, "node '%s': out of memory", n->name));
         return;
     }
     m->node = n;
@@ -102,9 +98,7 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
             n, SKC_LOG_WARN, "rejected a bad request frame: %s", err);
         skci_tmsg_free(msg);
         answer_now(rctx,
-            skci_error_frame(SKC_EPROTO, 0,
-                "node '%s' rejected "
-                "the frame: %s",
+            skci_error_frame(SKC_EPROTO, 0, "node '%s' rejected the frame: %s",
                 n->name, err));
         return;
     }
@@ -126,15 +120,12 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
             deliver_call(n, rctx, msg, &req, tname, tlen);
             return;
         }
-        reply = skci_error_frame(SKC_EPROTO, req.id,
-            "node '%s': a call "
-            "needs a target",
-            n->name);
+        reply = skci_error_frame(
+            SKC_EPROTO, req.id, "node '%s': a call needs a target", n->name);
         break;
     default:
         reply = skci_error_frame(SKC_EPROTO, req.id,
-            "node '%s': a frame of "
-            "kind %u cannot be sent as a request",
+            "node '%s': a frame of kind %u cannot be sent as a request",
             n->name, req.kind);
         break;
     }
@@ -175,9 +166,8 @@ skci_on_push(void *arg, skci_tmsg *msg)
     memcpy(m->target, tname, tlen + 1);
     if (skci_registry_deliver(n, &req.target, m) != 0) {
         skci_node_log(n, SKC_LOG_WARN,
-            "dropped a send to %s: no such "
-            "service on node '%s'",
-            tname, n->name);
+            "dropped a send to %s: no such service on node '%s'", tname,
+            n->name);
         skci_msg_drop(m, SKC_ENOSERVICE, "no such service");
     }
 }

@@ -12,19 +12,16 @@ call_expire(skc_node *n, skci_call *c)
     int32_t waited = (int32_t)(skci_now_ms() - c->start);
     if (c->state == SKCI_CALL_SENT) {
         skci_call_fail(n, c, SKC_ETIMEDOUT,
-            "node '%s' (%s) %s: no reply within "
-            "%d ms",
-            p->name, skci_peer_addr(p), c->target, c->timeout_ms);
+            "node '%s' (%s) %s: no reply within %d ms", p->name,
+            skci_peer_addr(p), c->target, c->timeout_ms);
     } else if (p->map == SKCI_PEER_NOT_IN_MAP) {
         skci_call_fail(n, c, SKC_ENONODE,
-            "node '%s' is not in the cluster map "
-            "(waited %d ms for a reload to define it)",
+            "node '%s' is not in the cluster map (waited %d ms for a reload to define it)",
             p->name, waited);
     } else {
         skci_call_fail(n, c, SKC_EUNREACHABLE,
-            "node '%s' (%s): no connection "
-            "within %d ms%s%s",
-            p->name, skci_peer_addr(p), waited, p->last_error ? ": " : "",
+            "node '%s' (%s): no connection within %d ms%s%s", p->name,
+            skci_peer_addr(p), waited, p->last_error ? ": " : "",
             p->last_error ? p->last_error : "");
     }
 }

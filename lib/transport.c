@@ -563,8 +563,7 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         nng_pipe_close(p);
         if (!atomic_load(&s->closing)) {
             server_log(s, SKC_LOG_WARN,
-                "refused a connection to the %s port: %u connections is "
-                "the limit (max_conns)",
+                "refused a connection to the %s port: %u connections is the limit (max_conns)",
                 pull ? "send" : "call", s->cfg.max_conns);
         }
     }

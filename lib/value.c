@@ -429,8 +429,7 @@ value_read_scalar(skc_unpack *u, skc_item *item, size_t start)
         switch (r) {
         case MSGPACK_UNPACK_CONTINUE:
             return value_fail(u, SKC_EPROTO,
-                "payload: value at offset %zu (type byte 0x%02x) is "
-                "truncated: data ends at %zu",
+                "payload: value at offset %zu (type byte 0x%02x) is truncated: data ends at %zu",
                 start, u->data[start], u->len);
         case MSGPACK_UNPACK_NOMEM_ERROR:
             /* Not sticky: nothing was consumed, a retry may succeed. */
@@ -547,8 +546,8 @@ skc_unpack_next(skc_unpack *unpack, skc_item *item)
             return 0;
         }
         return value_fail(unpack, SKC_EPROTO,
-            "payload: data ends at offset %zu inside a container that "
-            "still owes %" PRIu64 " items",
+            "payload: data ends at offset %zu inside a container that still owes %" PRIu64
+            " items",
             unpack->len, unpack->left[unpack->depth - 1]);
     }
 
@@ -568,8 +567,7 @@ skc_unpack_next(skc_unpack *unpack, skc_item *item)
         unpack->data + start, unpack->len - start, &type, &count, &hlen);
     if (kind < 0) {
         return value_fail(unpack, SKC_EPROTO,
-            "payload: container header at offset %zu (type byte 0x%02x) "
-            "is truncated: data ends at %zu",
+            "payload: container header at offset %zu (type byte 0x%02x) is truncated: data ends at %zu",
             start, unpack->data[start], unpack->len);
     }
     if (kind > 0) {

@@ -151,8 +151,7 @@ skci_wire_req_decode(
     }
     if (len < SKCI_REQ_FIXED + n) {
         snprintf(err, errlen,
-            "truncated frame: target name of %zu bytes "
-            "does not fit in %zu bytes",
+            "truncated frame: target name of %zu bytes does not fit in %zu bytes",
             n, len);
         return SKC_EPROTO;
     }
@@ -164,9 +163,8 @@ skci_wire_req_decode(
     out->len = skci_get_u32(buf + 30 + n);
     if ((uint64_t)out->len != (uint64_t)len - SKCI_REQ_FIXED - n) {
         snprintf(err, errlen,
-            "payload length field says %u bytes, frame "
-            "carries %zu",
-            out->len, len - SKCI_REQ_FIXED - n);
+            "payload length field says %u bytes, frame carries %zu", out->len,
+            len - SKCI_REQ_FIXED - n);
         return SKC_EPROTO;
     }
     out->payload = buf + SKCI_REQ_FIXED + n;
@@ -202,9 +200,8 @@ skci_wire_rep_decode(
     out->len = skci_get_u32(buf + 16);
     if ((uint64_t)out->len != (uint64_t)len - SKCI_REP_FIXED) {
         snprintf(err, errlen,
-            "reply length field says %u bytes, frame "
-            "carries %zu",
-            out->len, len - SKCI_REP_FIXED);
+            "reply length field says %u bytes, frame carries %zu", out->len,
+            len - SKCI_REP_FIXED);
         return SKC_EPROTO;
     }
     out->payload = buf + SKCI_REP_FIXED;
@@ -255,8 +252,7 @@ skci_target_parse(skci_target *out, const char *s, int bare_ok)
         out->type = SKCI_TARGET_CLUSTER;
     } else {
         return skci_error(SKC_EINVAL,
-            "target '%s' must start with '@' (cluster name), '.' (local "
-            "name) or ':' (hex handle)",
+            "target '%s' must start with '@' (cluster name), '.' (local name) or ':' (hex handle)",
             s);
     }
     if (n == 0) {

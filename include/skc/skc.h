@@ -51,9 +51,9 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define SKC_VERSION_MAJOR 0
-#define SKC_VERSION_MINOR 2
+#define SKC_VERSION_MINOR 3
 #define SKC_VERSION_PATCH 0
-#define SKC_VERSION_STRING "0.2.0"
+#define SKC_VERSION_STRING "0.3.0"
 /* MAJOR*1000000 + MINOR*1000 + PATCH, as skc_version() returns it. */
 #define SKC_VERSION_NUMBER                                                    \
     (SKC_VERSION_MAJOR * 1000000 + SKC_VERSION_MINOR * 1000 +                 \
@@ -198,7 +198,10 @@ SKC_API const char *skc_node_name(const skc_node *node);
 SKC_API int skc_node_open(skc_node *node, char **out_addr, const char *where);
 
 /* Stops every listener opened by skc_node_open().  Requests already being
- * served are answered; outgoing calls are not affected.  Returns SKC_OK. */
+ * served are answered; outgoing calls are not affected.  Returns SKC_OK.
+ * skc_node_close_listeners() (since 0.3.0) is the same function under the
+ * name the Lua and Python bindings use; skc_node_close() stays. */
+SKC_API int skc_node_close_listeners(skc_node *node);
 SKC_API int skc_node_close(skc_node *node);
 
 /* ---------------------------------------------------------------------- */

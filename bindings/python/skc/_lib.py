@@ -19,7 +19,7 @@ from . import errors
 
 # The binding is written against this header version.  The loaded library
 # must have the same major version (SOVERSION) and at least this version.
-HEADER_VERSION = (0, 2, 0)
+HEADER_VERSION = (0, 3, 0)
 HEADER_VERSION_NUMBER = (HEADER_VERSION[0] * 1000000 + HEADER_VERSION[1] * 1000
                          + HEADER_VERSION[2])
 SONAME = "libskc.so.%d" % HEADER_VERSION[0]
@@ -189,6 +189,7 @@ _decl("skc_node_destroy", c_int, [c_void_p], True)
 _decl("skc_node_name", c_char_p, [c_void_p])          # borrowed
 _decl("skc_node_open", c_int, [c_void_p, P(c_void_p), c_char_p], True)
 _decl("skc_node_close", c_int, [c_void_p], True)
+_decl("skc_node_close_listeners", c_int, [c_void_p], True)
 
 _decl("skc_node_map_load", c_int, [c_void_p, c_char_p], True)
 _decl("skc_node_map_reload", c_int, [c_void_p], True)

@@ -498,8 +498,9 @@ class Node(object):
         return _lib.take_string(out.value)
 
     def close_listeners(self):
-        """Stops every listener (skc_node_close); outgoing calls go on."""
-        _L.skc_node_close(self._hnd())
+        """Stops every listener (skc_node_close_listeners); outgoing calls go
+        on."""
+        _L.skc_node_close_listeners(self._hnd())
 
     def fileno(self):
         """A descriptor that becomes readable when poll() has work (for
