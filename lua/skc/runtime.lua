@@ -937,8 +937,10 @@ local function deadline_of(timeout)
     return call_timeout
 end
 
--- The longest deadline skc takes (about 24.8 days): "no deadline".
-R.NO_DEADLINE = 0x7fffffff
+-- "No deadline": 2e9 ms, about 23 days.  Not INT32_MAX: libskc adds a
+-- grace period to a call's deadline in an int32 (lib/transport.c,
+-- skci_link_send), so deadlines near INT32_MAX overflow there.
+R.NO_DEADLINE = 2000000000
 
 function R.cluster_rawcall(peer, target, data, timeout)
     local ms = deadline_of(timeout)
