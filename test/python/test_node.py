@@ -224,6 +224,41 @@ class SelfCalls(unittest.TestCase):
         n.register("slow", slow)
         self.assertEqual(n.call("me", "@slow", 1), 2)
 
+    def test_timeout_default_none_and_seconds(self):
+        # timeout= left out (or skc.DEFAULT_TIMEOUT) is the node's
+        # call_timeout; None is no deadline; a number is seconds.
+        n = self.n
+        seen = []
+
+        def remaining():
+            seen.append(n.message.remaining)
+
+        n.register("rem", remaining)
+        n.call("me", "@rem")
+        n.call("me", "@rem", timeout=skc.DEFAULT_TIMEOUT)
+        n.call("me", "@rem", timeout=None)
+        n.call("me", "@rem", timeout=0.5)
+        n.proxy("me", "@rem").call(timeout=None)
+        n.call_async("me", "@rem", timeout=None).result()
+        self.assertTrue(0 < seen[0] <= 5.0, seen)
+        self.assertTrue(0 < seen[1] <= 5.0, seen)
+        self.assertGreater(seen[2], 1e6, "None: no deadline (about 23 days)")
+        self.assertTrue(0 < seen[3] <= 0.5, seen)
+        self.assertGreater(seen[4], 1e6, "Proxy.call(timeout=None)")
+        self.assertGreater(seen[5], 1e6, "call_async(timeout=None)")
+        self.assertEqual(repr(skc.DEFAULT_TIMEOUT), "skc.DEFAULT_TIMEOUT")
+
+        def slow():
+            d = n.message.defer()
+            threading.Timer(0.6, d.reply, args=("late",)).start()
+
+        n.register("slow", slow)
+        with self.assertRaises(skc.Timeout):
+            n.call("me", "@slow", timeout=0.2)
+        self.assertEqual(n.call("me", "@slow", timeout=None), "late")
+        with self.assertRaises(ValueError):
+            n.call("me", "@slow", timeout=0)
+
     def test_proxy(self):
         self.n.register("echo", echo)
         p = self.n.proxy("me", "@echo")

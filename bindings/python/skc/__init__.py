@@ -21,6 +21,7 @@ from .errors import (                                   # noqa: F401
     ProtocolError, Busy, Exists, TransportError, MapSyntaxError, FileError,
     NoReply, LimitReached, StateError)
 from .node import Node, Message, Deferred, Call, Proxy  # noqa: F401
+from .node import DEFAULT_TIMEOUT                       # noqa: F401
 from .payload import pack, unpack                       # noqa: F401
 
 #: The skc.h version this binding was written for, (major, minor, patch).
@@ -63,6 +64,7 @@ def errname(code):
 
 __all__ = [
     "Node", "Message", "Deferred", "Call", "Proxy", "pack", "unpack",
+    "DEFAULT_TIMEOUT",
     "version", "version_string", "strerror", "errname", "HEADER_VERSION",
     "LIBRARY", "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG",
     "Error", "InvalidArgument", "NoMemory", "UnknownNode", "NodeDown",

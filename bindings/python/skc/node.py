@@ -36,7 +36,6 @@ _SLICE_MS = 200
 # deadline; this only guards against a lost completion).
 _SLACK_S = 5.0
 _DEFAULT_CALL_TIMEOUT_S = 10.0
-_INT32_MAX = 2 ** 31 - 1
 
 _LOG_LEVELS = {
     "error": _lib.LOG_ERROR, "warn": _lib.LOG_WARN,
@@ -96,15 +95,38 @@ def _name_key(name):
     return b.decode("utf-8", "replace")
 
 
+class _DefaultTimeout(object):
+    """The type of DEFAULT_TIMEOUT."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "skc.DEFAULT_TIMEOUT"
+
+
+# The default of every call's and query's timeout=: the node's
+# call_timeout.  timeout=None means no deadline, as for sockets and
+# concurrent.futures (the standard library's socket.create_connection uses
+# a sentinel default the same way).
+DEFAULT_TIMEOUT = _DefaultTimeout()
+
+# "No deadline" for libskc: 2e9 ms (about 23 days), the longest a call can
+# be given (libskc adds a grace period in an int32, so values near
+# INT32_MAX overflow).
+_NO_DEADLINE_MS = 2000000000
+
+
 def _ms(timeout, what="timeout"):
-    """Seconds (int/float) -> milliseconds for skc; None -> 0 (default)."""
-    if timeout is None:
+    """Seconds (int/float) -> milliseconds for skc; DEFAULT_TIMEOUT -> 0
+    (the node's default); None -> no deadline."""
+    if timeout is DEFAULT_TIMEOUT:
         return 0
+    if timeout is None:
+        return _NO_DEADLINE_MS
     t = float(timeout)
     if not t > 0 or math.isinf(t):
         raise ValueError("%s must be a positive number of seconds or None, "
                          "not %r" % (what, timeout))
-    return min(_INT32_MAX, max(1, int(math.ceil(t * 1000))))
+    return min(_NO_DEADLINE_MS, max(1, int(math.ceil(t * 1000))))
 
 
 def _exc_text(exc):
@@ -304,13 +326,13 @@ class Proxy(object):
         self.peer = peer
         self.target = target
 
-    def call(self, *args, timeout=None):
+    def call(self, *args, timeout=DEFAULT_TIMEOUT):
         return self.node.call(self.peer, self.target, *args, timeout=timeout)
 
     def send(self, *args):
         return self.node.send(self.peer, self.target, *args)
 
-    def call_async(self, *args, callback=None, timeout=None):
+    def call_async(self, *args, callback=None, timeout=DEFAULT_TIMEOUT):
         return self.node.call_async(self.peer, self.target, *args,
                                     callback=callback, timeout=timeout)
 
@@ -367,7 +389,8 @@ class Node(object):
         opts.name = _bytes(name, "name")
         opts.workers = _lib.CALLER_DRIVEN
         ct = options.get("call_timeout")
-        opts.call_timeout_ms = _ms(ct, "call_timeout")
+        opts.call_timeout_ms = _ms(DEFAULT_TIMEOUT if ct is None else ct,
+                                   "call_timeout")
         self._default_timeout = (float(ct) if ct is not None
                                  else _DEFAULT_CALL_TIMEOUT_S)
         for key in ("max_msg_size", "max_inflight", "max_serving",
@@ -641,7 +664,7 @@ class Node(object):
 
     # -- calling -----------------------------------------------------------
 
-    def query(self, node, name, timeout=None):
+    def query(self, node, name, timeout=DEFAULT_TIMEOUT):
         """Asks node for the handle registered under name (int)."""
         if self._try_own():
             # As in _call: wait by polling, so this node serves meanwhile
@@ -674,25 +697,27 @@ class Node(object):
             self._flush_logs()
         return out.value
 
-    def call(self, node, target, *args, timeout=None):
+    def call(self, node, target, *args, timeout=DEFAULT_TIMEOUT):
         """Calls target on node with args and returns the reply: None for
         no values, the value for one, a tuple for several.  timeout in
-        seconds (None = the node's call_timeout).  Raises skc.Error
+        seconds; by default the node's call_timeout; None = no deadline
+        (a long poll).  Raises skc.Error
         subclasses (Timeout, NodeDown, HandlerError ...)."""
         return self._call(node, target, pack(*args), timeout, False)
 
-    def call_raw(self, node, target, data, timeout=None):
+    def call_raw(self, node, target, data, timeout=DEFAULT_TIMEOUT):
         """call() with a raw payload: bytes in, bytes out."""
         return self._call(node, target, bytes(data), timeout, True)
 
-    def call_async(self, node, target, *args, callback=None, timeout=None):
+    def call_async(self, node, target, *args, callback=None,
+                   timeout=DEFAULT_TIMEOUT):
         """Starts a call and returns a Call.  callback(error, result) runs
         once on the polling thread when it ends (error None on success)."""
         return self._start(node, target, pack(*args), timeout, False,
                            callback)
 
     def call_async_raw(self, node, target, data, callback=None,
-                       timeout=None):
+                       timeout=DEFAULT_TIMEOUT):
         return self._start(node, target, bytes(data), timeout, True,
                            callback)
 
