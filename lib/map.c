@@ -5,10 +5,12 @@
  * is needed and a bad file still gets a Lua-like "file:line: ... near 'x'"
  * message.
  *
- * The grammar has no nesting (a table value is not an accepted value), so
- * the parser is a plain loop over a token stream: no input can drive
- * recursion.  Every scan is linear in the input, and the final merge of
- * repeated keys sorts, so even a 16 MiB file of tiny entries stays cheap.
+ * The only nesting is one level: a group is a table whose items are
+ * strings, and a '{' inside it is an error, so the parser is a plain loop
+ * over a token stream: no input can drive recursion.  Every scan is linear
+ * in the input, and the checks that compare names (repeated keys,
+ * duplicate members, groups named as members) sort, so even a 16 MiB file
+ * of tiny entries, or one group of a million members, stays cheap.
  *
  * Invariants:
  *  - the lexer never reads at or past `end`; the text need not be
@@ -80,6 +82,10 @@ static const char *const map_keywords[] = { "and", "break", "do", "else",
     "elseif", "end", "false", "for", "function", "goto", "if", "in", "local",
     "nil", "not", "or", "repeat", "return", "then", "true", "until", "while" };
 
+/* Indexed by SKCI_GROUP_*. */
+static const char *const map_policies[] = { "failover", "roundrobin",
+    "random" };
+
 static const char *const map_schemes[] = { "tcp", "tcp4", "tcp6", "ipc",
     "inproc", "tls+tcp", "ws", "wss" };
 
@@ -148,7 +154,7 @@ static int map_fail(struct map_parser *mp, int line, const char *fmt, ...)
 static int
 map_fail(struct map_parser *mp, int line, const char *fmt, ...)
 {
-    char msg[128];
+    char msg[256]; /* two quoted names (MAP_NEAR_BUF) and some words */
     va_list ap;
 
     va_start(ap, fmt);
@@ -717,17 +723,32 @@ map_memdup(const char *s, size_t n)
 }
 
 static void
+map_entry_clear(skci_map_entry *e)
+{
+    free(e->name);
+    free(e->value);
+    for (size_t i = 0; i < e->nmembers; i++) {
+        free(e->members[i]);
+    }
+    free(e->members);
+    e->name = NULL;
+    e->value = NULL;
+    e->members = NULL;
+    e->nmembers = 0;
+}
+
+static void
 map_entries_free(skci_map_entry *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        free(v[i].name);
-        free(v[i].value);
+        map_entry_clear(&v[i]);
     }
     free(v);
 }
 
+/* Appends *e, whose allocations the list then owns. */
 static int
-map_push(struct map_parser *mp, char *name, int kind, char *value, int line)
+map_push(struct map_parser *mp, const skci_map_entry *e)
 {
     if (mp->n == mp->cap) {
         size_t cap = mp->cap != 0 ? mp->cap * 2 : 16;
@@ -741,11 +762,7 @@ map_push(struct map_parser *mp, char *name, int kind, char *value, int line)
         mp->v = v;
         mp->cap = cap;
     }
-    mp->v[mp->n].name = name;
-    mp->v[mp->n].kind = kind;
-    mp->v[mp->n].value = value;
-    mp->v[mp->n].line = line;
-    mp->n++;
+    mp->v[mp->n++] = *e;
     return 0;
 }
 
@@ -795,19 +812,321 @@ map_parse_key(struct map_parser *mp, char **name)
     return 0;
 }
 
+/* Reads a string, false, true or number value into e (kind, value) and
+ * leaves the token after it. */
+static int
+map_parse_scalar(struct map_parser *mp, skci_map_entry *e, int option)
+{
+    const char *what = option ? "a value" : "an address string or false";
+    int rc;
+
+    if (mp->tok.type == MAP_TSTRING) {
+        if (memchr(mp->tok.str, '\0', mp->tok.slen) != NULL) {
+            return map_expected(mp, "a string without NUL bytes");
+        }
+        e->kind = SKCI_MAP_ADDR;
+        e->value = map_memdup(mp->tok.str, mp->tok.slen);
+    } else if (map_tok_is_word(mp, "false")) {
+        e->kind = SKCI_MAP_DOWN;
+    } else if (option && map_tok_is_word(mp, "true")) {
+        e->kind = SKCI_MAP_TRUE;
+    } else if (option && mp->tok.type == MAP_TNUMBER) {
+        e->kind = SKCI_MAP_NUMBER;
+        e->value = map_memdup(mp->tok.src, mp->tok.srclen);
+    } else if (option && map_tok_is(mp, '-')) {
+        if ((rc = map_next(mp)) != 0) {
+            return rc;
+        }
+        if (mp->tok.type != MAP_TNUMBER) {
+            return map_expected(mp, "a number");
+        }
+        e->kind = SKCI_MAP_NUMBER;
+        if ((e->value = malloc(mp->tok.srclen + 2)) != NULL) {
+            e->value[0] = '-';
+            memcpy(e->value + 1, mp->tok.src, mp->tok.srclen);
+            e->value[mp->tok.srclen + 1] = '\0';
+        }
+    } else {
+        return map_expected(mp, what);
+    }
+    if ((e->kind == SKCI_MAP_ADDR || e->kind == SKCI_MAP_NUMBER) &&
+        e->value == NULL) {
+        return map_nomem(mp);
+    }
+    return map_next(mp);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Groups                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* A group being read.  Its members grow in place in the entry, so the
+ * entry alone owns them whatever fails; `lines` (each member's line, for
+ * messages) lives only while the table is read. */
+struct map_group {
+    skci_map_entry *e;
+    size_t cap;
+    int *lines;
+    int policy_line; /* 0 until a policy is given */
+};
+
+static int
+map_policy_lookup(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof(map_policies) / sizeof(map_policies[0]);
+         i++) {
+        if (strlen(map_policies[i]) == n &&
+            memcmp(s, map_policies[i], n) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* "group '<name>': <message>" at `line`. */
+static int map_group_fail(struct map_parser *mp, const struct map_group *g,
+    int line, const char *fmt, ...) SKCI_PRINTF(4, 5);
+
+static int
+map_group_fail(struct map_parser *mp, const struct map_group *g, int line,
+    const char *fmt, ...)
+{
+    char gname[MAP_NEAR_BUF];
+    char msg[160];
+    va_list ap;
+
+    map_near(gname, g->e->name, strlen(g->e->name));
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return map_fail(mp, line, "group %s: %s", gname, msg);
+}
+
+/* Adds the current string token as a member. */
+static int
+map_group_add(struct map_parser *mp, struct map_group *g)
+{
+    const struct map_token *t = &mp->tok;
+    skci_map_entry *e = g->e;
+    char quoted[MAP_NEAR_BUF];
+    char *name;
+
+    if (t->slen == 0 || t->slen > MAP_KEY_MAX) {
+        return map_expected(mp, "a name of 1 to 255 bytes");
+    }
+    if (memchr(t->str, '\0', t->slen) != NULL) {
+        return map_expected(mp, "a name without NUL bytes");
+    }
+    map_near(quoted, t->str, t->slen);
+    if (t->slen >= 2 && t->str[0] == '_' && t->str[1] == '_') {
+        return map_group_fail(
+            mp, g, t->line, "member %s is an option name, not a node", quoted);
+    }
+    if (t->slen == strlen(e->name) && memcmp(t->str, e->name, t->slen) == 0) {
+        return map_group_fail(
+            mp, g, t->line, "a group cannot be its own member");
+    }
+    if (e->nmembers == g->cap) {
+        size_t cap = g->cap != 0 ? g->cap * 2 : 4;
+        char **m;
+        int *l;
+        if (cap > SIZE_MAX / sizeof(*m)) {
+            return map_nomem(mp);
+        }
+        if ((m = realloc(e->members, cap * sizeof(*m))) == NULL) {
+            return map_nomem(mp);
+        }
+        e->members = m;
+        if ((l = realloc(g->lines, cap * sizeof(*l))) == NULL) {
+            return map_nomem(mp);
+        }
+        g->lines = l;
+        g->cap = cap;
+    }
+    if ((name = map_memdup(t->str, t->slen)) == NULL) {
+        return map_nomem(mp);
+    }
+    g->lines[e->nmembers] = t->line;
+    e->members[e->nmembers++] = name;
+    return 0;
+}
+
+/* Reads a keyed field (`policy = "..."`, the only one there is) from the
+ * current name or '[' to the token after its value. */
+static int
+map_group_field(struct map_parser *mp, struct map_group *g)
+{
+    const char *src = mp->tok.src;
+    size_t srclen = mp->tok.srclen;
+    int line = mp->tok.line;
+    int bracket = map_tok_is(mp, '[');
+    char quoted[MAP_NEAR_BUF];
+    char *key;
+    int policy;
+    int rc;
+
+    if ((rc = map_parse_key(mp, &key)) != 0) {
+        return rc;
+    }
+    map_near(quoted, key, strlen(key));
+    policy = strcmp(key, "policy") == 0;
+    free(key);
+    if (bracket) {
+        if (!map_tok_is(mp, ']')) {
+            return map_expected(mp, "']'");
+        }
+        if ((rc = map_next(mp)) != 0) {
+            return rc;
+        }
+    }
+    if (!map_tok_is(mp, '=')) {
+        /* A bare name is a Lua variable: the quotes were forgotten. */
+        return bracket ? map_expected(mp, "'='")
+                       : map_fail_near(mp, line,
+                             "expected a member name string", src, srclen);
+    }
+    if (!policy) {
+        return map_group_fail(
+            mp, g, line, "unknown field %s (only policy is allowed)", quoted);
+    }
+    if (g->policy_line != 0) {
+        return map_group_fail(mp, g, line,
+            "policy given twice (first on line %d)", g->policy_line);
+    }
+    if ((rc = map_next(mp)) != 0) {
+        return rc;
+    }
+    if (mp->tok.type != MAP_TSTRING) {
+        return map_expected(mp, "a policy name string");
+    }
+    if ((policy = map_policy_lookup(mp->tok.str, mp->tok.slen)) < 0) {
+        map_near(quoted, mp->tok.str, mp->tok.slen);
+        return map_group_fail(mp, g, mp->tok.line,
+            "unknown policy %s (use failover, roundrobin or random)", quoted);
+    }
+    g->e->policy = policy;
+    g->policy_line = line;
+    return map_next(mp);
+}
+
+static int
+map_cmp_member(const void *a, const void *b)
+{
+    char *const *x = *(char *const *const *)a;
+    char *const *y = *(char *const *const *)b;
+    int c = strcmp(*x, *y);
+
+    if (c != 0) {
+        return c;
+    }
+    return x < y ? -1 : x > y; /* same array: written order */
+}
+
+/* Rejects a member listed twice, naming the earliest repeat.  Sorts
+ * pointers into the members array, so a pointer's offset is the index. */
+static int
+map_group_dups(struct map_parser *mp, const struct map_group *g)
+{
+    char **m = g->e->members;
+    size_t n = g->e->nmembers;
+    size_t dup = SIZE_MAX;
+    size_t first = 0;
+    char quoted[MAP_NEAR_BUF];
+    char ***v;
+
+    if (n < 2) {
+        return 0;
+    }
+    if ((v = malloc(n * sizeof(*v))) == NULL) {
+        return map_nomem(mp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i] = &m[i];
+    }
+    qsort(v, n, sizeof(*v), map_cmp_member);
+    for (size_t i = 0, run = 0; i + 1 < n; i++) {
+        if (strcmp(*v[i], *v[i + 1]) != 0) {
+            run = i + 1;
+        } else if ((size_t)(v[i + 1] - m) < dup) {
+            dup = (size_t)(v[i + 1] - m);
+            first = (size_t)(v[run] - m);
+        }
+    }
+    free(v);
+    if (dup == SIZE_MAX) {
+        return 0;
+    }
+    map_near(quoted, m[dup], strlen(m[dup]));
+    return map_group_fail(mp, g, g->lines[dup],
+        "member %s listed twice (first on line %d)", quoted, g->lines[first]);
+}
+
+/* Reads a group table into e (kind, members, policy), from its '{' to
+ * the token after its '}'. */
+static int
+map_parse_group(struct map_parser *mp, skci_map_entry *e)
+{
+    struct map_group g = { e, 0, NULL, 0 };
+    int rc;
+
+    e->kind = SKCI_MAP_GROUP;
+    e->policy = SKCI_GROUP_FAILOVER;
+    if ((rc = map_next(mp)) != 0) {
+        goto done;
+    }
+    while (!map_tok_is(mp, '}')) {
+        if (mp->tok.type == MAP_TEOF) {
+            rc = map_expected(mp, "'}'");
+        } else if (mp->tok.type == MAP_TSTRING) {
+            if ((rc = map_group_add(mp, &g)) == 0) {
+                rc = map_next(mp);
+            }
+        } else if ((mp->tok.type == MAP_TNAME && !map_tok_is_keyword(mp)) ||
+            map_tok_is(mp, '[')) {
+            rc = map_group_field(mp, &g);
+        } else {
+            rc = map_expected(mp, "a member name string");
+        }
+        if (rc != 0) {
+            goto done;
+        }
+        if (map_tok_is(mp, ',') || map_tok_is(mp, ';')) {
+            if ((rc = map_next(mp)) != 0) {
+                goto done;
+            }
+        } else if (!map_tok_is(mp, '}')) {
+            rc = map_expected(mp, "'}'");
+            goto done;
+        }
+    }
+    if (e->nmembers == 0) {
+        rc = map_group_fail(
+            mp, &g, e->line, "a group needs at least one member");
+    } else if ((rc = map_group_dups(mp, &g)) == 0) {
+        rc = map_next(mp);
+    }
+
+done:
+    free(g.lines);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Entries                                                                */
+/* ---------------------------------------------------------------------- */
+
 /* Parses `key = value` starting at the current token and leaves the token
  * after the value. */
 static int
 map_parse_entry(struct map_parser *mp)
 {
-    int line = mp->tok.line;
     int bracket = map_tok_is(mp, '[');
-    char *name = NULL;
-    char *value = NULL;
-    int kind;
+    skci_map_entry e;
     int rc;
 
-    if ((rc = map_parse_key(mp, &name)) != 0) {
+    memset(&e, 0, sizeof(e));
+    e.line = mp->tok.line;
+    if ((rc = map_parse_key(mp, &e.name)) != 0) {
         return rc;
     }
     if (bracket) {
@@ -828,53 +1147,23 @@ map_parse_entry(struct map_parser *mp)
     }
 
     /* skynet reads "__" keys as options and every other key as a node,
-     * whose value must be an address or false. */
-    int option = name[0] == '_' && name[1] == '_';
-    const char *what = option ? "a value" : "an address string or false";
-    if (mp->tok.type == MAP_TSTRING) {
-        if (memchr(mp->tok.str, '\0', mp->tok.slen) != NULL) {
-            rc = map_expected(mp, "a string without NUL bytes");
-            goto fail;
-        }
-        kind = SKCI_MAP_ADDR;
-        value = map_memdup(mp->tok.str, mp->tok.slen);
-    } else if (map_tok_is_word(mp, "false")) {
-        kind = SKCI_MAP_DOWN;
-    } else if (option && map_tok_is_word(mp, "true")) {
-        kind = SKCI_MAP_TRUE;
-    } else if (option && mp->tok.type == MAP_TNUMBER) {
-        kind = SKCI_MAP_NUMBER;
-        value = map_memdup(mp->tok.src, mp->tok.srclen);
-    } else if (option && map_tok_is(mp, '-')) {
-        if ((rc = map_next(mp)) != 0) {
-            goto fail;
-        }
-        if (mp->tok.type != MAP_TNUMBER) {
-            rc = map_expected(mp, "a number");
-            goto fail;
-        }
-        kind = SKCI_MAP_NUMBER;
-        if ((value = malloc(mp->tok.srclen + 2)) != NULL) {
-            value[0] = '-';
-            memcpy(value + 1, mp->tok.src, mp->tok.srclen);
-            value[mp->tok.srclen + 1] = '\0';
-        }
+     * whose value must be an address or false; skc adds groups. */
+    int option = e.name[0] == '_' && e.name[1] == '_';
+    if (option && map_tok_is(mp, '{')) {
+        char quoted[MAP_NEAR_BUF];
+        map_near(quoted, e.name, strlen(e.name));
+        rc = map_fail(mp, mp->tok.line, "option %s cannot be a group", quoted);
+    } else if (map_tok_is(mp, '{')) {
+        rc = map_parse_group(mp, &e);
     } else {
-        rc = map_expected(mp, what);
-        goto fail;
+        rc = map_parse_scalar(mp, &e, option);
     }
-    if ((kind == SKCI_MAP_ADDR || kind == SKCI_MAP_NUMBER) && value == NULL) {
-        rc = map_nomem(mp);
-        goto fail;
+    if (rc == 0 && (rc = map_push(mp, &e)) == 0) {
+        return 0;
     }
-    if ((rc = map_push(mp, name, kind, value, line)) != 0) {
-        goto fail;
-    }
-    return map_next(mp);
 
 fail:
-    free(name);
-    free(value);
+    map_entry_clear(&e);
     return rc;
 }
 
@@ -960,10 +1249,7 @@ map_merge_repeats(struct map_parser *mp)
     qsort(byname, mp->n, sizeof(*byname), map_cmp_entry);
     for (size_t i = 0; i + 1 < mp->n; i++) {
         if (strcmp(byname[i]->name, byname[i + 1]->name) == 0) {
-            free(byname[i]->name);
-            free(byname[i]->value);
-            byname[i]->name = NULL;
-            byname[i]->value = NULL;
+            map_entry_clear(byname[i]);
         }
     }
     free(byname);
@@ -974,6 +1260,60 @@ map_merge_repeats(struct map_parser *mp)
     }
     mp->n = kept;
     return 0;
+}
+
+static int
+map_cmp_group_name(const void *key, const void *elem)
+{
+    const skci_map_entry *e = *(const skci_map_entry *const *)elem;
+
+    return strcmp((const char *)key, e->name);
+}
+
+/* Rejects a group with a member that is a group of this text, after the
+ * merge, so only the last assignment of each name counts.  A group of an
+ * earlier map is the caller's to check (map.h). */
+static int
+map_check_nesting(struct map_parser *mp)
+{
+    skci_map_entry **groups;
+    size_t ng = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < mp->n; i++) {
+        ng += mp->v[i].kind == SKCI_MAP_GROUP;
+    }
+    if (ng == 0) {
+        return 0;
+    }
+    if ((groups = malloc(ng * sizeof(*groups))) == NULL) {
+        return map_nomem(mp);
+    }
+    ng = 0;
+    for (size_t i = 0; i < mp->n; i++) {
+        if (mp->v[i].kind == SKCI_MAP_GROUP) {
+            groups[ng++] = &mp->v[i];
+        }
+    }
+    qsort(groups, ng, sizeof(*groups), map_cmp_entry);
+    for (size_t i = 0; i < mp->n && rc == 0; i++) {
+        const skci_map_entry *e = &mp->v[i];
+        for (size_t k = 0; k < e->nmembers && rc == 0; k++) {
+            skci_map_entry **hit = bsearch(e->members[k], groups, ng,
+                sizeof(*groups), map_cmp_group_name);
+            if (hit != NULL) {
+                char gname[MAP_NEAR_BUF];
+                char mname[MAP_NEAR_BUF];
+                map_near(gname, e->name, strlen(e->name));
+                map_near(mname, e->members[k], strlen(e->members[k]));
+                rc = map_fail(mp, e->line,
+                    "group %s: member %s is itself a group (line %d); a group's members must be nodes",
+                    gname, mname, (*hit)->line);
+            }
+        }
+    }
+    free(groups);
+    return rc;
 }
 
 int
@@ -1029,6 +1369,9 @@ skci_map_parse(skci_map_list *out, const char *text, size_t len,
     if (rc == 0) {
         rc = map_merge_repeats(&mp);
     }
+    if (rc == 0) {
+        rc = map_check_nesting(&mp);
+    }
 
 done:
     free(mp.scratch);
@@ -1050,6 +1393,29 @@ skci_map_list_free(skci_map_list *list)
     map_entries_free(list->v, list->n);
     list->v = NULL;
     list->n = 0;
+}
+
+const char *
+skci_group_policy_name(int policy)
+{
+    if (policy < 0 ||
+        (size_t)policy >= sizeof(map_policies) / sizeof(map_policies[0])) {
+        return "unknown";
+    }
+    return map_policies[policy];
+}
+
+int
+skci_group_policy_parse(const char *s, int *policy)
+{
+    int p;
+
+    if (s == NULL || policy == NULL ||
+        (p = map_policy_lookup(s, strlen(s))) < 0) {
+        return -1;
+    }
+    *policy = p;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -407,8 +407,8 @@ test_errors(void **state)
     check_error_n("x = \0", 5,
         "t.lua:1: expected an address string or false near '?'");
     check_error("x = {}",
-        "t.lua:1: expected an address string or false near '{'");
-    check_error("__x = {}", "t.lua:1: expected a value near '{'");
+        "t.lua:1: group 'x': a group needs at least one member");
+    check_error("__x = {}", "t.lua:1: option '__x' cannot be a group");
     check_error("__x = -'a'", "t.lua:1: expected a number near ''a''");
     check_error("__x = 1.5", "t.lua:1: malformed number near '1.5'");
     check_error("__x = 0x10", "t.lua:1: malformed number near '0x10'");
@@ -460,7 +460,7 @@ test_errors(void **state)
     check_error("return { a = 'x',\n", "t.lua:2: expected '}' near <eof>");
     check_error("return { 'x' }", "t.lua:1: expected a name near ''x''");
     check_error("return { a = { b = 'c' } }",
-        "t.lua:1: expected an address string or false near '{'");
+        "t.lua:1: group 'a': unknown field 'b' (only policy is allowed)");
     check_error("return { , }", "t.lua:1: expected a name near ','");
 
     check_error("[42] = 'x'", "t.lua:1: expected a string near '42'");
@@ -519,6 +519,16 @@ test_lexer_error_positions(void **state)
         "return { a = 'x'; 'abc",
         "return { } 'abc",
         "return { }; 'abc",
+        "g = { 'abc",
+        "g = { 'a' 'abc",
+        "g = { 'a', 'abc",
+        "g = { 'a'; 'abc",
+        "g = { p 'abc",
+        "g = { ['p' 'abc",
+        "g = { ['p'] 'abc",
+        "g = { policy = 'abc",
+        "g = { 'a' } 'abc",
+        "return { g = { 'a' }, 'abc",
     };
     static const char *const tails[][2] = {
         { "'abc", "t.lua:1: unfinished string" },
@@ -622,6 +632,394 @@ repeat(const char *head, char c, size_t n, const char *tail)
     return s;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Groups                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Checks that `name` is a group with `policy` and exactly the members
+ * listed (NULL-terminated varargs), in order. */
+static void
+check_group(const skci_map_list *l, const char *name, int policy, int line,
+    ...)
+{
+    const skci_map_entry *e = find(l, name);
+    va_list ap;
+    size_t n = 0;
+    const char *m;
+
+    if (e == NULL) {
+        fail_msg("no entry '%s'", name);
+    }
+    assert_int_equal(e->kind, SKCI_MAP_GROUP);
+    assert_null(e->value);
+    assert_int_equal(e->policy, policy);
+    if (line > 0) {
+        assert_int_equal(e->line, line);
+    }
+    va_start(ap, line);
+    while ((m = va_arg(ap, const char *)) != NULL) {
+        if (n >= e->nmembers) {
+            fail_msg("group '%s': missing member '%s'", name, m);
+        }
+        assert_string_equal(e->members[n], m);
+        n++;
+    }
+    va_end(ap);
+    assert_int_equal(e->nmembers, n);
+}
+
+/* Entries that are not groups carry no members. */
+static void
+check_no_members(const skci_map_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].kind != SKCI_MAP_GROUP) {
+            assert_null(l->v[i].members);
+            assert_int_equal(l->v[i].nmembers, 0);
+        }
+    }
+}
+
+static void
+test_groups(void **state)
+{
+    skci_map_list l;
+    char err[ERRLEN];
+
+    (void)state;
+    /* The issue's example, statement form. */
+    assert_int_equal(
+        parse(&l,
+            "db_a = \"127.0.0.1:7311\"\n"
+            "db_b = \"127.0.0.1:7312\"\n"
+            "db   = { \"db_a\", \"db_b\" }  -- failover (default)\n"
+            "sdb  = { \"db_a\", \"db_b\", policy = \"roundrobin\" }\n",
+            err),
+        0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.v[2].name, "db");
+    assert_string_equal(l.v[3].name, "sdb");
+    check_entry(&l, "db_a", SKCI_MAP_ADDR, "127.0.0.1:7311", 1);
+    check_group(&l, "db", SKCI_GROUP_FAILOVER, 3, "db_a", "db_b", NULL);
+    check_group(&l, "sdb", SKCI_GROUP_ROUNDROBIN, 4, "db_a", "db_b", NULL);
+    check_no_members(&l);
+    skci_map_list_free(&l);
+    assert_null(l.v);
+    assert_int_equal(l.n, 0);
+
+    /* The return form, with every separator and quoting. */
+    assert_int_equal(parse(&l,
+                         "return { g = { 'x', \"y\"; policy = 'random', },\n"
+                         "  [\"h\"] = {\"x\"} }",
+                         err),
+        0);
+    assert_int_equal(l.n, 2);
+    check_group(&l, "g", SKCI_GROUP_RANDOM, 1, "x", "y", NULL);
+    check_group(&l, "h", SKCI_GROUP_FAILOVER, 2, "x", NULL);
+    skci_map_list_free(&l);
+
+    /* policy anywhere, in either key form; members in any string form. */
+    assert_int_equal(
+        parse(&l,
+            "a = { policy = \"random\", \"p\" }\n"
+            "b = { 'p'; [\"policy\"] = [[roundrobin]]; 'q'; }\n"
+            "c = { [[long]], [==[x]]y]==], '\\x41\\u{20AC}', \"a b\" }\n"
+            "d = {\n  -- the first\n  'p', --[[ inline ]] 'q'\n\n}\n"
+            "e = { [ [[policy]] ] = 'failover', 'p' }\n"
+            "f = {'p'}; g = {'false'}\n",
+            err),
+        0);
+    check_group(&l, "a", SKCI_GROUP_RANDOM, 1, "p", NULL);
+    check_group(&l, "b", SKCI_GROUP_ROUNDROBIN, 2, "p", "q", NULL);
+    check_group(&l, "c", SKCI_GROUP_FAILOVER, 3, "long", "x]]y",
+        "A\xE2\x82\xAC", "a b", NULL);
+    check_group(&l, "d", SKCI_GROUP_FAILOVER, 4, "p", "q", NULL);
+    check_group(&l, "e", SKCI_GROUP_FAILOVER, 9, "p", NULL);
+    check_group(&l, "f", SKCI_GROUP_FAILOVER, 10, "p", NULL);
+    check_group(&l, "g", SKCI_GROUP_FAILOVER, 10, "false", NULL);
+    skci_map_list_free(&l);
+
+    /* Statements and return mixed; a repeated key keeps the last
+     * assignment, group or not, and frees the others. */
+    assert_int_equal(
+        parse(&l,
+            "x = { 'a', 'b' }\n"
+            "y = 'h:1'\n"
+            "z = { 'a' }\n"
+            "return { x = 'h:2', y = { 'a', 'b', 'c', policy = 'random' },\n"
+            "  z = { 'b' }, w = false }\n",
+            err),
+        0);
+    assert_int_equal(l.n, 4);
+    check_entry(&l, "x", SKCI_MAP_ADDR, "h:2", 4);
+    check_group(&l, "y", SKCI_GROUP_RANDOM, 4, "a", "b", "c", NULL);
+    check_group(&l, "z", SKCI_GROUP_FAILOVER, 5, "b", NULL);
+    check_entry(&l, "w", SKCI_MAP_DOWN, NULL, 5);
+    check_no_members(&l);
+    skci_map_list_free(&l);
+
+    /* Members need not be defined here, and may be down: the node
+     * resolves them.  A 255-byte member is a valid name. */
+    {
+        char name[256];
+        char text[400];
+        memset(name, 'm', 255);
+        name[255] = '\0';
+        snprintf(text, sizeof(text), "x = false\ng = { 'x', 'nowhere', '%s' }",
+            name);
+        assert_int_equal(parse(&l, text, err), 0);
+        check_group(&l, "g", SKCI_GROUP_FAILOVER, 2, "x", "nowhere", name,
+            NULL);
+        skci_map_list_free(&l);
+    }
+
+    /* A name that was a group earlier in the text but is an address in
+     * the end is a node, so a group may list it. */
+    assert_int_equal(
+        parse(&l, "x = { 'a' }\ng = { 'x' }\nx = 'h:1'\n", err), 0);
+    check_entry(&l, "x", SKCI_MAP_ADDR, "h:1", 3);
+    check_group(&l, "g", SKCI_GROUP_FAILOVER, 2, "x", NULL);
+    skci_map_list_free(&l);
+}
+
+static void
+test_group_policies(void **state)
+{
+    static const char *const names[] = { "failover", "roundrobin",
+        "random" };
+    int p;
+
+    (void)state;
+    assert_int_equal(SKCI_GROUP_FAILOVER, 0);
+    assert_int_equal(SKCI_GROUP_ROUNDROBIN, 1);
+    assert_int_equal(SKCI_GROUP_RANDOM, 2);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(skci_group_policy_name(i), names[i]);
+        p = -1;
+        assert_int_equal(skci_group_policy_parse(names[i], &p), 0);
+        assert_int_equal(p, i);
+    }
+    assert_string_equal(skci_group_policy_name(-1), "unknown");
+    assert_string_equal(skci_group_policy_name(3), "unknown");
+    p = 7;
+    assert_int_equal(skci_group_policy_parse("Failover", &p), -1);
+    assert_int_equal(skci_group_policy_parse("", &p), -1);
+    assert_int_equal(skci_group_policy_parse("random ", &p), -1);
+    assert_int_equal(skci_group_policy_parse("rand", &p), -1);
+    assert_int_equal(skci_group_policy_parse(NULL, &p), -1);
+    assert_int_equal(p, 7); /* unchanged on failure */
+    assert_int_equal(skci_group_policy_parse("random", NULL), -1);
+}
+
+static void
+test_group_errors(void **state)
+{
+    char *s;
+
+    (void)state;
+    /* Empty: reported at the group's key. */
+    check_error("\nx = {\n}",
+        "t.lua:2: group 'x': a group needs at least one member");
+    check_error("return {\n  a = 'h:1',\n  g = { policy = 'random' } }",
+        "t.lua:3: group 'g': a group needs at least one member");
+    check_error("x = { , }", "t.lua:1: expected a member name string near ','");
+    check_error("x = { ; }", "t.lua:1: expected a member name string near ';'");
+
+    /* Policy: unknown (at its value), not a string, twice. */
+    check_error("db = { 'a',\n  policy =\n  'fast' }",
+        "t.lua:3: group 'db': unknown policy 'fast' (use failover, "
+        "roundrobin or random)");
+    check_error("db = { 'a', policy = 'Random' }",
+        "t.lua:1: group 'db': unknown policy 'Random' (use failover, "
+        "roundrobin or random)");
+    check_error("db = { 'a', policy = '' }",
+        "t.lua:1: group 'db': unknown policy '' (use failover, roundrobin "
+        "or random)");
+    check_error("db = { 'a', policy = 'random\\0' }",
+        "t.lua:1: group 'db': unknown policy 'random?' (use failover, "
+        "roundrobin or random)");
+    check_error("db = { 'a', policy = random }",
+        "t.lua:1: expected a policy name string near 'random'");
+    check_error("db = { 'a', policy = 1 }",
+        "t.lua:1: expected a policy name string near '1'");
+    check_error("db = { 'a', policy = { 'random' } }",
+        "t.lua:1: expected a policy name string near '{'");
+    check_error("db = { 'a', policy = 'random',\n ['policy'] = 'random' }",
+        "t.lua:2: group 'db': policy given twice (first on line 1)");
+
+    /* Duplicate members: the earliest repeat, and where it was first. */
+    check_error("db = { 'a',\n 'b',\n \"a\" }",
+        "t.lua:3: group 'db': member 'a' listed twice (first on line 1)");
+    check_error("db = {\n'c',\n'b',\n'b',\n'c',\n'c' }",
+        "t.lua:4: group 'db': member 'b' listed twice (first on line 3)");
+    check_error("db = { 'a', [[a]] }",
+        "t.lua:1: group 'db': member 'a' listed twice (first on line 1)");
+
+    /* Itself, an option name. */
+    check_error("db = { 'a',\n 'db' }",
+        "t.lua:2: group 'db': a group cannot be its own member");
+    check_error("return { ['d b'] = { 'd b' } }",
+        "t.lua:1: group 'd b': a group cannot be its own member");
+    check_error("db = { 'a', '__x' }",
+        "t.lua:1: group 'db': member '__x' is an option name, not a node");
+
+    /* Any other field, at its key. */
+    check_error("db = { 'a',\n  weight = 3 }",
+        "t.lua:2: group 'db': unknown field 'weight' (only policy is "
+        "allowed)");
+    check_error("db = { ['a b'] = 'x' }",
+        "t.lua:1: group 'db': unknown field 'a b' (only policy is allowed)");
+    check_error("db = { Policy = 'random', 'a' }",
+        "t.lua:1: group 'db': unknown field 'Policy' (only policy is "
+        "allowed)");
+    check_error("db = { [1] = 'a' }", "t.lua:1: expected a string near '1'");
+    check_error("db = { [''] = 'a' }",
+        "t.lua:1: expected a name of 1 to 255 bytes near ''''");
+
+    /* Items that are not strings. */
+    check_error("db = { db_a, db_b }",
+        "t.lua:1: expected a member name string near 'db_a'");
+    check_error("db = { 'a',\n  policy }",
+        "t.lua:2: expected a member name string near 'policy'");
+    check_error("db = { 5 }", "t.lua:1: expected a member name string near '5'");
+    check_error("db = { -1 }",
+        "t.lua:1: expected a member name string near '-'");
+    check_error("db = { true }",
+        "t.lua:1: expected a member name string near 'true'");
+    check_error("db = { false }",
+        "t.lua:1: expected a member name string near 'false'");
+    check_error("db = { nil }",
+        "t.lua:1: expected a member name string near 'nil'");
+    check_error("db = { { 'a' } }",
+        "t.lua:1: expected a member name string near '{'");
+    check_error("db = { 'a', } }", "t.lua:1: expected a name near '}'");
+
+    /* Member strings follow the key rules. */
+    check_error("db = { '' }",
+        "t.lua:1: expected a name of 1 to 255 bytes near ''''");
+    check_error("db = { 'a\\0b' }",
+        "t.lua:1: expected a name without NUL bytes near ''a\\0b''");
+    s = repeat("db = {\n'", 'm', 256, "' }");
+    check_error(s, "t.lua:2: expected a name of 1 to 255 bytes near "
+                   "''mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm...'");
+    free(s);
+
+    /* A group is no option's value. */
+    check_error("__x = { 'a' }", "t.lua:1: option '__x' cannot be a group");
+    check_error("return {\n  __nowaiting =\n  { 'a' } }",
+        "t.lua:3: option '__nowaiting' cannot be a group");
+
+    /* Table syntax. */
+    check_error("db = { 'a' 'b' }", "t.lua:1: expected '}' near ''b''");
+    check_error("db = { 'a',\n", "t.lua:2: expected '}' near <eof>");
+    check_error("db = { 'a'", "t.lua:1: expected '}' near <eof>");
+    check_error("db = {", "t.lua:1: expected '}' near <eof>");
+    check_error("db = { policy 'random' }",
+        "t.lua:1: expected a member name string near 'policy'");
+    check_error("db = { ['policy'] 'random' }",
+        "t.lua:1: expected '=' near ''random''");
+    check_error("db = { ['policy' = 'random' }",
+        "t.lua:1: expected ']' near '='");
+    check_error("db = { 'a' }, x = 'h:1'", "t.lua:1: expected a name near ','");
+    check_error("return { db = { 'a' } x = 'h:1' }",
+        "t.lua:1: expected '}' near 'x'");
+
+    /* Long names are cut in messages, control bytes hidden. */
+    s = repeat("", 'g', 255, " = {}");
+    check_error(s, "t.lua:1: group 'gggggggggggggggggggggggggggggggg...': a "
+                   "group needs at least one member");
+    free(s);
+    check_error("['a\\tb'] = { 'a\\tb' }",
+        "t.lua:1: group 'a?b': a group cannot be its own member");
+}
+
+/* A member may not be a group defined in the same text, before or after
+ * it, in either form; the last assignment of a name decides. */
+static void
+test_group_nesting(void **state)
+{
+    skci_map_list l;
+    char err[ERRLEN];
+
+    (void)state;
+    check_error("db = { 'a' }\nsdb = { 'b', 'db' }",
+        "t.lua:2: group 'sdb': member 'db' is itself a group (line 1); a "
+        "group's members must be nodes");
+    check_error("sdb = { 'db' }\n\ndb = { 'a' }",
+        "t.lua:1: group 'sdb': member 'db' is itself a group (line 3); a "
+        "group's members must be nodes");
+    check_error("return {\n  g = { 'h' },\n  h = { 'g' },\n}",
+        "t.lua:2: group 'g': member 'h' is itself a group (line 3); a "
+        "group's members must be nodes");
+    check_error("db = 'h:1'\nsdb = { 'db' }\ndb = { 'a' }",
+        "t.lua:2: group 'sdb': member 'db' is itself a group (line 3); a "
+        "group's members must be nodes");
+    check_error("db = { 'a' }\nsdb = { 'db' }\nsdb = { 'x', 'db' }",
+        "t.lua:3: group 'sdb': member 'db' is itself a group (line 1); a "
+        "group's members must be nodes");
+    check_error("db = { 'a' }\nreturn { ['s d b'] = { 'db' } }",
+        "t.lua:2: group 's d b': member 'db' is itself a group (line 1); a "
+        "group's members must be nodes");
+    /* An earlier group assignment overwritten by an address is gone. */
+    assert_int_equal(
+        parse(&l, "db = { 'a' }\nsdb = { 'db' }\ndb = false", err), 0);
+    check_entry(&l, "db", SKCI_MAP_DOWN, NULL, 3);
+    check_group(&l, "sdb", SKCI_GROUP_FAILOVER, 2, "db", NULL);
+    skci_map_list_free(&l);
+    /* And a group overwritten by a group checks the last one only. */
+    assert_int_equal(
+        parse(&l, "g = { 'h' }\nh = { 'a' }\ng = { 'a' }\n", err), 0);
+    check_group(&l, "g", SKCI_GROUP_FAILOVER, 3, "a", NULL);
+    check_group(&l, "h", SKCI_GROUP_FAILOVER, 2, "a", NULL);
+    skci_map_list_free(&l);
+}
+
+/* Big groups stay cheap: the duplicate and nesting checks sort. */
+static void
+test_huge_groups(void **state)
+{
+    size_t n = 100000;
+    size_t cap = n * 24 + 64;
+    size_t len = 0;
+    skci_map_list l;
+    char err[ERRLEN];
+    char *t = malloc(cap);
+
+    (void)state;
+    assert_non_null(t);
+    /* One group of n members, one per line. */
+    len += (size_t)snprintf(t, cap, "g = {\n");
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(t + len, cap - len, "'m%zu',\n", i);
+    }
+    memcpy(t + len, "}", 2);
+    assert_int_equal(parse_n(&l, t, len + 1, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.v[0].nmembers, n);
+    assert_string_equal(l.v[0].members[n - 1], "m99999");
+    skci_map_list_free(&l);
+    /* The same with a repeat at the end. */
+    len += (size_t)snprintf(t + len, cap - len, "'m5' }");
+    check_error_n(t, len,
+        "t.lua:100002: group 'g': member 'm5' listed twice (first on line "
+        "7)");
+
+    /* n small groups, the last naming one of the others. */
+    len = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(t + len, cap - len, "g%zu = { 'n%zu' }\n", i, i);
+    }
+    assert_int_equal(parse_n(&l, t, len, err, sizeof(err)), 0);
+    assert_int_equal(l.n, n);
+    check_group(&l, "g777", SKCI_GROUP_FAILOVER, 778, "n777", NULL);
+    skci_map_list_free(&l);
+    len += (size_t)snprintf(t + len, cap - len, "x = { 'n1', 'g5' }");
+    check_error_n(t, len,
+        "t.lua:100001: group 'x': member 'g5' is itself a group (line 6); a "
+        "group's members must be nodes");
+    free(t);
+}
+
 static void
 test_deep_and_huge(void **state)
 {
@@ -634,8 +1032,9 @@ test_deep_and_huge(void **state)
     s = repeat("return ", '{', 1000000, "");
     check_error(s, "t.lua:1: expected a name near '{'");
     free(s);
+    /* A group's items are strings: a '{' inside one fails at once. */
     s = repeat("x = ", '{', 1000000, "");
-    check_error(s, "t.lua:1: expected an address string or false near '{'");
+    check_error(s, "t.lua:1: expected a member name string near '{'");
     free(s);
     s = repeat("", '[', 1000000, "");
     check_error(s, "t.lua:1: unfinished long string");
@@ -720,6 +1119,13 @@ check_prefixes(const char *text)
             for (size_t k = 0; k < l.n; k++) {
                 size_t nl = strlen(l.v[k].name);
                 assert_true(nl >= 1 && nl <= 255);
+                if (l.v[k].kind == SKCI_MAP_GROUP) {
+                    assert_true(l.v[k].nmembers >= 1);
+                    for (size_t m = 0; m < l.v[k].nmembers; m++) {
+                        nl = strlen(l.v[k].members[m]);
+                        assert_true(nl >= 1 && nl <= 255);
+                    }
+                }
             }
             skci_map_list_free(&l);
         } else {
@@ -741,6 +1147,10 @@ test_truncated_prefixes(void **state)
                    "__n = -12; a = 'x\\z \n \\u{20AC}\\x41\\065\\\n'\r\n"
                    "[ [==[k]]]==] ] = [=[\nv]=] --[==[ c ]] ]==]\n"
                    "return { ['q'] = false, r = \"s\\\"\"; };\n");
+    check_prefixes("db_a = '127.0.0.1:7311'\n"
+                   "db = { \"db_a\", [[db_b]]; policy = 'roundrobin', }\n"
+                   "return { g = { 'x', ['policy'] = \"random\" }, "
+                   "h = {'db_a'} }\n");
 }
 
 static void
@@ -924,6 +1334,11 @@ main(void)
         cmocka_unit_test(test_empty_and_comments_only),
         cmocka_unit_test(test_utf8_bom_crlf),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_group_policies),
+        cmocka_unit_test(test_group_errors),
+        cmocka_unit_test(test_group_nesting),
+        cmocka_unit_test(test_huge_groups),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_lexer_error_positions),
         cmocka_unit_test(test_small_error_buffer),
