@@ -33,7 +33,10 @@ run_completion(skc_node *n, skci_task *t)
     } else {
         skci_error_clear();
     }
-    if (c->qcb != NULL) {
+    if (c->pcb != NULL) {
+        int64_t rtt = c->status == 0 ? c->end_us - c->start_us : 0;
+        c->pcb(c->status, rtt, c->status != 0 ? c->detail : NULL, c->arg);
+    } else if (c->qcb != NULL) {
         uint32_t h = 0;
         int status = c->status;
         if (status == 0 && c->len != 4) {
@@ -60,11 +63,12 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     const char *target, const void *data, size_t len, int32_t timeout_ms)
 {
     int rc;
-    skci_target t;
+    skci_target t = { .type = SKCI_TARGET_NONE };
     if ((rc = check_peer_name(peer)) != 0) {
         return rc;
     }
-    if ((rc = skci_target_parse(&t, target, kind == SKCI_KIND_QUERY)) != 0) {
+    if (kind != SKCI_KIND_PING &&
+        (rc = skci_target_parse(&t, target, kind == SKCI_KIND_QUERY)) != 0) {
         return rc;
     }
     if (kind == SKCI_KIND_QUERY && t.type == SKCI_TARGET_HANDLE) {
@@ -81,8 +85,10 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     if (timeout_ms < 0) {
         return skci_error(SKC_EINVAL, "timeout_ms is negative");
     }
-    char tname[SKCI_NAME_MAX + 2];
-    size_t tlen = skci_target_format(&t, tname, sizeof(tname));
+    char tname[SKCI_NAME_MAX + 2] = "(ping)";
+    size_t tlen = kind == SKCI_KIND_PING
+        ? strlen(tname)
+        : skci_target_format(&t, tname, sizeof(tname));
     skci_call *c = calloc(1, sizeof(*c) + tlen + 1);
     if (c == NULL) {
         return skci_error(SKC_ENOMEM, "call");
@@ -141,6 +147,17 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
         rc = skci_error(SKC_ENOMEM, "peer");
         goto fail;
     }
+    if (p->map == SKCI_PEER_GROUP) {
+        char why[SKCI_DETAIL_MAX];
+        skci_peer *m = skci_group_pick(n, p, NULL, why, sizeof(why));
+        if (m == NULL) {
+            rc = skci_error(SKC_EUNREACHABLE, "%s", why);
+            goto fail;
+        }
+        c->group = p;
+        p = m;
+    }
+    c->start_us = skci_now_us();
     if ((rc = skci_peer_admit(n, p, c)) != 0 ||
         (rc = skci_call_register(n, c)) != 0) {
         goto fail;
@@ -190,7 +207,10 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
     if (skci_inline_depth > 0) {
         return skci_error(SKC_EBUSY,
             "a blocking %s to node '%s' from an inline handler or callback of node '%s' would stall the thread that receives replies; use the async form",
-            kind == SKCI_KIND_QUERY ? "query" : "call", peer ? peer : "?",
+            kind == SKCI_KIND_QUERY      ? "query"
+                : kind == SKCI_KIND_PING ? "ping"
+                                         : "call",
+            peer ? peer : "?",
             skci_current_node ? skci_current_node->name : "?");
     }
     skci_call *c;
@@ -275,20 +295,31 @@ skc_node_call_async_ex(skc_node *node, const char *peer, const char *target,
     return call_submit(node, c, peer);
 }
 
-int
-skc_node_query_async(skc_node *node, const char *peer, const char *name,
-    int32_t timeout_ms, skc_query_fn cb, void *arg)
+/* Checks and builds an async query or ping (has_cb: its callback is not
+ * NULL); the caller sets the callback and submits. */
+static int
+async_new(skc_node *node, skci_call **c, int kind, const char *peer,
+    const char *target, int32_t timeout_ms, int has_cb)
 {
     int rc;
     if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
-    if (cb == NULL) {
+    if (!has_cb) {
         return skci_error(SKC_EINVAL, "callback is NULL");
     }
+    return call_new(
+        node, c, kind, SKCI_MODE_ASYNC, peer, target, NULL, 0, timeout_ms);
+}
+
+int
+skc_node_query_async(skc_node *node, const char *peer, const char *name,
+    int32_t timeout_ms, skc_query_fn cb, void *arg)
+{
     skci_call *c;
-    if ((rc = call_new(node, &c, SKCI_KIND_QUERY, SKCI_MODE_ASYNC, peer, name,
-             NULL, 0, timeout_ms)) != 0) {
+    int rc = async_new(
+        node, &c, SKCI_KIND_QUERY, peer, name, timeout_ms, cb != NULL);
+    if (rc != 0) {
         return rc;
     }
     c->qcb = cb;
@@ -367,4 +398,47 @@ skc_node_query(skc_node *node, uint32_t *out, const char *peer,
     *out = skci_get_u32(d);
     skci_tmsg_free(rep);
     return 0;
+}
+
+/* ---- ping ---- */
+
+int
+skc_node_ping(
+    skc_node *node, const char *peer, int32_t timeout_ms, int64_t *rtt_us)
+{
+    int rc;
+    if (rtt_us != NULL) {
+        *rtt_us = 0;
+    }
+    if ((rc = skci_node_check(node)) != 0) {
+        return rc;
+    }
+    skci_tmsg *rep = NULL;
+    const uint8_t *d = NULL;
+    size_t l = 0;
+    int64_t t0 = skci_now_us();
+    if ((rc = call_sync(node, SKCI_KIND_PING, peer, NULL, NULL, 0, timeout_ms,
+             &rep, &d, &l)) != 0) {
+        return rc;
+    }
+    if (rtt_us != NULL) {
+        *rtt_us = skci_now_us() - t0;
+    }
+    skci_tmsg_free(rep);
+    return 0;
+}
+
+int
+skc_node_ping_async(skc_node *node, const char *peer, int32_t timeout_ms,
+    skc_ping_fn cb, void *arg)
+{
+    skci_call *c;
+    int rc = async_new(
+        node, &c, SKCI_KIND_PING, peer, NULL, timeout_ms, cb != NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    c->pcb = cb;
+    c->arg = arg;
+    return call_submit(node, c, peer);
 }

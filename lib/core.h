@@ -21,6 +21,7 @@
 
 #include "bg.h"
 #include "error.h"
+#include "map.h"
 #include "transport.h"
 #include "util.h"
 #include "wire.h"
@@ -127,8 +128,12 @@ struct skci_call {
     skc_call_fn cb;
     skc_query_fn qcb;
     void *arg;
-    int inline_cb;   /* SKC_CALL_INLINE */
-    int inline_take; /* on_reply runs the completion itself */
+    skc_ping_fn pcb;  /* ASYNC ping */
+    int64_t start_us; /* when it was submitted, skci_now_us clock */
+    int64_t end_us;   /* when it ended (pings) */
+    skci_peer *group; /* the group it was addressed to, or NULL */
+    int inline_cb;    /* SKC_CALL_INLINE */
+    int inline_take;  /* on_reply runs the completion itself */
     /* INTERNAL: told of the outcome (call_lock held), then c is freed */
     void (*internal_done)(skc_node *n, skci_call *c);
     char target[]; /* for error texts, allocated to its length */
@@ -138,6 +143,17 @@ struct skci_call {
 #define SKCI_PEER_NOT_IN_MAP 0
 #define SKCI_PEER_MARKED_DOWN 1
 #define SKCI_PEER_HAS_ADDR 2
+#define SKCI_PEER_GROUP 3 /* a name for other names (group.c) */
+
+/* A group's members and policy (group.c), under call_lock. */
+typedef struct skci_group {
+    char **members; /* node names, in order */
+    size_t n;
+    int policy;      /* SKCI_GROUP_* (map.h) */
+    size_t rr;       /* roundrobin: the member after the last pick */
+    uint32_t rnd;    /* random: xorshift state */
+    char *last_pick; /* failover: the member picked last, for the log */
+} skci_group;
 
 /* Link state of a peer. */
 #define SKCI_LINK_NONE 0    /* no link yet, or the last dial failed */
@@ -167,7 +183,40 @@ struct skci_peer {
     skci_call *qhead, *qtail; /* not yet sent, in order */
     skci_call *shead;         /* sent, awaiting replies */
     skci_call *hello;         /* hello in progress */
+    skci_group *group;        /* SKCI_PEER_GROUP */
+    /* health (health.c) */
+    int health;         /* SKC_PEER_* */
+    const char *reason; /* of the last change of health, static */
+    int64_t last_rx;    /* ms: the last frame from the peer */
+    skci_call *hb;      /* heartbeat ping in flight */
+    int64_t rtt_us;     /* of the last heartbeat or ping, 0 = none */
+    int64_t dial_start; /* ms: when the current dial began */
+    int64_t redial_at;  /* ms: when to dial again, 0 = not planned */
+    int32_t backoff_ms; /* the next redial's delay */
+    int watched;        /* a group member: connected eagerly */
+    int ever_up;        /* has been up once: redialled when down */
 };
+
+/* A monitor report waiting to be delivered (health.c). */
+typedef struct skci_monev {
+    struct skci_monev *next;
+    int up;
+    const char *reason;
+    char *addr;
+    char peer[];
+} skci_monev;
+
+/* health.c: monitors and heartbeats, under call_lock. */
+typedef struct skci_health {
+    int32_t hb_ms; /* set at create; 0 = no heartbeats */
+    int hb_misses; /* set at create */
+    skc_monitor_fn fn;
+    void *arg;
+    skci_monev *head, *tail; /* reports to deliver, in order */
+    int running;             /* the delivery task is queued or running */
+    skci_task task;
+    int any; /* a peer needs the tick (up, redial) */
+} skci_health;
 
 /* Each module's state; struct skc_node composes them.  The lock that
  * guards a field is named beside it ("set at create": written before the
@@ -253,6 +302,7 @@ struct skc_node {
     atomic_ulong call_lock_owner; /* pthread_self() of the holder, or 0 */
     skci_pending pend;
     skci_peers peers;
+    skci_health health;
     skci_bg bg; /* the transport's threads for dials and closes */
 
     skci_logq logq;
@@ -396,5 +446,37 @@ void skci_peers_close_links(skc_node *n);
 void skci_peers_init(skc_node *n);
 /* Frees every peer (no lock; after the links are closed). */
 void skci_peers_fini(skc_node *n);
+
+/* health.c: peer health, heartbeats, redials, monitors (call_lock held
+ * unless said) */
+void skci_health_init(skc_node *n, int32_t hb_ms, int32_t misses);
+/* Frees reports not delivered (destroy, no lock). */
+void skci_health_fini(skc_node *n);
+/* Peer p's health changed (or not): logs, reports to the monitor, moves
+ * calls queued on p through a group elsewhere, plans a redial. */
+void skci_health_set(skc_node *n, skci_peer *p, int state, const char *reason);
+/* The timer's periodic work: heartbeats, heartbeat timeouts, redials.
+ * Returns when it wants to run next (INT64_MAX: when woken). */
+int64_t skci_health_tick(skc_node *n, int64_t now);
+
+/* group.c: groups of peers (call_lock held) */
+/* The member of group g a call should go to, never `skip`; NULL (why
+ * written) when no member can take it now or later. */
+skci_peer *skci_group_pick(
+    skc_node *n, skci_peer *g, skci_peer *skip, char *why, size_t whylen);
+/* Sets g's group (taking grp) and marks members watched, dialing them. */
+void skci_group_set(skc_node *n, skci_peer *g, skci_group *grp);
+void skci_group_free(skci_group *grp);
+/* Recomputes which peers are group members and dials those not
+ * connected. */
+void skci_groups_watch(skc_node *n);
+/* The group in the map's syntax, malloc'd. */
+char *skci_group_text(const skci_group *grp);
+
+/* peer.c, for health.c */
+/* Gives up the peer's link (state NONE). */
+void skci_peer_detach(skc_node *n, skci_peer *p);
+/* Sends a heartbeat ping on the peer's link (link UP). */
+void skci_peer_heartbeat(skc_node *n, skci_peer *p);
 
 #endif

@@ -1,4 +1,5 @@
-/* node.c -- node lifecycle, open/close, the cluster map, logging. */
+/* node.c -- node lifecycle: create (options), open and close listeners,
+ * destroy.  Cluster-map changes are applied in mapapply.c. */
 #include "core.h"
 #include "error.h"
 #include "map.h"
@@ -14,6 +15,8 @@
 #define DEFAULT_MAX_INFLIGHT 65536
 #define DEFAULT_MAX_SERVING 1024
 #define DEFAULT_MAX_CONNS 1024
+#define DEFAULT_HEARTBEAT_MS 1000
+#define DEFAULT_HEARTBEAT_MISSES 3
 
 uint32_t
 skc_version(void)
@@ -94,6 +97,10 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         return skci_error(SKC_EINVAL,
             "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
     }
+    if (o.heartbeat_ms < -1 || o.heartbeat_misses < 0) {
+        return skci_error(SKC_EINVAL,
+            "heartbeat_ms must be -1 (off), 0 (default) or positive, and heartbeat_misses 0 (default) or positive");
+    }
     if (o.max_msg_size > 0x7fff0000u) {
         return skci_error(SKC_EINVAL, "max_msg_size above 2 GiB");
     }
@@ -131,6 +138,8 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     }
     skci_pending_init(n);
     skci_peers_init(n);
+    skci_health_init(n, o.heartbeat_ms ? o.heartbeat_ms : DEFAULT_HEARTBEAT_MS,
+        o.heartbeat_misses ? o.heartbeat_misses : DEFAULT_HEARTBEAT_MISSES);
     skci_bg_init(&n->bg);
     if ((rc = skci_timer_start(n)) != 0) {
         skci_bg_fini(&n->bg);
@@ -190,6 +199,7 @@ skc_node_destroy(skc_node *node)
     skci_dispatch_fini(node);
     skci_registry_fini(node);
     skci_peers_fini(node);
+    skci_health_fini(node);
     skci_pending_fini(node);
     skci_bg_fini(&node->bg);
     skci_node_unref(node);
@@ -317,271 +327,4 @@ int
 skc_node_close(skc_node *node)
 {
     return skc_node_close_listeners(node);
-}
-
-/* ---- cluster map ---- */
-
-/* One validated change. */
-struct map_change {
-    const char *name;
-    int kind; /* SKCI_MAP_ADDR (url set) / SKCI_MAP_DOWN / option */
-    char *url;
-    int option; /* 1 = __nowaiting */
-    int bval;
-};
-
-static int
-map_prepare(struct map_change *ch, const char *name, int kind,
-    const char *value, const char *where)
-{
-    memset(ch, 0, sizeof(*ch));
-    ch->name = name;
-    if (name == NULL || name[0] == '\0') {
-        return skci_error(SKC_EINVAL, "%scluster map: empty node name", where);
-    }
-    if (strlen(name) > SKCI_NAME_MAX) {
-        return skci_error(SKC_EINVAL,
-            "%scluster map: name longer than %d bytes", where, SKCI_NAME_MAX);
-    }
-    if (strncmp(name, "__", 2) == 0) {
-        ch->option = strcmp(name, "__nowaiting") == 0 ? 1 : 2;
-        if (kind == SKCI_MAP_TRUE) {
-            ch->bval = 1;
-        } else if (kind == SKCI_MAP_ADDR && value != NULL) {
-            ch->bval = strcmp(value, "true") == 0;
-        }
-        return 0;
-    }
-    ch->kind = kind;
-    if (kind == SKCI_MAP_DOWN) {
-        return 0;
-    }
-    if (kind != SKCI_MAP_ADDR || value == NULL) {
-        return skci_error(SKC_EINVAL,
-            "%snode '%s': expected an address string or false", where, name);
-    }
-    char err[512];
-    int rc = skci_addr_to_url(&ch->url, value, err, sizeof(err));
-    if (rc != 0) {
-        return skci_error(rc, "%snode '%s': %s", where, name, err);
-    }
-    return 0;
-}
-
-/* Applies validated changes atomically (all under call_lock). */
-static int
-map_apply(skc_node *n, struct map_change *ch, size_t count)
-{
-    skci_call_lock(n);
-    /* Create peers first so that no allocation can fail half-way. */
-    for (size_t i = 0; i < count; i++) {
-        if (!ch[i].option && skci_peer_get(n, ch[i].name, 1) == NULL) {
-            skci_call_unlock(n);
-            return skci_error(SKC_ENOMEM, "cluster map");
-        }
-    }
-    int nowaiting_was = n->peers.nowaiting;
-    for (size_t i = 0; i < count; i++) {
-        if (ch[i].option == 1) {
-            n->peers.nowaiting = ch[i].bval;
-            continue;
-        }
-        if (ch[i].option) {
-            continue; /* unknown options are accepted, as in skynet */
-        }
-        skci_peer *p = skci_peer_get(n, ch[i].name, 0);
-        int nmap = ch[i].kind == SKCI_MAP_DOWN ? SKCI_PEER_MARKED_DOWN
-                                               : SKCI_PEER_HAS_ADDR;
-        if (p->map == nmap &&
-            (nmap == SKCI_PEER_MARKED_DOWN ||
-                strcmp(p->url, ch[i].url) == 0)) {
-            continue;
-        }
-        p->map = nmap;
-        free(p->url);
-        p->url = ch[i].url;
-        ch[i].url = NULL;
-        skci_node_log(n, SKC_LOG_INFO, "cluster map: %s = %s", p->name,
-            p->url ? p->url : "false");
-        skci_peer_map_changed(n, p);
-    }
-    if (n->peers.nowaiting && !nowaiting_was) {
-        skci_nowaiting_changed(n);
-    }
-    skci_call_unlock(n);
-    return 0;
-}
-
-static void
-map_changes_free(struct map_change *ch, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        free(ch[i].url);
-    }
-    free(ch);
-}
-
-static int
-map_apply_list(skc_node *n, const skci_map_list *l, const char *origin)
-{
-    struct map_change *ch = calloc(l->n ? l->n : 1, sizeof(*ch));
-    if (ch == NULL) {
-        return skci_error(SKC_ENOMEM, "cluster map");
-    }
-    int rc = 0;
-    for (size_t i = 0; i < l->n && rc == 0; i++) {
-        char where[600];
-        snprintf(where, sizeof(where), "%s:%d: ", origin, l->v[i].line);
-        rc = map_prepare(
-            &ch[i], l->v[i].name, l->v[i].kind, l->v[i].value, where);
-    }
-    if (rc == 0) {
-        rc = map_apply(n, ch, l->n);
-    }
-    map_changes_free(ch, l->n);
-    return rc;
-}
-
-static int
-map_parse_apply(skc_node *n, const char *text, size_t len, const char *origin)
-{
-    skci_map_list l = { NULL, 0 };
-    char err[600];
-    int rc = skci_map_parse(&l, text, len, origin, err, sizeof(err));
-    if (rc != 0) {
-        return skci_error(rc, "%s", err);
-    }
-    rc = map_apply_list(n, &l, origin);
-    skci_map_list_free(&l);
-    return rc;
-}
-
-static int
-map_load_file(skc_node *n, const char *path)
-{
-    char *text = NULL;
-    size_t len = 0;
-    char err[600];
-    int rc = skci_map_read_file(&text, &len, path, err, sizeof(err));
-    if (rc != 0) {
-        return skci_error(rc, "%s", err);
-    }
-    rc = map_parse_apply(n, text, len, path);
-    free(text);
-    return rc;
-}
-
-int
-skc_node_map_load(skc_node *node, const char *path)
-{
-    int rc;
-    if ((rc = skci_node_check(node)) != 0) {
-        return rc;
-    }
-    if (path == NULL || path[0] == '\0') {
-        return skci_error(SKC_EINVAL, "map path is empty");
-    }
-    if ((rc = map_load_file(node, path)) != 0) {
-        return rc;
-    }
-    char *p = skci_strdup(path);
-    skci_call_lock(node);
-    free(node->peers.map_path);
-    node->peers.map_path = p;
-    skci_call_unlock(node);
-    return 0;
-}
-
-int
-skc_node_map_reload(skc_node *node)
-{
-    int rc;
-    if ((rc = skci_node_check(node)) != 0) {
-        return rc;
-    }
-    skci_call_lock(node);
-    char *path = skci_strdup(node->peers.map_path);
-    skci_call_unlock(node);
-    if (path == NULL) {
-        return skci_error(SKC_ESTATE,
-            "node '%s' has no cluster map file to reload", node->name);
-    }
-    rc = map_load_file(node, path);
-    free(path);
-    return rc;
-}
-
-int
-skc_node_map_parse(skc_node *node, const char *text, const char *origin)
-{
-    int rc;
-    if ((rc = skci_node_check(node)) != 0) {
-        return rc;
-    }
-    if (text == NULL) {
-        return skci_error(SKC_EINVAL, "map text is NULL");
-    }
-    return map_parse_apply(
-        node, text, strlen(text), origin ? origin : "<string>");
-}
-
-int
-skc_node_map_update(skc_node *node, const char *const *names,
-    const char *const *addrs, size_t count)
-{
-    int rc;
-    if ((rc = skci_node_check(node)) != 0) {
-        return rc;
-    }
-    if (count > 0 && (names == NULL || addrs == NULL)) {
-        return skci_error(SKC_EINVAL, "names or addrs is NULL");
-    }
-    struct map_change *ch = calloc(count ? count : 1, sizeof(*ch));
-    if (ch == NULL) {
-        return skci_error(SKC_ENOMEM, "cluster map");
-    }
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        rc = map_prepare(&ch[i], names[i],
-            addrs[i] ? SKCI_MAP_ADDR : SKCI_MAP_DOWN, addrs[i], "");
-    }
-    if (rc == 0) {
-        rc = map_apply(node, ch, count);
-    }
-    map_changes_free(ch, count);
-    return rc;
-}
-
-int
-skc_node_map_set(skc_node *node, const char *name, const char *addr)
-{
-    return skc_node_map_update(node, &name, &addr, 1);
-}
-
-int
-skc_node_map_get(skc_node *node, char **out_addr, const char *name)
-{
-    if (node == NULL || out_addr == NULL || name == NULL) {
-        return skci_error(SKC_EINVAL, "node, out_addr or name is NULL");
-    }
-    *out_addr = NULL;
-    if (strcmp(name, "__nowaiting") == 0) {
-        skci_call_lock(node);
-        *out_addr = skci_user_strdup(node->peers.nowaiting ? "true" : "false");
-        skci_call_unlock(node);
-        return *out_addr ? 0 : skci_error(SKC_ENOMEM, "map_get");
-    }
-    skci_call_lock(node);
-    skci_peer *p = skci_peer_get(node, name, 0);
-    int state = p ? p->map : SKCI_PEER_NOT_IN_MAP;
-    char *url = state == SKCI_PEER_HAS_ADDR ? skci_user_strdup(p->url) : NULL;
-    skci_call_unlock(node);
-    if (state == SKCI_PEER_NOT_IN_MAP) {
-        return skci_error(
-            SKC_ENONODE, "node '%s' is not in the cluster map", name);
-    }
-    if (state == SKCI_PEER_HAS_ADDR && url == NULL) {
-        return skci_error(SKC_ENOMEM, "map_get");
-    }
-    *out_addr = url;
-    return 0;
 }

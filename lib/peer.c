@@ -124,8 +124,8 @@ peer_flush(skc_node *n, skci_peer *p)
 
 /* Gives the peer's link up (it closes on a transport thread, and its
  * skci_linkref is freed in on_released). */
-static void
-peer_detach_link(skc_node *n, skci_peer *p)
+void
+skci_peer_detach(skc_node *n, skci_peer *p)
 {
     skci_linkref *lr = p->lr;
     if (lr == NULL) {
@@ -134,6 +134,7 @@ peer_detach_link(skc_node *n, skci_peer *p)
     p->lr = NULL;
     link_state_set(p, SKCI_LINK_NONE);
     p->hello = NULL;
+    p->hb = NULL;
     if (skci_link_release(lr->link) != 0) {
         skci_node_log(n, SKC_LOG_ERROR,
             "cannot close the link to node '%s' (%s); it is left open",
@@ -154,6 +155,9 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
     char why[SKCI_DETAIL_MAX + 64];
     snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name, detail);
     skci_node_log(n, SKC_LOG_WARN, "%s", why);
+    /* Calls sent through a group move to another member first. */
+    skci_health_set(n, p, SKC_PEER_DOWN,
+        strstr(detail, "refused") != NULL ? "refused" : "unreachable");
     skci_call_fail_list(n, p->qhead, SKC_EUNREACHABLE, why);
 }
 
@@ -220,6 +224,10 @@ skci_peer_dial(skc_node *n, skci_peer *p)
         p->lr = lr;
     }
     link_state_set(p, SKCI_LINK_DIALING);
+    p->dial_start = skci_now_ms();
+    if (p->health == SKC_PEER_UNKNOWN) {
+        p->health = SKC_PEER_CONNECTING;
+    }
     if (skci_link_dial(p->lr->link, p->url) != 0) {
         link_state_set(p, SKCI_LINK_NONE);
         goto fail;
@@ -229,46 +237,83 @@ fail:
     skci_call_fail_list(n, p->qhead, SKC_ENOMEM, "cannot start a connection");
 }
 
+/* Sends an internal request (hello, heartbeat) of `kind` with payload
+ * data on the peer's link; done runs under call_lock when it ends.  The
+ * call, or NULL when it could not be made. */
+static skci_call *
+internal_request(skc_node *n, skci_peer *p, int kind, const char *target,
+    const void *data, size_t len, int32_t timeout_ms,
+    void (*done)(skc_node *n, skci_call *c))
+{
+    size_t tl = strlen(target) + 1;
+    skci_call *c = calloc(1, sizeof(*c) + tl);
+    if (c == NULL) {
+        return NULL;
+    }
+    memcpy(c->target, target, tl);
+    skci_req r = { .kind = (uint8_t)kind, .max_reply = 65536 };
+    size_t hdr = skci_wire_req_hdr_size(&r);
+    r.len = (uint32_t)len;
+    if (skci_tmsg_alloc(&c->req, hdr + len) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->mode = SKCI_MODE_INTERNAL;
+    c->internal_done = done;
+    c->kind = kind;
+    c->peer = p;
+    c->hn.idx = SKCI_HEAP_NONE;
+    c->start = skci_now_ms();
+    c->start_us = skci_now_us();
+    c->timeout_ms = timeout_ms;
+    c->hn.when = c->start + timeout_ms;
+    uint8_t *b = skci_tmsg_body(c->req);
+    skci_wire_req_put_hdr(b, &r);
+    if (len > 0) {
+        memcpy(b + hdr, data, len);
+    }
+    if (skci_call_register(n, c) != 0) {
+        skci_call_free(c);
+        return NULL;
+    }
+    skci_wire_req_set_id(b, c->id);
+    skci_tmsg *m = c->req;
+    c->req = NULL;
+    sent_add(p, c);
+    skci_link_send(p->lr->link, m, timeout_ms);
+    return c;
+}
+
 /* Sends a hello on the peer's link (call_lock held). */
 static void
 start_hello(skc_node *n, skci_peer *p)
 {
     link_state_set(p, SKCI_LINK_HELLO);
-    static const char hello_target[] = "(hello)";
-    skci_call *c = calloc(1, sizeof(*c) + sizeof(hello_target));
-    if (c == NULL) {
-        return;
+    p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", n->name,
+        strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
+}
+
+static void
+heartbeat_done(skc_node *n, skci_call *c)
+{
+    (void)n;
+    skci_peer *p = c->peer;
+    if (p->hb != c) {
+        return; /* its link was replaced */
     }
-    memcpy(c->target, hello_target, sizeof(hello_target));
-    size_t nl = strlen(n->name);
-    skci_req r = { .kind = SKCI_KIND_HELLO, .max_reply = 65536 };
-    size_t hdr = skci_wire_req_hdr_size(&r);
-    r.len = (uint32_t)nl;
-    if (skci_tmsg_alloc(&c->req, hdr + nl) != 0) {
-        free(c);
-        return;
+    p->hb = NULL;
+    if (c->status == 0) {
+        p->rtt_us = skci_now_us() - c->start_us;
     }
-    c->mode = SKCI_MODE_INTERNAL;
-    c->internal_done = hello_done;
-    c->kind = SKCI_KIND_HELLO;
-    c->peer = p;
-    c->hn.idx = SKCI_HEAP_NONE;
-    c->start = skci_now_ms();
-    c->timeout_ms = HELLO_TIMEOUT_MS;
-    c->hn.when = c->start + HELLO_TIMEOUT_MS;
-    uint8_t *b = skci_tmsg_body(c->req);
-    skci_wire_req_put_hdr(b, &r);
-    memcpy(b + hdr, n->name, nl);
-    if (skci_call_register(n, c) != 0) {
-        skci_call_free(c);
-        return;
-    }
-    skci_wire_req_set_id(b, c->id);
-    p->hello = c;
-    skci_tmsg *m = c->req;
-    c->req = NULL;
-    sent_add(p, c);
-    skci_link_send(p->lr->link, m, HELLO_TIMEOUT_MS);
+    /* A heartbeat that timed out: the tick declares the peer down. */
+}
+
+void
+skci_peer_heartbeat(skc_node *n, skci_peer *p)
+{
+    int32_t t = n->health.hb_ms * n->health.hb_misses;
+    p->hb = internal_request(n, p, SKCI_KIND_PING, "(heartbeat)", NULL, 0,
+        t > 0 ? t : 1, heartbeat_done);
 }
 
 /* Builds the PUSH address: the host from the map address, the port the
@@ -337,8 +382,9 @@ hello_done(skc_node *n, skci_call *c)
             link_state_set(p, SKCI_LINK_UP);
             free(p->last_error);
             p->last_error = NULL;
-            skci_node_log(n, SKC_LOG_INFO, "connected to node '%s' (%s)",
-                p->name, skci_peer_addr(p));
+            p->last_rx = skci_now_ms();
+            p->rtt_us = (int64_t)(p->last_rx - c->start) * 1000;
+            skci_health_set(n, p, SKC_PEER_UP, "connected");
             peer_flush(n, p);
             return;
         }
@@ -361,7 +407,8 @@ hello_done(skc_node *n, skci_call *c)
     skci_node_log(n, SKC_LOG_ERROR, "%s", why);
     free(p->last_error);
     p->last_error = skci_strdup(why);
-    peer_detach_link(n, p);
+    skci_peer_detach(n, p);
+    skci_health_set(n, p, SKC_PEER_DOWN, "hello refused");
     skci_call *q = p->qhead;
     while (q != NULL) {
         skci_call *next = q->next;
@@ -397,6 +444,7 @@ on_reply(void *arg, skci_tmsg *msg)
         return;
     }
     skci_peer *p = c->peer;
+    p->last_rx = skci_now_ms();
     /* SKC_CALL_INLINE: call_finish leaves the completion to this thread
      * (no thread-local state: NNG's threads never exit, and a dlopen'ed
      * libskc would allocate TLS on each of them). */
@@ -461,12 +509,13 @@ on_conn(void *arg, int up)
         snprintf(why, sizeof(why),
             "connection to node '%s' (%s) lost after the request was sent; the outcome is unknown",
             p->name, skci_peer_addr(p));
-        if (!atomic_load(&n->closing)) {
+        if (p->health == SKC_PEER_UP && !atomic_load(&n->closing)) {
             skci_node_log(n, SKC_LOG_WARN,
                 "connection to node '%s' (%s) lost; reconnecting", p->name,
                 skci_peer_addr(p));
         }
         skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
+        skci_health_set(n, p, SKC_PEER_DOWN, "reset");
     }
     skci_call_unlock(n);
 }
@@ -478,8 +527,9 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
     if (p->map == SKCI_PEER_MARKED_DOWN) {
         snprintf(why, sizeof(why),
             "node '%s' was marked down (false) in the cluster map", p->name);
-        peer_detach_link(n, p);
+        skci_peer_detach(n, p);
         skci_call_fail_list(n, p->shead, SKC_ENODEDOWN, why);
+        skci_health_set(n, p, SKC_PEER_DOWN, "marked down");
         skci_call_fail_list(n, p->qhead, SKC_ENODEDOWN, why);
         return;
     }
@@ -491,11 +541,16 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
             "the address of node '%s' changed to %s while the request was in flight; the outcome is unknown",
             p->name, p->url);
         skci_call *sent = p->shead;
-        peer_detach_link(n, p);
+        skci_peer_detach(n, p);
         skci_call_fail_list(n, sent, SKC_ECONNLOST, why);
+        if (p->health == SKC_PEER_UP) {
+            skci_health_set(n, p, SKC_PEER_DOWN, "address changed");
+        }
         /* Calls that were not sent yet go to the new address. */
     }
-    if (p->qhead != NULL) {
+    p->redial_at = 0;
+    p->backoff_ms = 0;
+    if (p->qhead != NULL || p->watched) {
         skci_peer_dial(n, p);
     }
 }
@@ -530,6 +585,7 @@ free_peer(const char *key, void *val, void *arg)
     free(p->url);
     free(p->last_error);
     free(p->push_url);
+    skci_group_free(p->group);
     free(p);
 }
 
@@ -585,6 +641,10 @@ skci_peer_push_now(
 {
     skci_call_lock(n);
     skci_peer *p = skci_peer_get(n, name, 0);
+    if (p != NULL && p->map == SKCI_PEER_GROUP) {
+        char why[8];
+        p = skci_group_pick(n, p, NULL, why, sizeof(why));
+    }
     if (p != NULL && p->link_state == SKCI_LINK_UP && p->lr != NULL &&
         p->qhead == NULL && len <= p->max_msg && !atomic_load(&n->closing)) {
         *rc = skci_link_push(p->lr->link, m);
@@ -601,7 +661,7 @@ skci_peers_close_links(skc_node *n)
 {
     for (size_t i = 0; i < n->peers.byname.nb; i++) {
         for (skci_strmap_ent *e = n->peers.byname.b[i]; e; e = e->next) {
-            peer_detach_link(n, e->val);
+            skci_peer_detach(n, e->val);
         }
     }
 }

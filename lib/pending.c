@@ -93,7 +93,18 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     c->rep = rep;
     c->data = data;
     c->len = len;
-    if (status != 0) {
+    if (c->kind == SKCI_KIND_PING) {
+        c->end_us = skci_now_us();
+    }
+    if (status != 0 && c->group != NULL) {
+        char *d = NULL;
+        const char *t = detail ? detail : skc_strerror(status);
+        size_t l = strlen(c->group->name) + strlen(t) + 16;
+        if ((d = malloc(l)) != NULL) {
+            snprintf(d, l, "group '%s': %s", c->group->name, t);
+        }
+        c->detail = d;
+    } else if (status != 0) {
         c->detail = skci_strdup(detail ? detail : skc_strerror(status));
     }
     switch (c->mode) {

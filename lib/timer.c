@@ -1,5 +1,6 @@
 /* timer.c -- the timer thread: it ends every pending call whose deadline
- * has passed, with the error that says why it never finished.
+ * has passed, with the error that says why it never finished, and runs
+ * health.c's periodic work (heartbeats, redials).
  */
 #include "core.h"
 
@@ -40,9 +41,13 @@ timer_main(void *arg)
                 (skci_call *)((char *)top - offsetof(skci_call, hn));
             call_expire(n, c);
         }
-        /* Sleep until the next deadline. */
+        /* Heartbeats and redials, then sleep until the next deadline or
+         * the next health check, whichever comes first. */
+        int64_t until = skci_health_tick(n, now);
         top = skci_heap_top(&n->pend.deadlines);
-        int64_t until = top != NULL ? top->when : INT64_MAX;
+        if (top != NULL && top->when < until) {
+            until = top->when;
+        }
         n->pend.timer_until = until;
         skci_call_wait(n, &n->pend.timer_cond, until);
         n->pend.timer_until = INT64_MIN; /* awake: nobody needs to wake it */

@@ -1080,7 +1080,9 @@ skci_link_send(skci_link *l, skci_tmsg *msg, int32_t reply_ms)
         return rc;
     }
     c->recving = 0;
-    c->reply_ms = (reply_ms > 0 ? reply_ms : 1) + REPLY_GRACE_MS;
+    c->reply_ms = reply_ms > INT32_MAX - REPLY_GRACE_MS
+        ? INT32_MAX
+        : (reply_ms > 0 ? reply_ms : 1) + REPLY_GRACE_MS;
     nng_aio_set_msg(c->aio, m);
     nng_aio_set_timeout(c->aio, SEND_TIMEOUT_MS);
     nng_ctx_send(c->ctx, c->aio);

@@ -16,6 +16,12 @@ skci_now_ns(void)
 }
 
 int64_t
+skci_now_us(void)
+{
+    return skci_now_ns() / 1000;
+}
+
+int64_t
 skci_now_ms(void)
 {
     return skci_now_ns() / 1000000;

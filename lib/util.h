@@ -10,6 +10,7 @@
 /* Monotonic clock in milliseconds / nanoseconds. */
 int64_t skci_now_ms(void);
 int64_t skci_now_ns(void);
+int64_t skci_now_us(void);
 
 /* A condition variable whose timed waits use the monotonic clock, and a
  * wait on it (m held) until signalled or skci_now_ms() reaches until_ms. */

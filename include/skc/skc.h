@@ -158,11 +158,16 @@ typedef struct skc_node_opts {
     skc_log_fn log;          /* NULL = the node logs nothing */
     void *log_arg;           /* passed to log */
     int32_t log_level;       /* highest level passed to log: SKC_LOG_INFO */
+    /* since 0.3.0 */
+    int32_t heartbeat_ms;     /* a link idle this long is pinged: 1000;
+                                 -1 = no heartbeats */
+    int32_t heartbeat_misses; /* a peer silent for heartbeat_ms * this
+                                 many is declared down: 3 */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
-        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0          \
+        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0    \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
@@ -211,6 +216,7 @@ SKC_API int skc_node_close(skc_node *node);
 /* The map associates node names with addresses, as skynet's cluster config:
  *   db = "127.0.0.1:7102"      -- an address (host:port or NNG URL)
  *   old = false                -- the node is down: calls fail at once
+ *   db = { "db_a", "db_b" }    -- a group (since 0.3.0; see "Peer health")
  *   __nowaiting = true         -- calls to unknown names fail at once
  * A name absent from the map is unknown: a call to it waits (bounded by its
  * deadline) for a reload that defines it, unless __nowaiting is true.
@@ -245,8 +251,9 @@ SKC_API int skc_node_map_update(skc_node *node, const char *const *names,
     const char *const *addrs, size_t count);
 
 /* Looks up an entry.  On SKC_OK *out_addr is the address as a URL (release
- * with skc_free), or NULL if the node is marked down.  SKC_ENONODE if the
- * name is absent. */
+ * with skc_free), or NULL if the node is marked down; for a group (since
+ * 0.3.0) it is the group in the map's syntax, e.g. {"db_a","db_b"} or
+ * {"a","b",policy="random"}.  SKC_ENONODE if the name is absent. */
 SKC_API int skc_node_map_get(
     skc_node *node, char **out_addr, const char *name);
 
@@ -439,6 +446,84 @@ typedef void (*skc_query_fn)(
  * returns an error, cb never runs. */
 SKC_API int skc_node_query_async(skc_node *node, const char *peer,
     const char *name, int32_t timeout_ms, skc_query_fn cb, void *arg);
+
+/* ---------------------------------------------------------------------- */
+/* Peer health and groups (since 0.3.0)                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Each peer this node talks to is watched: a link that has been idle for
+ * heartbeat_ms is pinged, and a peer that stays silent for heartbeat_ms *
+ * heartbeat_misses (3 s by default: a partition, a host that lost power)
+ * is declared down; a peer that closes its connections (a crash, kill -9)
+ * is down at once.  A peer declared down fails the calls already sent to
+ * it with SKC_ECONNLOST (their outcome is unknown) and is redialled with
+ * backoff (100 ms doubling to 5 s).
+ *
+ * A map name may stand for a group of other names (see the map format):
+ *   db = { "db_a", "db_b" }                         -- failover
+ *   sdb = { "db_a", "db_b", policy = "roundrobin" } -- or "random"
+ * A call, send, query or ping to a group goes to one member chosen by the
+ * policy among the members that are up ("failover": the first one up, in
+ * order, so it returns to the first member when that comes back).  Group
+ * members are connected and watched as soon as the group is in the map.
+ * A request moves to another member only while it provably never left
+ * this node (no connection, refused, marked down); a request already sent
+ * to a member that dies ends with SKC_ECONNLOST and is never repeated. */
+
+/* Peer states, from skc_node_peer_state() and monitors. */
+#define SKC_PEER_UNKNOWN 0    /* not contacted yet, or not in the map */
+#define SKC_PEER_CONNECTING 1 /* connecting or reconnecting */
+#define SKC_PEER_UP 2         /* connected and answering */
+#define SKC_PEER_DOWN 3       /* unreachable, lost, silent or marked down */
+
+/* A peer changed state: up is 1 (SKC_PEER_UP) or 0 (SKC_PEER_DOWN).
+ * reason is one of "connected", "refused", "unreachable", "reset" (the
+ * connection was closed or lost), "heartbeat timeout", "marked down" (false
+ * in the map), "address changed", "hello refused" (not a compatible skc
+ * node), "removed" (the node is being destroyed).  addr is the peer's
+ * address as a URL ("" if it has none).  Everything is borrowed until the
+ * callback returns.  Runs on a worker thread or in skc_node_poll() (as call
+ * completions do), never with an skc lock held, one report at a time and
+ * in the order the changes happened; it may call skc functions. */
+typedef void (*skc_monitor_fn)(
+    void *arg, const char *peer, int up, const char *reason, const char *addr);
+
+/* Sets the node's monitor (NULL stops reporting).  Only changes after
+ * this call are reported; ask skc_node_peer_state() for the present.
+ * Returns SKC_OK or SKC_EINVAL. */
+SKC_API int skc_node_monitor(skc_node *node, skc_monitor_fn fn, void *arg);
+
+/* The present state of peer `peer` (a node or a group name): *state is
+ * SKC_PEER_*; for a group, UP if a member is up, DOWN if every member is
+ * down, else CONNECTING.  If detail is not NULL it receives a text such as
+ * "tcp://127.0.0.1:7311 down (heartbeat timeout)" or "group (failover):
+ * db_a up, db_b down (refused)" (release with skc_free).  Returns SKC_OK,
+ * or SKC_EINVAL. */
+SKC_API int skc_node_peer_state(
+    skc_node *node, const char *peer, int *state, char **detail);
+
+/* Pings peer `peer` (a group: one member, chosen as for a call) and waits
+ * for the answer: *rtt_us receives the round-trip time in microseconds.
+ * Errors as skc_node_call (no service is involved). */
+SKC_API int skc_node_ping(
+    skc_node *node, const char *peer, int32_t timeout_ms, int64_t *rtt_us);
+
+/* Completion of skc_node_ping_async(): status SKC_OK with the round-trip
+ * time, or an error code with detail (borrowed until it returns). */
+typedef void (*skc_ping_fn)(
+    int status, int64_t rtt_us, const char *detail, void *arg);
+
+/* skc_node_ping without waiting: cb runs exactly once, on a worker thread
+ * or in skc_node_poll().  If this returns an error, cb never runs. */
+SKC_API int skc_node_ping_async(skc_node *node, const char *peer,
+    int32_t timeout_ms, skc_ping_fn cb, void *arg);
+
+/* Sets a group entry in the map: name stands for members[0..count-1]
+ * (node names, not groups) with policy "failover" (NULL), "roundrobin" or
+ * "random".  Same merge rules as skc_node_map_set().  SKC_EINVAL for an
+ * empty or repeated member, a member that is a group, an unknown policy. */
+SKC_API int skc_node_map_set_group(skc_node *node, const char *name,
+    const char *const *members, size_t count, const char *policy);
 
 /* ---------------------------------------------------------------------- */
 /* Caller-driven execution (for single-threaded hosts: Lua, Python, loops) */

@@ -51,6 +51,10 @@ main(void)
     CONST(SKC_CALLER_DRIVEN);
     CONST(SKC_MSG_CALL);
     CONST(SKC_MSG_SEND);
+    CONST(SKC_PEER_UNKNOWN);
+    CONST(SKC_PEER_CONNECTING);
+    CONST(SKC_PEER_UP);
+    CONST(SKC_PEER_DOWN);
 
     CONST(SKC_T_NIL);
     CONST(SKC_T_BOOL);
@@ -75,6 +79,8 @@ main(void)
     FIELD(skc_node_opts, log);
     FIELD(skc_node_opts, log_arg);
     FIELD(skc_node_opts, log_level);
+    FIELD(skc_node_opts, heartbeat_ms);
+    FIELD(skc_node_opts, heartbeat_misses);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

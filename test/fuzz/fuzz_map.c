@@ -25,6 +25,30 @@ fuzz_check(int ok)
     }
 }
 
+/* A group's members are valid node names, none listed twice, none the
+ * group itself or another group of the same map.  The pairwise checks are
+ * quadratic, so they run only on small maps (the parser sorts instead). */
+static void
+fuzz_check_group(const skci_map_list *l, const skci_map_entry *g)
+{
+    int small = g->nmembers <= 64 && l->n <= 64;
+
+    for (size_t i = 0; i < g->nmembers; i++) {
+        const char *m = g->members[i];
+        size_t n = strlen(m);
+
+        fuzz_check(n >= 1 && n <= 255 && strncmp(m, "__", 2) != 0);
+        fuzz_check(strcmp(m, g->name) != 0);
+        for (size_t k = i + 1; small && k < g->nmembers; k++) {
+            fuzz_check(strcmp(m, g->members[k]) != 0);
+        }
+        for (size_t k = 0; small && k < l->n; k++) {
+            fuzz_check(l->v[k].kind != SKCI_MAP_GROUP ||
+                strcmp(m, l->v[k].name) != 0);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -58,6 +82,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t k = i + 1; k < l.n; k++) {
             fuzz_check(strcmp(e->name, l.v[k].name) != 0);
         }
+        if (e->kind != SKCI_MAP_GROUP) {
+            fuzz_check(e->members == NULL && e->nmembers == 0);
+        }
         switch (e->kind) {
         case SKCI_MAP_ADDR: {
             char *url = NULL;
@@ -70,6 +97,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case SKCI_MAP_NUMBER:
             fuzz_check(e->value != NULL && e->value[0] != '\0');
+            break;
+        case SKCI_MAP_GROUP:
+            fuzz_check(e->value == NULL && e->nmembers >= 1);
+            fuzz_check(e->policy >= SKCI_GROUP_FAILOVER &&
+                e->policy <= SKCI_GROUP_RANDOM);
+            fuzz_check_group(&l, e);
             break;
         case SKCI_MAP_DOWN:
         case SKCI_MAP_TRUE:

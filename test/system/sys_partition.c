@@ -9,9 +9,12 @@
  * machine.  Two partitions are made in turn:
  *   1. nftables in A drops everything to and from B (link stays up);
  *   2. the veth end in A is set down.
- * During each, calls fail with SKC_ETIMEDOUT at their deadline, with the
- * node named in the detail; after healing, calls succeed again with no
- * action by the caller.  If namespaces cannot be made (not root, no veth),
+ * During each, heartbeats declare the peer down within heartbeat_ms *
+ * heartbeat_misses (3 s) of its last answer, and the monitor says so with
+ * the reason; calls fail by their deadline (SKC_ETIMEDOUT, SKC_ECONNLOST
+ * when the heartbeat verdict ends them, SKC_EUNREACHABLE while redialling)
+ * with the node named in the detail; after healing, calls succeed again
+ * with no action by the caller, and the monitor reports the peer up.  If namespaces cannot be made (not root, no veth),
  * the test prints "SKIPPED: ..." and exits 77, which ctest shows as
  * skipped -- never as passed.  The namespaces are deleted on every exit
  * path (and stale ones from killed runs are removed at start).
@@ -21,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -154,20 +158,84 @@ sink_wait(skc_node *cli, long want, int ms)
     return n;
 }
 
+/* Monitor reports, as "far down heartbeat timeout" lines. */
+static pthread_mutex_t mon_lk = PTHREAD_MUTEX_INITIALIZER;
+static char mon_text[4096];
+
+static void
+on_monitor(void *arg, const char *peer, int up, const char *reason,
+    const char *addr)
+{
+    (void)arg;
+    (void)addr;
+    pthread_mutex_lock(&mon_lk);
+    size_t l = strlen(mon_text);
+    snprintf(mon_text + l, sizeof(mon_text) - l, "%s %s %s\n", peer,
+        up ? "up" : "down", reason);
+    pthread_mutex_unlock(&mon_lk);
+}
+
+static int
+mon_seen(const char *line)
+{
+    pthread_mutex_lock(&mon_lk);
+    int seen = strstr(mon_text, line) != NULL;
+    pthread_mutex_unlock(&mon_lk);
+    return seen;
+}
+
+static void
+mon_clear(void)
+{
+    pthread_mutex_lock(&mon_lk);
+    mon_text[0] = '\0';
+    pthread_mutex_unlock(&mon_lk);
+}
+
 static void
 expect_partitioned(skc_node *cli, const char *how)
 {
+    /* Heartbeats: down within 3 s of the last answer (a call just made),
+     * plus one heartbeat tick and the machine's lateness. */
+    int64_t t0 = sys_now_ms(), bound = 3000 + 300 + sys_ms(SYS_LATE_MS);
+    int st = SKC_PEER_UP;
+    char *detail = NULL;
+    while (sys_now_ms() - t0 < bound + 2000) {
+        skc_free(detail);
+        CHECK(skc_node_peer_state(cli, "far", &st, &detail) == SKC_OK,
+            "peer_state: %s", skc_last_error());
+        if (st == SKC_PEER_DOWN) {
+            break;
+        }
+        sys_sleep_ms(20);
+    }
+    int64_t dt = sys_now_ms() - t0;
+    CHECK(st == SKC_PEER_DOWN && strstr(detail, "heartbeat timeout"),
+        "%s: not declared down after %lld ms: %s", how, (long long)dt,
+        detail);
+    CHECK(dt <= bound, "%s: declared down after %lld ms (bound %lld)", how,
+        (long long)dt, (long long)bound);
+    sys_log("%s: peer state %s after %lld ms", how, detail, (long long)dt);
+    skc_free(detail);
+    int64_t until = sys_now_ms() + sys_ms(2000);
+    while (!mon_seen("far down heartbeat timeout") && sys_now_ms() < until) {
+        sys_sleep_ms(10);
+    }
+    CHECK(mon_seen("far down heartbeat timeout"),
+        "%s: the monitor did not report the heartbeat timeout", how);
+    mon_clear();
     char out[600];
     for (int i = 0; i < 3; i++) {
-        int64_t t0 = sys_now_ms();
+        t0 = sys_now_ms();
         int rc = sys_call(cli, "far", "@echo", "x", 1, 1000, out,
             sizeof(out));
-        int64_t dt = sys_now_ms() - t0;
-        CHECK(rc == SKC_ETIMEDOUT, "%s: call %d: %s after %lld ms (%s)", how,
-            i, skc_errname(rc), (long long)dt, out);
-        CHECK(strstr(out, "'far'") != NULL, "%s: the detail does not name "
-            "the node: %s", how, out);
-        CHECK(dt >= 990 && dt <= 1000 + sys_ms(SYS_LATE_MS),
+        dt = sys_now_ms() - t0;
+        CHECK(rc == SKC_ETIMEDOUT || rc == SKC_EUNREACHABLE,
+            "%s: call %d: %s after %lld ms (%s)", how, i, skc_errname(rc),
+            (long long)dt, out);
+        CHECK(strstr(out, "'far'") != NULL,
+            "%s: the detail does not name the node: %s", how, out);
+        CHECK(dt <= 1000 + sys_ms(SYS_LATE_MS),
             "%s: ended after %lld ms (deadline 1000)", how, (long long)dt);
         if (i == 0) {
             sys_log("%s: %s after %lld ms: %s", how, skc_errname(rc),
@@ -256,6 +324,7 @@ main(int argc, char **argv)
     close(fd);
 
     skc_node *cli = sys_client("near", 0);
+    CHECK(skc_node_monitor(cli, on_monitor, NULL) == SKC_OK, "monitor");
     CHECK(skc_node_map_set(cli, "far", url) == SKC_OK, "map_set");
     char out[600];
     int rc = sys_call(cli, "far", "@echo", "hello", 5, sys_ms(5000), out,
@@ -287,6 +356,8 @@ main(int argc, char **argv)
             "table", "inet", "skcpart", NULL };
         must(nft_del);
         rec1 = recover(cli, sys_ms(30000));
+        CHECK(mon_seen("far up connected"),
+            "the monitor did not report the peer up after healing");
         sys_log("nftables partition healed: calls succeed again after %lld "
             "ms", (long long)rec1);
     } else {
@@ -301,6 +372,8 @@ main(int argc, char **argv)
     expect_partitioned(cli, "link down");
     must(up);
     int64_t rec2 = recover(cli, sys_ms(30000));
+    CHECK(mon_seen("far up connected"),
+        "the monitor did not report the peer up after healing");
     sys_log("link-down partition healed: calls succeed again after %lld ms",
         (long long)rec2);
 

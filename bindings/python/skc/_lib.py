@@ -33,6 +33,10 @@ LOG_ERROR = 1
 LOG_WARN = 2
 LOG_INFO = 3
 LOG_DEBUG = 4
+PEER_UNKNOWN = 0
+PEER_CONNECTING = 1
+PEER_UP = 2
+PEER_DOWN = 3
 T_NIL, T_BOOL, T_INT, T_UINT, T_FLOAT, T_STR, T_BIN, T_ARRAY, T_MAP, T_EXT = \
     range(10)
 
@@ -59,6 +63,8 @@ class NodeOpts(ctypes.Structure):
         ("log", c_void_p),          # skc_log_fn
         ("log_arg", c_void_p),
         ("log_level", c_int32),
+        ("heartbeat_ms", c_int32),      # since 0.3.0
+        ("heartbeat_misses", c_int32),
     ]
 
 
@@ -83,6 +89,9 @@ HANDLER_FN = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_void_p, c_void_p)
 CALL_FN = ctypes.CFUNCTYPE(None, c_int, c_void_p, c_size_t, c_char_p,
                            c_void_p)
 QUERY_FN = ctypes.CFUNCTYPE(None, c_int, c_uint32, c_char_p, c_void_p)
+MONITOR_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_char_p,
+                              c_char_p)
+PING_FN = ctypes.CFUNCTYPE(None, c_int, ctypes.c_int64, c_char_p, c_void_p)
 
 
 def _candidates():
@@ -198,6 +207,16 @@ _decl("skc_node_map_set", c_int, [c_void_p, c_char_p, c_char_p], True)
 _decl("skc_node_map_update", c_int,
       [c_void_p, P(c_char_p), P(c_char_p), c_size_t], True)
 _decl("skc_node_map_get", c_int, [c_void_p, P(c_void_p), c_char_p], True)
+_decl("skc_node_map_set_group", c_int,
+      [c_void_p, c_char_p, P(c_char_p), c_size_t, c_char_p], True)
+
+_decl("skc_node_monitor", c_int, [c_void_p, MONITOR_FN, c_void_p], True)
+_decl("skc_node_peer_state", c_int,
+      [c_void_p, c_char_p, P(c_int), P(c_void_p)], True)
+_decl("skc_node_ping", c_int,
+      [c_void_p, c_char_p, c_int32, P(ctypes.c_int64)], True)
+_decl("skc_node_ping_async", c_int,
+      [c_void_p, c_char_p, c_int32, PING_FN, c_void_p], True)
 
 _decl("skc_service_create", c_int,
       [c_void_p, P(c_uint32), HANDLER_FN, c_void_p], True)
