@@ -34,8 +34,7 @@ member_up(const skci_peer *m)
 
 /* The i-th member that is up, counting from `from` (roundrobin). */
 static skci_peer *
-pick_up(skc_node *n, skci_group *grp, skci_peer *skip, size_t from,
-    size_t *at)
+pick_up(skc_node *n, skci_group *grp, skci_peer *skip, size_t from, size_t *at)
 {
     for (size_t k = 0; k < grp->n; k++) {
         size_t i = (from + k) % grp->n;
@@ -78,8 +77,8 @@ pick_random(skc_node *n, skci_group *grp, skci_peer *skip)
 /* No member is up: the first one that may still come (connecting, or not
  * tried yet), or NULL with every member's state in why. */
 static skci_peer *
-pick_pending(skc_node *n, skci_peer *g, skci_peer *skip, char *why,
-    size_t whylen)
+pick_pending(
+    skc_node *n, skci_peer *g, skci_peer *skip, char *why, size_t whylen)
 {
     skci_group *grp = g->group;
     for (size_t i = 0; i < grp->n; i++) {
@@ -220,8 +219,8 @@ skci_group_text(const skci_group *grp)
                 s[off++] = '\\';
                 s[off++] = *c;
             } else if ((unsigned char)*c < 0x20) {
-                off += (size_t)snprintf(s + off, len - off, "\\%03u",
-                    (unsigned)(unsigned char)*c);
+                off += (size_t)snprintf(
+                    s + off, len - off, "\\%03u", (unsigned)(unsigned char)*c);
             } else {
                 s[off++] = *c;
             }

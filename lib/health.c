@@ -143,9 +143,9 @@ plan_redial(skc_node *n, skci_peer *p)
     if (p->map != SKCI_PEER_HAS_ADDR || (!p->watched && !p->ever_up)) {
         return;
     }
-    p->backoff_ms = p->backoff_ms == 0 ? REDIAL_MIN_MS
+    p->backoff_ms = p->backoff_ms == 0       ? REDIAL_MIN_MS
         : p->backoff_ms >= REDIAL_MAX_MS / 2 ? REDIAL_MAX_MS
-                                            : p->backoff_ms * 2;
+                                             : p->backoff_ms * 2;
     p->redial_at = skci_now_ms() + p->backoff_ms;
     n->health.any = 1;
     skci_timer_wake(n, p->redial_at);
@@ -292,8 +292,8 @@ peer_describe(const skci_peer *p, char *buf, size_t len)
         return SKC_PEER_UNKNOWN;
     }
     const char *why = p->map == SKCI_PEER_MARKED_DOWN ? "marked down"
-        : p->reason != NULL                         ? p->reason
-                                                    : "";
+        : p->reason != NULL                           ? p->reason
+                                                      : "";
     if (st == SKC_PEER_UP && p->rtt_us > 0) {
         snprintf(buf, len, "%s up (rtt %lld us)", skci_peer_addr(p),
             (long long)p->rtt_us);
@@ -325,7 +325,7 @@ group_describe(skc_node *n, const skci_peer *g, char *buf, size_t len)
         off += (size_t)snprintf(buf + off, len - off, "%s %s: %s",
             i ? "," : "", grp->members[i], one);
     }
-    return up ? SKC_PEER_UP
+    return up                    ? SKC_PEER_UP
         : (size_t)down == grp->n ? SKC_PEER_DOWN
                                  : SKC_PEER_CONNECTING;
 }

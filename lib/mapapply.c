@@ -38,8 +38,8 @@ check_name(const char *name, const char *what, const char *where)
 
 /* Builds a group from members[0..count-1]. */
 static int
-group_prepare(struct map_change *ch, const char *const *members,
-    size_t count, int policy)
+group_prepare(struct map_change *ch, const char *const *members, size_t count,
+    int policy)
 {
     if (count == 0) {
         return skci_error(SKC_EINVAL,
@@ -47,7 +47,8 @@ group_prepare(struct map_change *ch, const char *const *members,
             ch->name);
     }
     skci_group *grp = calloc(1, sizeof(*grp));
-    if (grp == NULL || (grp->members = calloc(count, sizeof(char *))) == NULL) {
+    if (grp == NULL ||
+        (grp->members = calloc(count, sizeof(char *))) == NULL) {
         free(grp);
         return skci_error(SKC_ENOMEM, "cluster map");
     }
@@ -117,8 +118,8 @@ map_prepare(struct map_change *ch, const char *name, int kind,
 
 /* What name will be once the changes apply: SKCI_PEER_* (call_lock). */
 static int
-kind_after(skc_node *n, const struct map_change *ch, size_t count,
-    const char *name)
+kind_after(
+    skc_node *n, const struct map_change *ch, size_t count, const char *name)
 {
     for (size_t i = count; i-- > 0;) {
         if (!ch[i].option && strcmp(ch[i].name, name) == 0) {
@@ -141,8 +142,8 @@ check_groups(skc_node *n, const struct map_change *ch, size_t count)
         for (size_t k = 0; grp != NULL && k < grp->n; k++) {
             if (kind_after(n, ch, count, grp->members[k]) == SKCI_PEER_GROUP) {
                 return skci_error(SKC_ESYNTAX,
-                    "%sgroup '%s': member '%s' is itself a group",
-                    ch[i].where, ch[i].name, grp->members[k]);
+                    "%sgroup '%s': member '%s' is itself a group", ch[i].where,
+                    ch[i].name, grp->members[k]);
             }
         }
     }
@@ -155,9 +156,8 @@ check_groups(skc_node *n, const struct map_change *ch, size_t count)
                 continue;
             }
             for (size_t i = 0; i < count; i++) {
-                for (size_t k = 0; ch[i].kind == SKCI_MAP_GROUP &&
-                     k < g->group->n;
-                     k++) {
+                for (size_t k = 0;
+                     ch[i].kind == SKCI_MAP_GROUP && k < g->group->n; k++) {
                     if (strcmp(g->group->members[k], ch[i].name) == 0) {
                         return skci_error(SKC_ESYNTAX,
                             "%s'%s' cannot become a group: it is a member of group '%s'",
@@ -216,8 +216,8 @@ apply_group(skc_node *n, skci_peer *p, struct map_change *ch)
 static void
 apply_node(skc_node *n, skci_peer *p, struct map_change *ch)
 {
-    int nmap = ch->kind == SKCI_MAP_DOWN ? SKCI_PEER_MARKED_DOWN
-                                         : SKCI_PEER_HAS_ADDR;
+    int nmap =
+        ch->kind == SKCI_MAP_DOWN ? SKCI_PEER_MARKED_DOWN : SKCI_PEER_HAS_ADDR;
     if (p->map == nmap &&
         (nmap == SKCI_PEER_MARKED_DOWN || strcmp(p->url, ch->url) == 0)) {
         return;

@@ -383,7 +383,7 @@ hello_done(skc_node *n, skci_call *c)
             free(p->last_error);
             p->last_error = NULL;
             p->last_rx = skci_now_ms();
-            p->rtt_us = (int64_t)(p->last_rx - c->start) * 1000;
+            p->rtt_us = skci_now_us() - c->start_us;
             skci_health_set(n, p, SKC_PEER_UP, "connected");
             peer_flush(n, p);
             return;
