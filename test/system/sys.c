@@ -826,3 +826,57 @@ sys_sink_count(skc_node *cli, const char *peer, int32_t timeout_ms)
     CHECK(rc == SKC_OK, "@sink on %s: %s (%s)", peer, skc_errname(rc), out);
     return strtol(out + 6, NULL, 10);
 }
+
+static pthread_mutex_t mon_lk = PTHREAD_MUTEX_INITIALIZER;
+static char mon_text[8192];
+
+static void
+mon_report(void *arg, const char *peer, int up, const char *reason,
+    const char *addr)
+{
+    (void)arg;
+    (void)addr;
+    pthread_mutex_lock(&mon_lk);
+    size_t l = strlen(mon_text);
+    snprintf(mon_text + l, sizeof(mon_text) - l, "%s %s %s\n", peer,
+        up ? "up" : "down", reason);
+    pthread_mutex_unlock(&mon_lk);
+}
+
+void
+sys_monitor_start(skc_node *cli)
+{
+    CHECK(skc_node_monitor(cli, mon_report, NULL) == SKC_OK, "monitor: %s",
+        skc_last_error());
+}
+
+int
+sys_monitor_seen(const char *text)
+{
+    pthread_mutex_lock(&mon_lk);
+    int seen = strstr(mon_text, text) != NULL;
+    pthread_mutex_unlock(&mon_lk);
+    return seen;
+}
+
+void
+sys_monitor_wait(const char *text, int ms)
+{
+    int64_t until = sys_now_ms() + sys_ms(ms);
+    while (!sys_monitor_seen(text) && sys_now_ms() < until) {
+        sys_sleep_ms(10);
+    }
+    pthread_mutex_lock(&mon_lk);
+    CHECK(strstr(mon_text, text) != NULL,
+        "no monitor report '%s' within %d ms; reports:\n%s", text,
+        sys_ms(ms), mon_text);
+    pthread_mutex_unlock(&mon_lk);
+}
+
+void
+sys_monitor_clear(void)
+{
+    pthread_mutex_lock(&mon_lk);
+    mon_text[0] = '\0';
+    pthread_mutex_unlock(&mon_lk);
+}

@@ -143,6 +143,15 @@ int sys_file_count(const char *path, const char *needle);
  * timeout_ms. */
 long sys_sink_count(skc_node *cli, const char *peer, int32_t timeout_ms);
 
+/* Records node cli's monitor reports as lines "peer up|down reason".
+ * One recorder per process. */
+void sys_monitor_start(skc_node *cli);
+int sys_monitor_seen(const char *text);
+/* Fails the test unless a report containing text comes within ms
+ * (scaled). */
+void sys_monitor_wait(const char *text, int ms);
+void sys_monitor_clear(void);
+
 /* Open file descriptors of process pid (0: this process, not counting the
  * one this call uses), or -1. */
 int sys_fd_count(pid_t pid);

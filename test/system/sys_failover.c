@@ -15,47 +15,9 @@
  */
 #include "sys.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_mutex_t mon_lk = PTHREAD_MUTEX_INITIALIZER;
-static char mon_text[8192];
-
-static void
-on_monitor(void *arg, const char *peer, int up, const char *reason,
-    const char *addr)
-{
-    (void)arg;
-    pthread_mutex_lock(&mon_lk);
-    size_t l = strlen(mon_text);
-    snprintf(mon_text + l, sizeof(mon_text) - l, "%s %s %s (%s)\n", peer,
-        up ? "up" : "down", reason, addr);
-    pthread_mutex_unlock(&mon_lk);
-}
-
-static int
-mon_seen(const char *line)
-{
-    pthread_mutex_lock(&mon_lk);
-    int seen = strstr(mon_text, line) != NULL;
-    pthread_mutex_unlock(&mon_lk);
-    return seen;
-}
-
-static void
-mon_wait(const char *line, int ms)
-{
-    int64_t until = sys_now_ms() + sys_ms(ms);
-    while (!mon_seen(line) && sys_now_ms() < until) {
-        sys_sleep_ms(10);
-    }
-    pthread_mutex_lock(&mon_lk);
-    CHECK(strstr(mon_text, line) != NULL,
-        "no monitor report '%s'; reports:\n%s", line, mon_text);
-    pthread_mutex_unlock(&mon_lk);
-}
 
 /* Calls db every 50 ms until it is answered by `want` (bounded); counts
  * the errors on the way and checks each.  Returns the time it took. */
@@ -104,7 +66,7 @@ main(int argc, char **argv)
     sys_expect(&b, "LISTENING", url_b, sizeof(url_b), sys_ms(10000));
 
     skc_node *cli = sys_client("gate", 0);
-    CHECK(skc_node_monitor(cli, on_monitor, NULL) == SKC_OK, "monitor");
+    sys_monitor_start(cli);
     char map[1200];
     snprintf(map, sizeof(map),
         "db_a = '%s'\ndb_b = '%s'\ndb = { 'db_a', 'db_b' }\n", url_a, url_b);
@@ -115,13 +77,13 @@ main(int argc, char **argv)
     int errors;
     calls_until(cli, "db_a", 5000, &errors);
     CHECK(errors == 0, "%d errors before any fault", errors);
-    mon_wait("db_b up connected", 5000); /* watched without a call */
+    sys_monitor_wait("db_b up connected", 5000); /* watched without a call */
 
     /* 2. kill -9 the first member: calls move to the second */
     sys_kill9(&a);
     int64_t dt = calls_until(cli, "db_b", 1500, &errors);
     CHECK(errors <= 3, "%d calls failed during the failover", errors);
-    mon_wait("db_a down", 2000);
+    sys_monitor_wait("db_a down", 2000);
     sys_log("FIGURE failover_ms=%lld errors=%d", (long long)dt, errors);
     for (int i = 0; i < 10; i++) {
         char out[1200];
@@ -147,7 +109,7 @@ main(int argc, char **argv)
         url_a);
     dt = calls_until(cli, "db_a", 15000, &errors);
     CHECK(errors == 0, "%d calls failed while db_a came back", errors);
-    mon_wait("db_a up connected", 2000);
+    sys_monitor_wait("db_a up connected", 2000);
     sys_log("FIGURE failback_ms=%lld", (long long)dt);
 
     CHECK(skc_node_destroy(cli) == SKC_OK, "destroy");

@@ -24,7 +24,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,40 +157,6 @@ sink_wait(skc_node *cli, long want, int ms)
     return n;
 }
 
-/* Monitor reports, as "far down heartbeat timeout" lines. */
-static pthread_mutex_t mon_lk = PTHREAD_MUTEX_INITIALIZER;
-static char mon_text[4096];
-
-static void
-on_monitor(void *arg, const char *peer, int up, const char *reason,
-    const char *addr)
-{
-    (void)arg;
-    (void)addr;
-    pthread_mutex_lock(&mon_lk);
-    size_t l = strlen(mon_text);
-    snprintf(mon_text + l, sizeof(mon_text) - l, "%s %s %s\n", peer,
-        up ? "up" : "down", reason);
-    pthread_mutex_unlock(&mon_lk);
-}
-
-static int
-mon_seen(const char *line)
-{
-    pthread_mutex_lock(&mon_lk);
-    int seen = strstr(mon_text, line) != NULL;
-    pthread_mutex_unlock(&mon_lk);
-    return seen;
-}
-
-static void
-mon_clear(void)
-{
-    pthread_mutex_lock(&mon_lk);
-    mon_text[0] = '\0';
-    pthread_mutex_unlock(&mon_lk);
-}
-
 static void
 expect_partitioned(skc_node *cli, const char *how)
 {
@@ -217,13 +182,8 @@ expect_partitioned(skc_node *cli, const char *how)
         (long long)dt, (long long)bound);
     sys_log("%s: peer state %s after %lld ms", how, detail, (long long)dt);
     skc_free(detail);
-    int64_t until = sys_now_ms() + sys_ms(2000);
-    while (!mon_seen("far down heartbeat timeout") && sys_now_ms() < until) {
-        sys_sleep_ms(10);
-    }
-    CHECK(mon_seen("far down heartbeat timeout"),
-        "%s: the monitor did not report the heartbeat timeout", how);
-    mon_clear();
+    sys_monitor_wait("far down heartbeat timeout", 2000);
+    sys_monitor_clear();
     char out[600];
     for (int i = 0; i < 3; i++) {
         t0 = sys_now_ms();
@@ -324,7 +284,7 @@ main(int argc, char **argv)
     close(fd);
 
     skc_node *cli = sys_client("near", 0);
-    CHECK(skc_node_monitor(cli, on_monitor, NULL) == SKC_OK, "monitor");
+    sys_monitor_start(cli);
     CHECK(skc_node_map_set(cli, "far", url) == SKC_OK, "map_set");
     char out[600];
     int rc = sys_call(cli, "far", "@echo", "hello", 5, sys_ms(5000), out,
@@ -356,8 +316,7 @@ main(int argc, char **argv)
             "table", "inet", "skcpart", NULL };
         must(nft_del);
         rec1 = recover(cli, sys_ms(30000));
-        CHECK(mon_seen("far up connected"),
-            "the monitor did not report the peer up after healing");
+        sys_monitor_wait("far up connected", 2000);
         sys_log("nftables partition healed: calls succeed again after %lld "
             "ms", (long long)rec1);
     } else {
@@ -372,8 +331,7 @@ main(int argc, char **argv)
     expect_partitioned(cli, "link down");
     must(up);
     int64_t rec2 = recover(cli, sys_ms(30000));
-    CHECK(mon_seen("far up connected"),
-        "the monitor did not report the peer up after healing");
+    sys_monitor_wait("far up connected", 2000);
     sys_log("link-down partition healed: calls succeed again after %lld ms",
         (long long)rec2);
 
