@@ -2,9 +2,10 @@
  * node's state, the failure convention and each file's entry points. */
 
 /* The module is split as luv is, one file per type: lskc.c opens it,
- * lskc_node.c is skc.node, lskc_call.c and lskc_map.c hold its request and
- * cluster-map methods, lskc_msg.c is skc.msg and skc.reply, lskc_pack.c
- * the payload codec, and lskc_result.c the result helpers they all use.
+ * lskc_node.c is skc.node, lskc_call.c, lskc_map.c and lskc_health.c hold
+ * its request, cluster-map and peer-health methods, lskc_msg.c is skc.msg and
+ * skc.reply, lskc_pack.c the payload codec, and lskc_result.c the result
+ * helpers they all use.
  *
  * Rules every file keeps (STYLE.md §7):
  *  - Lua only runs on the thread that calls node:poll().  Nodes are always
@@ -96,6 +97,7 @@ struct lnode {
     lcallback *calls; /* pending async calls and queries */
     lcallback *services; /* live service handlers */
     int log_ref;         /* Lua log function, or LUA_NOREF */
+    int monitor_ref;     /* Lua monitor function, or LUA_NOREF */
     int log_init;        /* log_lock initialised */
     pthread_mutex_t log_lock;
     struct logent *log_head; /* queued lines (lskc_node.c) */
@@ -135,6 +137,23 @@ void lskc_node_keep_error(lnode *n, lua_State *L);
 /* ---------------------------------------------------------------------- */
 
 /* lskc_call.c: requests to other nodes. */
+
+/* The optional timeout argument at idx: milliseconds, 0 = node default. */
+int32_t lskc_opt_timeout(lua_State *L, int idx);
+
+/* The end of starting an async operation whose completion is c (linked in
+ * n->calls): rc < 0 frees c and returns the failure triple, else true. */
+int lskc_async_started(lua_State *L, lnode *n, lcallback *c, int rc);
+
+/* In a completion: unlinks and frees c and pushes its Lua function;
+ * returns the Lua state to push the result on and finish with
+ * lskc_async_finish(), or NULL when nothing is to be called (closing). */
+lua_State *lskc_async_begin(lcallback *c, lnode **np);
+
+/* Calls the function lskc_async_begin() pushed: fn(value) when status is
+ * SKC_OK (the caller pushed the value), else fn(nil, message, code). */
+void lskc_async_finish(lnode *n, lua_State *L, int status, const char *detail);
+
 int lskc_node_call(lua_State *L);
 int lskc_node_call_async(lua_State *L);
 int lskc_node_send(lua_State *L);
@@ -148,6 +167,16 @@ int lskc_node_map_parse(lua_State *L);
 int lskc_node_map_set(lua_State *L);
 int lskc_node_map_update(lua_State *L);
 int lskc_node_map_get(lua_State *L);
+
+/* lskc_health.c: peer health and groups. */
+int lskc_node_monitor(lua_State *L);
+int lskc_node_peer_state(lua_State *L);
+int lskc_node_ping(lua_State *L);
+int lskc_node_ping_async(lua_State *L);
+int lskc_node_map_set_group(lua_State *L);
+
+/* Drops the Lua monitor function of a node being destroyed. */
+void lskc_monitor_free(lnode *n, lua_State *L);
 
 /* ---------------------------------------------------------------------- */
 /* skc.msg and skc.reply (lskc_msg.c)                                     */

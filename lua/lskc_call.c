@@ -4,8 +4,8 @@
 
 #include <stdlib.h>
 
-static int32_t
-opt_timeout(lua_State *L, int idx)
+int32_t
+lskc_opt_timeout(lua_State *L, int idx)
 {
     lua_Integer t = luaL_optinteger(L, idx, 0);
     luaL_argcheck(L, t >= 0 && t <= INT32_MAX, idx,
@@ -32,7 +32,7 @@ check_call_args(lua_State *L, call_args *a)
     a->target = luaL_checkstring(L, 3);
     a->len = 0;
     a->data = luaL_optlstring(L, 4, "", &a->len);
-    a->timeout = opt_timeout(L, 5);
+    a->timeout = lskc_opt_timeout(L, 5);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -79,7 +79,7 @@ lskc_node_query(lua_State *L)
     skc_node *node = lskc_check_node(L, 1);
     const char *peer = luaL_checkstring(L, 2);
     const char *name = luaL_checkstring(L, 3);
-    int32_t timeout = opt_timeout(L, 4);
+    int32_t timeout = lskc_opt_timeout(L, 4);
     uint32_t h = 0;
     int rc = skc_node_query(node, &h, peer, name, timeout);
     if (rc < 0) {
@@ -94,8 +94,8 @@ lskc_node_query(lua_State *L)
 /* ---------------------------------------------------------------------- */
 
 /* Ends an async start: on failure the callback never runs, so c goes. */
-static int
-async_started(lua_State *L, lnode *n, lcallback *c, int rc)
+int
+lskc_async_started(lua_State *L, lnode *n, lcallback *c, int rc)
 {
     if (rc < 0) {
         lskc_callback_free(L, &n->calls, c);
@@ -106,10 +106,10 @@ async_started(lua_State *L, lnode *n, lcallback *c, int rc)
 }
 
 /* The end of an async call or query: unlinks and frees c and pushes its
- * Lua callback.  Returns the Lua state to finish with async_finish(), or
+ * Lua callback.  Returns the Lua state to finish with lskc_async_finish(), or
  * NULL when nothing is to be called (the node is closing). */
-static lua_State *
-async_begin(lcallback *c, lnode **np)
+lua_State *
+lskc_async_begin(lcallback *c, lnode **np)
 {
     lnode *n = c->n;
     lua_State *L = n->L;
@@ -132,10 +132,10 @@ async_begin(lcallback *c, lnode **np)
     return L;
 }
 
-/* Calls the callback pushed by async_begin(): cb(value) when status is
+/* Calls the callback pushed by lskc_async_begin(): cb(value) when status is
  * SKC_OK (the caller has pushed the value), else cb(nil, message, code). */
-static void
-async_finish(lnode *n, lua_State *L, int status, const char *detail)
+void
+lskc_async_finish(lnode *n, lua_State *L, int status, const char *detail)
 {
     if (status == SKC_OK) {
         lua_pushnil(L);
@@ -153,14 +153,14 @@ call_done(
     int status, const void *data, size_t len, const char *detail, void *arg)
 {
     lnode *n;
-    lua_State *L = async_begin(arg, &n);
+    lua_State *L = lskc_async_begin(arg, &n);
     if (L == NULL) {
         return;
     }
     if (status == SKC_OK) {
         lua_pushlstring(L, data != NULL ? data : "", data != NULL ? len : 0);
     }
-    async_finish(n, L, status, detail);
+    lskc_async_finish(n, L, status, detail);
 }
 
 /* node:call_async(peer, target, data, timeout_ms | nil, cb) -> true
@@ -174,7 +174,7 @@ lskc_node_call_async(lua_State *L)
 
     check_call_args(L, &a);
     c = lskc_callback_new(L, n, &n->calls, 6);
-    return async_started(L, n, c,
+    return lskc_async_started(L, n, c,
         skc_node_call_async(
             a.node, a.peer, a.target, a.data, a.len, a.timeout, call_done, c));
 }
@@ -183,14 +183,14 @@ static void
 query_done(int status, uint32_t handle, const char *detail, void *arg)
 {
     lnode *n;
-    lua_State *L = async_begin(arg, &n);
+    lua_State *L = lskc_async_begin(arg, &n);
     if (L == NULL) {
         return;
     }
     if (status == SKC_OK) {
         lua_pushinteger(L, (lua_Integer)handle);
     }
-    async_finish(n, L, status, detail);
+    lskc_async_finish(n, L, status, detail);
 }
 
 /* node:query_async(peer, name, timeout_ms | nil, cb) -> true; later, in
@@ -202,8 +202,8 @@ lskc_node_query_async(lua_State *L)
     skc_node *node = lskc_check_node(L, 1);
     const char *peer = luaL_checkstring(L, 2);
     const char *name = luaL_checkstring(L, 3);
-    int32_t timeout = opt_timeout(L, 4);
+    int32_t timeout = lskc_opt_timeout(L, 4);
     lcallback *c = lskc_callback_new(L, n, &n->calls, 5);
-    return async_started(L, n, c,
+    return lskc_async_started(L, n, c,
         skc_node_query_async(node, peer, name, timeout, query_done, c));
 }

@@ -297,6 +297,10 @@ parse_opts(lua_State *L, skc_node_opts *o)
         (uint32_t)opt_field_int(L, 1, "max_serving", 0, 0, UINT32_MAX);
     o->max_conns =
         (uint32_t)opt_field_int(L, 1, "max_conns", 0, 0, UINT32_MAX);
+    o->heartbeat_ms =
+        (int32_t)opt_field_int(L, 1, "heartbeat_ms", 0, -1, INT32_MAX);
+    o->heartbeat_misses =
+        (int32_t)opt_field_int(L, 1, "heartbeat_misses", 0, 0, INT32_MAX);
     o->log_level = parse_log_level(L, 1);
     return parse_log(L, 1);
 }
@@ -304,7 +308,8 @@ parse_opts(lua_State *L, skc_node_opts *o)
 /* skc.node([opts]) -> node | nil, msg, code
  * opts: name, call_timeout (ms), max_msg_size, max_inflight, max_serving,
  *       max_conns, log (function(level, text, node) | true = stderr),
- *       log_level ("error".."debug" or 1..4). */
+ *       log_level ("error".."debug" or 1..4), heartbeat_ms (-1 = off),
+ *       heartbeat_misses. */
 int
 lskc_node_new(lua_State *L)
 {
@@ -320,6 +325,7 @@ lskc_node_new(lua_State *L)
     memset(n, 0, sizeof(*n));
     n->err_ref = LUA_NOREF;
     n->log_ref = LUA_NOREF;
+    n->monitor_ref = LUA_NOREF;
     luaL_setmetatable(L, LSKC_NODE);
     if (log_kind == LOG_STDERR) {
         o.log = skc_log_stderr;
@@ -368,6 +374,7 @@ node_destroy(lua_State *L)
         lskc_callback_free(L, &n->services, n->services);
     }
     log_free(n, L);
+    lskc_monitor_free(n, L);
     if (n->err_ref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, n->err_ref);
         n->err_ref = LUA_NOREF;
@@ -646,6 +653,11 @@ lskc_node_init(lua_State *L)
         { "map_set", lskc_node_map_set },
         { "map_update", lskc_node_map_update },
         { "map_get", lskc_node_map_get },
+        { "map_set_group", lskc_node_map_set_group },
+        { "monitor", lskc_node_monitor },
+        { "peer_state", lskc_node_peer_state },
+        { "ping", lskc_node_ping },
+        { "ping_async", lskc_node_ping_async },
         { "service", node_service },
         { "service_destroy", node_service_destroy },
         { "register", node_register },
