@@ -9,7 +9,8 @@
 --   * every global the chunk assigns becomes a key; numbers and booleans
 --     are kept as strings, as skynet.getenv returns them.
 -- Keys skc uses: start, luaservice, lua_path, lua_cpath, cluster, logger,
--- cluster_timeout (ms), max_msg_size, skc_log_level.  Keys skc does not
+-- cluster_timeout (ms), cluster_heartbeat_ms, cluster_heartbeat_misses,
+-- max_msg_size, skc_log_level.  Keys skc does not
 -- need (thread, harbor, bootstrap, cpath, lualoader, daemon, ...) are
 -- accepted and ignored.
 

@@ -57,6 +57,8 @@ local map_file           -- path given to map_load, for messages
 local cluster_owner = {}   -- cluster name -> handle
 local cluster_name_of = {} -- handle -> its cluster name (one per service)
 local exported = {}        -- global name -> handle registered as "@name"
+local monitors = {}        -- cluster.monitor: { id, svc, fn } in order
+local monitor_seq = 0
 
 R.protocols = protocols
 
@@ -487,6 +489,11 @@ local function exit_service(svc)
         end
         if exported[n] == svc.handle then
             exported[n] = nil -- skc drops the service's names
+        end
+    end
+    for i = #monitors, 1, -1 do
+        if monitors[i].svc == svc then
+            table.remove(monitors, i) -- the node's monitor stays set
         end
     end
     local cname = cluster_name_of[svc.handle]
@@ -957,6 +964,58 @@ function R.cluster_query(peer, name, timeout)
     end)
 end
 
+-- cluster.ping without blocking the process: the coroutine waits.
+-- Returns the round-trip time in microseconds | nil, message, code.
+function R.cluster_ping(peer, timeout)
+    local ms = deadline_of(timeout)
+    return await("cluster.ping", function(cb)
+        return node:ping_async(peer, ms, cb)
+    end)
+end
+
+-- Peer monitors.  The node has one skc monitor, set with the first
+-- R.monitor; it runs inside node:poll() and only spawns, for each report
+-- and each monitor in registration order, a coroutine of the service that
+-- registered it: fn(peer, "up" | "down", reason, addr).  So monitors run
+-- in the scheduler like any request, may call and sleep, and never run
+-- inside the core's callback.
+local function on_peer_change(peer, state, reason, addr)
+    for _, m in ipairs(monitors) do
+        if not m.svc.exited then
+            spawn(m.svc, m.fn, nil, peer, state, reason, addr)
+        end
+    end
+end
+
+function R.monitor(fn)
+    local _, info = current("cluster.monitor")
+    if #monitors == 0 then
+        local ok, err, code = node:monitor(on_peer_change)
+        if not ok then
+            error(string_format("cluster.monitor: %s (%s)", tostring(err),
+                tostring(code)), 3)
+        end
+    end
+    monitor_seq = monitor_seq + 1
+    monitors[#monitors + 1] = { id = monitor_seq, svc = info.svc, fn = fn }
+    return monitor_seq
+end
+
+-- Removes monitor `id`; true if there was one.  The last one removed
+-- stops the node's reports.
+function R.unmonitor(id)
+    for i, m in ipairs(monitors) do
+        if m.id == id then
+            table.remove(monitors, i)
+            if #monitors == 0 and node and not node:closed() then
+                node:monitor(nil)
+            end
+            return true
+        end
+    end
+    return false
+end
+
 -- Runs fn(...) with `ms` as the deadline of the cluster calls that this
 -- coroutine makes meanwhile (nested scopes: the innermost wins).
 function R.with_timeout(ms, fn, ...)
@@ -1347,6 +1406,19 @@ local function create_node()
     end
     if env.max_msg_size then
         opts.max_msg_size = math.tointeger(tonumber(env.max_msg_size))
+    end
+    -- Peer health (docs/LUA.md): how often an idle link is pinged (ms;
+    -- -1 = never) and after how many silent intervals its peer is down.
+    for key, opt in pairs({ cluster_heartbeat_ms = "heartbeat_ms",
+            cluster_heartbeat_misses = "heartbeat_misses" }) do
+        if env[key] then
+            local v = math.tointeger(tonumber(env[key]))
+            if not v then
+                error(string_format("config key %s: expected an integer, "
+                    .. "got %s", key, env[key]), 0)
+            end
+            opts[opt] = v
+        end
     end
     local n, err, code = skc.node(opts)
     if not n then

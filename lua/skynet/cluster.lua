@@ -87,7 +87,9 @@ function cluster.open(where)
 end
 
 -- cluster.reload(): re-reads the map file named by the config's `cluster`;
--- cluster.reload{ name = "addr" | false, __nowaiting = bool }: merges.
+-- cluster.reload{ name = "addr" | false | group, __nowaiting = bool }:
+-- merges, all or nothing.  A group is { "a", "b" } (failover) or
+-- { "a", "b", policy = "roundrobin" | "random" }.
 function cluster.reload(config)
     local n = R.node()
     local ok, err, code
@@ -97,7 +99,7 @@ function cluster.reload(config)
         if type(config) ~= "table" then
             error("cluster.reload: expected a table or nothing", 2)
         end
-        ok, err, code = n:map_update(config)
+        ok, err, code = n:map_update(config, "cluster.reload")
     end
     if not ok then
         error(string.format("cluster.reload: %s (%s)", tostring(err),
@@ -242,6 +244,58 @@ function cluster.with_timeout(ms, fn, ...)
         error("cluster.with_timeout: expected a function", 2)
     end
     return R.with_timeout(ms, fn, ...)
+end
+
+-- Peer health (issue #12) ----------------------------------------------------
+
+-- cluster.monitor(function(node, state, reason, addr) ... end) -> id.
+-- Called for every change of a peer's state after this call: state "up"
+-- or "down"; reason "connected", "refused", "unreachable", "reset",
+-- "heartbeat timeout", "marked down", "address changed", ...  Each call
+-- runs in a new coroutine of the registering service (it may call, send
+-- and sleep), reports in the order they happened.  Several monitors may
+-- be registered; they are called in registration order.
+function cluster.monitor(fn)
+    if type(fn) ~= "function" then
+        error("cluster.monitor: expected a function", 2)
+    end
+    R.node()
+    return R.monitor(fn)
+end
+
+-- cluster.unmonitor(id): removes a monitor; true if it was registered.
+function cluster.unmonitor(id)
+    return R.unmonitor(id)
+end
+
+-- cluster.state(node) -> "up" | "down" | "connecting" | "unknown", detail.
+-- For a group: "up" if a member is up, "down" if all are down.  The detail
+-- says the address and why ("tcp://127.0.0.1:7102 down (reset)").
+function cluster.state(node)
+    checknode(node, "cluster.state")
+    local state, detail, code = R.node():peer_state(node)
+    if not state then
+        error(string.format("cluster.state %s: %s (%s)", node,
+            tostring(detail), tostring(code)), 2)
+    end
+    return state, detail
+end
+
+-- cluster.ping(node [, ms]) -> round-trip time in milliseconds (a float,
+-- microsecond resolution).  For a group, the member a call would go to.
+-- Suspends the calling coroutine like cluster.call; raises like it.
+-- ms: the ping's deadline (default: as for cluster.call).
+function cluster.ping(node, ms)
+    checknode(node, "cluster.ping")
+    if ms ~= nil then
+        ms = deadline(ms, "cluster.ping")
+    end
+    local rtt, err, code = R.cluster_ping(node, ms)
+    if not rtt then
+        error(string.format("cluster.ping %s: %s (%s)", node, tostring(err),
+            tostring(code)), 2)
+    end
+    return rtt / 1000
 end
 
 function cluster.get_sender()

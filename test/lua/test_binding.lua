@@ -179,7 +179,11 @@ do
     r, msg, code = n:map_update { x = "not an address" }
     T.eq(r, nil, "bad address refused")
     T.eq(n:map_get("x"), nil, "all or nothing")
-    T.raises("expected an address", n.map_update, n, { x = {} })
+    T.raises("expected an address", n.map_update, n, { x = print })
+    r, msg, code = n:map_update { x = "127.0.0.1:9", y = {} }
+    T.eq(code, "ESYNTAX", "an empty group")
+    T.has(msg, "map_update:", "group 'y'", "at least one member")
+    T.eq(n:map_get("x"), nil, "all or nothing with a group")
     T.raises("keys must be strings", n.map_update, n, { "a" })
     r, msg, code = n:map_reload()
     T.eq(code, "ESTATE", "reload without a file")
@@ -382,6 +386,69 @@ do
     local r, _, code = keep:send("late")
     T.eq(r, nil, "reply after close")
     T.eq(code, "ECLOSED")
+end
+
+-- Peer health and groups: monitor, state, ping, map_set_group ---------------------
+do
+    local dir = T.tmpdir()
+    local a <close> = assert(skc.node { name = "a", heartbeat_ms = 100,
+        heartbeat_misses = 2 })
+    local b = assert(skc.node { name = "b", heartbeat_ms = -1 })
+    T.raises("heartbeat_ms", skc.node, { heartbeat_ms = -2 })
+    T.raises("heartbeat_misses", skc.node, { heartbeat_misses = "x" })
+    local url = "ipc://" .. dir .. "/b.ipc"
+    T.eq(b:open(url), url)
+    local events = {}
+    T.ok(a:monitor(function(peer, state, reason, addr)
+        events[#events + 1] = table.concat({ peer, state, reason, addr }, " ")
+    end), "monitor")
+    T.raises("function expected", a.monitor, a, 1)
+    T.eq((a:peer_state("b")), "unknown", "not in the map yet")
+    T.ok(a:map_update { b = url, x = "ipc://" .. dir .. "/nobody.ipc",
+        g = { "b", "x" }, r = { "x", "b", policy = "roundrobin" } },
+        "groups in map_update")
+    T.eq(a:map_get("g"), '{"b","x"}', "group text")
+    T.eq(a:map_get("r"), '{"x","b",policy="roundrobin"}')
+    T.ok(a:map_set_group("g2", { "x", "b" }, "random"), "map_set_group")
+    T.eq(a:map_get("g2"), '{"x","b",policy="random"}')
+    T.ok(a:map_set_group("g3", { "b", policy = "roundrobin" }))
+    T.eq(a:map_get("g3"), '{"b",policy="roundrobin"}', "policy field")
+    local r, msg, code = a:map_set_group("g4", { "g" })
+    T.eq(r, nil, "a group as a member") T.ok(code ~= nil) T.has(msg, "g4")
+    r, msg, code = a:map_set_group("g4", {})
+    T.eq(r, nil, "no members")
+    T.raises("member 2 must be a node name", a.map_set_group, a, "g4",
+        { "b", 2 })
+    T.raises("cluster map group 'g5'", a.map_update, a,
+        { g5 = { "b", weight = "1" } })
+    T.eq(a:map_get("g4"), nil)
+    local rtt
+    assert(a:ping_async("g", 2000, function(v, m) rtt = v or m end))
+    T.ok(pump({ a, b }, function() return rtt ~= nil end), "ping_async")
+    T.ok(math.type(rtt) == "integer" and rtt > 0, "rtt in us: "
+        .. tostring(rtt))
+    local st, detail = a:peer_state("b")
+    T.eq(st, "up") T.has(detail, url, "up")
+    st, detail = a:peer_state("g")
+    T.eq(st, "up", "group up") T.has(detail, "group (failover)")
+    T.ok(pump({ a, b }, function() return (a:peer_state("x")) == "down" end),
+        "unreachable member down")
+    T.raises("timeout must be", a.ping, a, "b", -1)
+    r, msg, code = a:ping("ghost", 100)
+    T.eq(code, "ENONODE", "ping unknown")
+    T.ok(b:close())
+    T.ok(pump({ a }, function()
+        for _, e in ipairs(events) do
+            if e:find("^b down reset") then return true end
+        end
+        return false
+    end), "monitor: b down")
+    T.has(table.concat(events, "\n"), "b up connected " .. url,
+        "x down")
+    T.eq((a:peer_state("b")), "down")
+    T.ok(a:monitor(nil), "monitor off")
+    -- a ping pending when its node is closed: dropped, no leak
+    assert(a:ping_async("b", 2000, function() error("must not run") end))
 end
 
 collectgarbage()

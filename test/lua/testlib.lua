@@ -196,7 +196,15 @@ function T.spawn(argv, logfile, envs)
     return pid
 end
 
+-- A zombie counts as dead: the children are reparented (T.spawn's shell
+-- exits at once), and whoever reaps them may take its time.
 function T.alive(pid)
+    local f = io.open("/proc/" .. pid .. "/stat", "r")
+    if f then
+        local stat = f:read("a") or ""
+        f:close()
+        return stat:match("^%d+ %b() (%a)") ~= "Z"
+    end
     return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
 end
 
