@@ -288,6 +288,7 @@ struct skc_node {
     uint32_t max_inflight;
     uint32_t max_serving;
     uint32_t max_conns;
+    int32_t send_port; /* skc_node_opts.send_port */
     skc_log_fn log;
     void *log_arg;
     int log_level;

@@ -97,6 +97,10 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         return skci_error(SKC_EINVAL,
             "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
     }
+    if (o.send_port < -1 || o.send_port > 65535) {
+        return skci_error(SKC_EINVAL,
+            "send_port must be 0 (the call port + 1), -1 (any free port) or 1..65535");
+    }
     if (o.heartbeat_ms < -1 || o.heartbeat_misses < 0) {
         return skci_error(SKC_EINVAL,
             "heartbeat_ms must be -1 (off), 0 (default) or positive, and heartbeat_misses 0 (default) or positive");
@@ -121,6 +125,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->max_inflight = o.max_inflight ? o.max_inflight : DEFAULT_MAX_INFLIGHT;
     n->max_serving = o.max_serving ? o.max_serving : DEFAULT_MAX_SERVING;
     n->max_conns = o.max_conns ? o.max_conns : DEFAULT_MAX_CONNS;
+    n->send_port = o.send_port;
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;
@@ -246,6 +251,41 @@ open_url(skc_node *node, const char *where, char **url, const char **name)
     return 0;
 }
 
+/* The send port for a node listening on url: the option, or by default
+ * the call port + 1 -- unless the map gives that port to a node (the seed
+ * cluster's gate = 7101, db = 7102): then any free port, logged. */
+static int32_t
+send_port_for(skc_node *n, const char *url)
+{
+    const char *c = strrchr(url, ':');
+    int port = c != NULL ? atoi(c + 1) : 0;
+    if (n->send_port != 0 || port <= 0 || port >= 65535) {
+        return n->send_port;
+    }
+    char tail[16];
+    snprintf(tail, sizeof(tail), ":%d", port + 1);
+    size_t tl = strlen(tail);
+    const char *taken = NULL;
+    skci_call_lock(n);
+    for (size_t i = 0; i < n->peers.byname.nb && taken == NULL; i++) {
+        for (skci_strmap_ent *e = n->peers.byname.b[i]; e; e = e->next) {
+            skci_peer *p = e->val;
+            size_t ul = p->url != NULL ? strlen(p->url) : 0;
+            if (ul > tl && strcmp(p->url + ul - tl, tail) == 0) {
+                taken = p->name;
+                break;
+            }
+        }
+    }
+    if (taken != NULL) {
+        skci_node_log(n, SKC_LOG_INFO,
+            "send port: %d (the call port + 1) is node '%s''s port in the cluster map; using a free port (set send_port to choose one)",
+            port + 1, taken);
+    }
+    skci_call_unlock(n);
+    return taken != NULL ? -1 : 0;
+}
+
 int
 skc_node_open(skc_node *node, char **out_addr, const char *where)
 {
@@ -285,7 +325,8 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
         }
     }
     char *bound = NULL;
-    rc = skci_server_listen(node->server, url, &bound);
+    rc = skci_server_listen(
+        node->server, url, send_port_for(node, url), &bound);
     pthread_mutex_unlock(&node->open_lock);
     if (rc != 0) {
         free(url);

@@ -656,22 +656,38 @@ server_start_listener(
 
 /* The PULL address derived from the first REP address: same host, free
  * port for TCP-like transports; a sibling name for ipc and inproc. */
+/* The URL of the send (PULL) listener for a call listener asked for as
+ * `asked` and bound as `bound`: for TCP-like URLs the call port + 1 when
+ * send_port is 0 (any free port when the call port was 0), any free port
+ * when it is -1, else send_port; otherwise the call URL + ".send".  NULL
+ * without memory. */
 static char *
-server_pull_candidate(const char *url)
+server_pull_candidate(int32_t send_port, const char *asked, const char *bound)
 {
-    if (url_is_tcpish(url)) {
-        return url_with_port(url, 0);
+    if (url_is_tcpish(bound)) {
+        int sp = send_port;
+        if (sp == 0) {
+            const char *ap = strrchr(asked, ':');
+            const char *bp = strrchr(bound, ':');
+            int asked_port = ap != NULL ? atoi(ap + 1) : 0;
+            int bound_port = bp != NULL ? atoi(bp + 1) : 0;
+            sp = asked_port == 0 || bound_port >= 65535 ? 0 : bound_port + 1;
+        } else if (sp < 0) {
+            sp = 0;
+        }
+        return url_with_port(bound, sp);
     }
-    size_t n = strlen(url);
+    size_t n = strlen(bound);
     char *out = malloc(n + 8);
     if (out != NULL) {
-        snprintf(out, n + 8, "%s.send", url);
+        snprintf(out, n + 8, "%s.send", bound);
     }
     return out;
 }
 
 int
-skci_server_listen(skci_server *s, const char *url, char **bound)
+skci_server_listen(
+    skci_server *s, const char *url, int32_t send_port, char **bound)
 {
     char *b = NULL;
     int rc = server_start_listener(s, s->rep, url, &b);
@@ -679,14 +695,19 @@ skci_server_listen(skci_server *s, const char *url, char **bound)
         return rc;
     }
     if (!s->pull_open) {
-        char *cand = server_pull_candidate(b);
-        if (cand == NULL) {
-            free(b);
-            return skci_error(SKC_ENOMEM, "pull url");
+        char *cand = server_pull_candidate(send_port, url, b);
+        rc = cand == NULL
+            ? skci_error(SKC_ENOMEM, "pull url")
+            : server_start_listener(s, s->pull, cand, &s->pull_url);
+        if (rc == SKC_EEXIST) {
+            rc = skci_error(SKC_EEXIST,
+                "the send port of %s, %s, is in use (the call port + 1 by default; set the send_port option)",
+                b, cand);
         }
-        rc = server_start_listener(s, s->pull, cand, &s->pull_url);
         free(cand);
         if (rc != 0) {
+            /* No node half-open: the call listener goes too. */
+            nng_listener_close(s->listeners[--s->nlisteners]);
             free(b);
             return rc;
         }

@@ -44,9 +44,13 @@ typedef struct skci_server_cfg {
 
 int skci_server_create(skci_server **out, const skci_server_cfg *cfg);
 
-/* Starts a listener on url (the first one also starts the PULL listener).
- * *bound (if not NULL) receives the bound URL, malloc'd. */
-int skci_server_listen(skci_server *s, const char *url, char **bound);
+/* Starts a listener on url.  The first one also starts the PULL listener
+ * (if that fails the call listener is closed again) on TCP-like URLs at
+ * port send_port: 0 = the call port + 1 (any when that is 0), -1 = any;
+ * on other URLs at url + ".send".  *bound (if not NULL) receives the
+ * bound URL, malloc'd. */
+int skci_server_listen(
+    skci_server *s, const char *url, int32_t send_port, char **bound);
 
 /* URL of the PULL listener, NULL before the first listen.  Borrowed. */
 const char *skci_server_pull_url(skci_server *s);

@@ -163,11 +163,15 @@ typedef struct skc_node_opts {
                                  -1 = no heartbeats */
     int32_t heartbeat_misses; /* a peer silent for heartbeat_ms * this
                                  many is declared down: 3 */
+    int32_t send_port;        /* port of the send listener (TCP-like
+                                 addresses): 0 = the call port + 1, or any
+                                 free port when the call port is 0;
+                                 -1 = any free port; else this port */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
-        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0    \
+        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0 \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
@@ -198,8 +202,13 @@ SKC_API const char *skc_node_name(const skc_node *node);
  * free port.  May be called several times (several listeners serve the same
  * services).  If out_addr is not NULL, *out_addr receives the bound address
  * as a URL (release with skc_free).
+ * The first call also opens the send listener (one-way messages): on a
+ * TCP-like address, the call port + 1 since 0.3.0 (a free port when the
+ * call port is 0; see skc_node_opts.send_port), so a firewall opens exactly
+ * two ports; on ipc:// and inproc://, the address + ".send".
  * Returns SKC_OK, SKC_EINVAL, SKC_ENONODE / SKC_ENODEDOWN (name not usable),
- * SKC_EEXIST (address in use), SKC_ETRANSPORT, SKC_ECLOSED. */
+ * SKC_EEXIST (address or send port in use; nothing is left open),
+ * SKC_ETRANSPORT, SKC_ECLOSED. */
 SKC_API int skc_node_open(skc_node *node, char **out_addr, const char *where);
 
 /* Stops every listener opened by skc_node_open().  Requests already being

@@ -65,6 +65,7 @@ class NodeOpts(ctypes.Structure):
         ("log_level", c_int32),
         ("heartbeat_ms", c_int32),      # since 0.3.0
         ("heartbeat_misses", c_int32),
+        ("send_port", c_int32),
     ]
 
 
