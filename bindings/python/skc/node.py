@@ -129,6 +129,62 @@ def _ms(timeout, what="timeout"):
     return min(_NO_DEADLINE_MS, max(1, int(math.ceil(t * 1000))))
 
 
+_PEER_STATES = {
+    _lib.PEER_UNKNOWN: "unknown", _lib.PEER_CONNECTING: "connecting",
+    _lib.PEER_UP: "up", _lib.PEER_DOWN: "down",
+}
+
+
+def _quote(b):
+    """bytes -> a quoted string of the map format: backslash, double
+    quote and control bytes escaped (control bytes as decimal escapes,
+    which the map parser reads as Lua does)."""
+    out = bytearray(b'"')
+    for c in b:
+        if c in (0x22, 0x5C):
+            out += b"\\" + bytes((c,))
+        elif c < 0x20 or c == 0x7F:
+            out += b"\\%03d" % c
+        else:
+            out.append(c)
+    out += b'"'
+    return bytes(out)
+
+
+def _map_text(items):
+    """reload()'s entries as map text, one entry a line."""
+    lines = [b"return {"]
+    for k, v in items:
+        key = b"[" + _quote(_bytes(k, "map name")) + b"] = "
+        if isinstance(v, dict):
+            unknown = set(v) - {"members", "policy"}
+            if unknown or "members" not in v:
+                raise ValueError("map group %r: expected {'members': [...], "
+                                 "'policy': ...}, got keys %s"
+                                 % (k, sorted(map(str, v))))
+            members, policy = v["members"], v.get("policy")
+        elif isinstance(v, (list, tuple)):
+            members, policy = v, None
+        else:
+            members = None
+        if members is not None:
+            if isinstance(members, (str, bytes)):
+                raise TypeError("map group %r: members must be a list of "
+                                "names" % (k,))
+            parts = [_quote(_bytes(m, "member")) for m in members]
+            if policy is not None:
+                parts.append(b"policy = " + _quote(_bytes(policy, "policy")))
+            lines.append(key + b"{" + b", ".join(parts) + b"},")
+        elif v is None or v is False:
+            lines.append(key + b"false,")
+        elif v is True:
+            lines.append(key + b"true,")
+        else:
+            lines.append(key + _quote(_bytes(v, "map address")) + b",")
+    lines.append(b"}")
+    return b"\n".join(lines) + b"\n"
+
+
 def _exc_text(exc):
     """How a Python exception travels to a remote caller."""
     name = type(exc).__name__
@@ -359,10 +415,15 @@ class Node(object):
                   records on the Python thread, during poll()/run()/call().
     log_level     highest level logged: skc.LOG_ERROR .. skc.LOG_DEBUG or
                   "error"/"warn"/"info"/"debug" (skc: info)
+    heartbeat_ms  a link idle this long (milliseconds) is pinged (skc:
+                  1000); -1 = no heartbeats
+    heartbeat_misses  a peer silent for heartbeat_ms * this many is
+                  declared down (skc: 3)
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
-                "max_conns", "log", "log_level")
+                "max_conns", "log", "log_level", "heartbeat_ms",
+                "heartbeat_misses")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -402,6 +463,15 @@ class Node(object):
                     raise ValueError("%s must be a positive int, not %r"
                                      % (key, v))
                 setattr(opts, key, v)
+        for key, low in (("heartbeat_ms", -1), ("heartbeat_misses", 1)):
+            v = options.get(key)
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, int) or \
+                        not (v == low or 0 < v <= 0x7FFFFFFF):
+                    raise ValueError("%s must be %s, not %r" % (
+                        key, "-1 (off) or a positive int" if low < 0
+                        else "a positive int", v))
+                setattr(opts, key, v)
         lvl = options.get("log_level")
         if lvl is not None:
             if isinstance(lvl, str):
@@ -431,6 +501,9 @@ class Node(object):
         self._handler_cb = _lib.HANDLER_FN(self._on_message)
         self._call_cb = _lib.CALL_FN(self._on_complete)
         self._query_cb = _lib.QUERY_FN(self._on_query)
+        self._ping_cb = _lib.PING_FN(self._on_ping)
+        self._monitor_cb = None    # MONITOR_FN, set by the first monitor()
+        self._monitors = []
 
         h = ctypes.c_void_p()
         _L.skc_node_create(ctypes.byref(h), ctypes.byref(opts))
@@ -543,12 +616,21 @@ class Node(object):
         """reload() re-reads the map file; reload({name: addr, ...})
         merges entries, all or nothing, like skynet's cluster.reload.
         An address False or None marks the node down; "__nowaiting" takes
-        True/False."""
+        True/False.  A group is a list of node names (policy failover) or
+        {"members": [...], "policy": "roundrobin" | "random" |
+        "failover"}; a malformed one raises skc.MapSyntaxError and nothing
+        is applied."""
         h = self._hnd()
         if entries is None:
             _L.skc_node_map_reload(h)
             return
         items = list(dict(entries).items())
+        if any(isinstance(v, (list, tuple, dict)) for _, v in items):
+            # A group: the whole update as map text, which
+            # skc_node_map_parse checks entirely before it applies any of
+            # it (all or nothing, as skc_node_map_update).
+            _L.skc_node_map_parse(h, _map_text(items), b"reload")
+            return
         n = len(items)
         names = (ctypes.c_char_p * max(n, 1))()
         addrs = (ctypes.c_char_p * max(n, 1))()
@@ -575,13 +657,95 @@ class Node(object):
         _L.skc_node_map_set(self._hnd(), _bytes(name, "name"),
                             self._map_value(addr))
 
+    def map_set_group(self, name, members, policy=None):
+        """Makes name a group of the node names members (policy None =
+        "failover", "roundrobin" or "random").  skc.InvalidArgument for
+        no members, a repeated one, a member that is a group, an unknown
+        policy."""
+        members = [_bytes(m, "member") for m in members]
+        arr = (ctypes.c_char_p * max(len(members), 1))(*members)
+        _L.skc_node_map_set_group(self._hnd(), _bytes(name, "name"), arr,
+                                  len(members), _bytes(policy, "policy"))
+
     def map_get(self, name):
-        """The address of a map entry as a URL, None if marked down;
-        skc.UnknownNode if absent."""
+        """The address of a map entry as a URL, None if marked down, a
+        group as its map text ('{"db_a","db_b"}'); skc.UnknownNode if
+        absent."""
         out = ctypes.c_void_p()
         _L.skc_node_map_get(self._hnd(), ctypes.byref(out),
                             _bytes(name, "name"))
         return _lib.take_string(out.value)
+
+    # -- peer health -------------------------------------------------------
+
+    def monitor(self, callback):
+        """Calls callback(node, state, reason) for every change of a peer's
+        state after this call: state "up" or "down", reason "connected",
+        "refused", "unreachable", "reset", "heartbeat timeout", "marked
+        down", "address changed", ...  It runs on the polling thread
+        (inside poll(), run(), call() ...), as handlers do, one report at
+        a time in the order the changes happened.  Several callbacks may
+        be registered; each report goes to all, in registration order.
+        Returns callback (for unmonitor)."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        if self._monitor_cb is None:
+            cb = _lib.MONITOR_FN(self._on_monitor)
+            _L.skc_node_monitor(self._hnd(), cb, None)
+            self._monitor_cb = cb      # C holds it until destroy
+        self._monitors.append(callback)
+        return callback
+
+    def unmonitor(self, callback):
+        """Removes a callback given to monitor(); True if it was there."""
+        try:
+            self._monitors.remove(callback)
+            return True
+        except ValueError:
+            return False
+
+    def peer_state(self, name):
+        """(state, detail): state is "up", "down", "connecting" or
+        "unknown" (not contacted, or not in the map); for a group "up"
+        when a member is up, "down" when all are.  detail is skc's text,
+        e.g. "tcp://127.0.0.1:7311 down (reset)"."""
+        st = ctypes.c_int()
+        out = ctypes.c_void_p()
+        _L.skc_node_peer_state(self._hnd(), _bytes(name, "name"),
+                               ctypes.byref(st), ctypes.byref(out))
+        return _PEER_STATES.get(st.value, "unknown"), \
+            _lib.take_string(out.value) or ""
+
+    def ping(self, name, timeout=DEFAULT_TIMEOUT):
+        """Pings node name (a group: the member a call would go to) and
+        returns the round-trip time in seconds (a float, microsecond
+        resolution).  Waits like call(): this node serves meanwhile.
+        Raises as call() does (skc.Timeout, skc.NodeDown ...)."""
+        ms = _ms(timeout)
+        peer = _bytes(name, "name")
+        if self._try_own():
+            try:
+                token = next(self._tokens)
+                c = Call(self, True, None)
+                c._limit = time.monotonic() + (ms / 1000.0 if ms
+                                               else self._default_timeout)
+                self._pending[token] = c
+                try:
+                    _L.skc_node_ping_async(self._hnd(), peer, ms,
+                                           self._ping_cb, token)
+                except BaseException:
+                    self._pending.pop(token, None)
+                    raise
+                self._wait_locked(c, None)
+            finally:
+                self._disown()
+            return c.result()
+        rtt = ctypes.c_int64()
+        try:
+            _L.skc_node_ping(self._hnd(), peer, ms, ctypes.byref(rtt))
+        finally:
+            self._flush_logs()
+        return rtt.value / 1e6
 
     # -- services ----------------------------------------------------------
 
@@ -996,6 +1160,33 @@ class Node(object):
             self._depth += 1
             try:
                 c._finish(status, int(handle), _text(detail))
+            finally:
+                self._depth -= 1
+        except BaseException as exc:
+            self._keep(exc)
+
+    def _on_ping(self, status, rtt_us, detail, arg):
+        try:
+            c = self._pending.pop(arg or 0, None)
+            if c is None:
+                return
+            c._finish(status, rtt_us / 1e6, _text(detail))
+        except BaseException as exc:
+            self._keep(exc)
+
+    def _on_monitor(self, arg, peer, up, reason, addr):
+        # Inside skc_node_poll, on the polling thread, no skc lock held.
+        if self._closing:
+            return
+        try:
+            self._depth += 1
+            try:
+                args = (_text(peer), "up" if up else "down", _text(reason))
+                for cb in list(self._monitors):
+                    try:
+                        cb(*args)
+                    except Exception as exc:
+                        self._report(exc, "in monitor callback")
             finally:
                 self._depth -= 1
         except BaseException as exc:
