@@ -26,6 +26,8 @@ skci_node_unref(skc_node *n)
         skci_log_fini(n);
         pthread_mutex_destroy(&n->serve.lock);
         pthread_mutex_destroy(&n->open_lock);
+        pthread_mutex_destroy(&n->watch.ctl);
+        pthread_mutex_destroy(&n->watch.lock);
         free(n->peers.map_path);
         free(n);
     }

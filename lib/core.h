@@ -272,6 +272,18 @@ typedef struct skci_dispatch {
     int inline_running;       /* lock: inline turns and completions */
 } skci_dispatch;
 
+/* watch.c: the map file watched for changes. */
+typedef struct skci_watch {
+    pthread_mutex_t ctl;  /* serializes start and stop */
+    pthread_mutex_t lock; /* fn, arg; taken with no other skc lock */
+    skc_map_reload_fn fn; /* lock */
+    void *arg;            /* lock */
+    int running;          /* ctl */
+    pthread_t thread;     /* ctl */
+    int ifd, efd;         /* ctl: inotify, stop */
+    char *path;           /* ctl; read by the thread while it runs */
+} skci_watch;
+
 /* msg.c: calls being served, detached from the transport at destroy. */
 typedef struct skci_serving {
     pthread_mutex_t lock;
@@ -310,6 +322,7 @@ struct skc_node {
     skci_registry reg;
     skci_dispatch dq;
     skci_serving serve;
+    skci_watch watch;
 };
 
 /* The node whose handler/callback runs on this thread, if any. */
@@ -459,6 +472,15 @@ void skci_health_set(skc_node *n, skci_peer *p, int state, const char *reason);
 /* The timer's periodic work: heartbeats, heartbeat timeouts, redials.
  * Returns when it wants to run next (INT64_MAX: when woken). */
 int64_t skci_health_tick(skc_node *n, int64_t now);
+
+/* watch.c: a map file that reloads itself */
+void skci_watch_init(skc_node *n);
+/* Stops watching (destroy, no lock held). */
+void skci_watch_fini(skc_node *n);
+/* skc_node_map_load loaded another file: watch that one instead. */
+void skci_watch_path_changed(skc_node *n);
+/* mapapply.c: reads path and merges it (the watch's reload). */
+int skci_map_reload_from(skc_node *n, const char *path);
 
 /* group.c: groups of peers (call_lock held) */
 /* The member of group g a call should go to, never `skip`; NULL (why

@@ -353,6 +353,12 @@ map_load_file(skc_node *n, const char *path)
 }
 
 int
+skci_map_reload_from(skc_node *n, const char *path)
+{
+    return map_load_file(n, path);
+}
+
+int
 skc_node_map_load(skc_node *node, const char *path)
 {
     int rc;
@@ -370,6 +376,7 @@ skc_node_map_load(skc_node *node, const char *path)
     free(node->peers.map_path);
     node->peers.map_path = p;
     skci_call_unlock(node);
+    skci_watch_path_changed(node);
     return 0;
 }
 

@@ -132,6 +132,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     pthread_mutex_init(&n->open_lock, NULL);
     pthread_mutex_init(&n->serve.lock, NULL);
     skci_log_init(n);
+    skci_watch_init(n);
     int rc;
     skci_registry_init(n);
     if ((rc = skci_dispatch_init(n)) != 0) {
@@ -175,6 +176,7 @@ skc_node_destroy(skc_node *node)
         return skci_inline_busy("skc_node_destroy", node);
     }
     atomic_store(&node->closing, 1);
+    skci_watch_fini(node);
     pthread_mutex_lock(&node->open_lock);
     skci_server *srv = node->server;
     pthread_mutex_unlock(&node->open_lock);

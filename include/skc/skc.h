@@ -244,6 +244,23 @@ SKC_API int skc_node_map_load(skc_node *node, const char *path);
  * SKC_ESTATE if no file was loaded. */
 SKC_API int skc_node_map_reload(skc_node *node);
 
+/* Outcome of a reload made by skc_node_map_watch() (since 0.3.0): status
+ * SKC_OK (detail: the file) or the error (detail: "file:line: expected
+ * ..." for a malformed edit, which changed nothing).  Runs on a worker or
+ * in skc_node_poll(), never with an skc lock held. */
+typedef void (*skc_map_reload_fn)(void *arg, int status, const char *detail);
+
+/* Watches the file last given to skc_node_map_load() (since 0.3.0): when
+ * it changes on disk -- edited in place, replaced by a rename, a symlink
+ * swapped -- the node reloads it (a merge, as skc_node_map_reload) about
+ * 100 ms after the last change and then calls fn (may be NULL).  A
+ * malformed edit changes nothing and is logged at WARN with file:line.
+ * Loading another file moves the watch to it.  on = 0 stops watching.
+ * Returns SKC_OK, SKC_ESTATE (no file loaded), SKC_EIO (the directory
+ * cannot be watched). */
+SKC_API int skc_node_map_watch(
+    skc_node *node, int on, skc_map_reload_fn fn, void *arg);
+
 /* Merges a map given as text in the file format.  `origin` names it in
  * error messages (NULL = "<string>"). */
 SKC_API int skc_node_map_parse(
