@@ -103,6 +103,11 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     c->payload_len = len;
     skci_req r = {
         .kind = (uint8_t)kind,
+        /* calls and sends leave room for the order block, filled in (or
+         * taken out, for an older peer) when the frame leaves: peer.c */
+        .flags = kind == SKCI_KIND_CALL || kind == SKCI_KIND_SEND
+            ? SKCI_FLAG_ORDER
+            : 0,
         .max_reply = n->max_msg,
         .target = t,
         .len = (uint32_t)len,
@@ -343,6 +348,7 @@ skc_node_send(skc_node *node, const char *peer, const char *target,
         (data != NULL || len == 0) && len <= node->max_msg) {
         skci_req r = {
             .kind = SKCI_KIND_SEND,
+            .flags = SKCI_FLAG_ORDER, /* numbered in skci_peer_push_now */
             .max_reply = node->max_msg,
             .target = t,
             .len = (uint32_t)len,

@@ -7,6 +7,7 @@
  *   call_lock -> bg.lk;  call_lock -> a link's clk and push_tx.lk
  *   serve.lock -> the server's lk (transport.c)
  *   a link's pipe_lk (held while on_conn runs) -> call_lock
+ *   order.lock is taken with no other skc lock held; only bg.lk under it.
  *   a link's lk is held across its sockets' close, which waits for the
  *   link's NNG callbacks (they take call_lock); it is only taken on the
  *   transport's own threads, never under call_lock.
@@ -195,6 +196,12 @@ struct skci_peer {
     int32_t backoff_ms; /* the next redial's delay */
     int watched;        /* a group member: connected eagerly */
     int ever_up;        /* has been up once: redialled when down */
+    /* send/call order (peer.c, PROTOCOL.md "Order"): the stream this
+     * link's sends are numbered on, chosen at each HELLO; 0 when the peer
+     * did not announce ordering (its frames go without the order block) */
+    uint64_t ostream;
+    uint64_t osent;     /* sends pushed on ostream */
+    int64_t olast_send; /* ms: when the last of them was pushed */
 };
 
 /* A monitor report waiting to be delivered (health.c). */
@@ -222,12 +229,24 @@ typedef struct skci_health {
  * guards a field is named beside it ("set at create": written before the
  * node is shared, read-only afterwards). */
 
-/* log.c: lines logged under call_lock, delivered after it. */
+/* log.c: how many lines of one kind (format) were let through lately. */
+typedef struct skci_logkind {
+    const char *fmt; /* the kind */
+    int64_t since;   /* ms: start of the window */
+    int count;       /* lines let through in the window */
+    long dropped;    /* lines suppressed since the last one let through */
+} skci_logkind;
+
+#define SKCI_LOG_KINDS 64
+
+/* log.c: lines logged under call_lock, delivered after it; the rate
+ * limit per kind of line. */
 typedef struct skci_logq {
     pthread_mutex_t lock; /* a leaf: nothing is called under it */
     skci_logline *head;   /* lock */
     skci_logline *tail;   /* lock */
     atomic_int queued;    /* head != NULL, read without the lock */
+    skci_logkind kinds[SKCI_LOG_KINDS]; /* lock */
 } skci_logq;
 
 /* pending.c and timer.c: the calls in flight and their deadlines. */
@@ -271,6 +290,24 @@ typedef struct skci_dispatch {
     int woken;                /* lock: efd was written, not yet read */
     int inline_running;       /* lock: inline turns and completions */
 } skci_dispatch;
+
+/* A sender's call waits for no send when its last send to that peer is
+ * older than this (peer.c); order.c forgets an idle stream well after. */
+#define SKCI_ORDER_SENDER_IDLE_MS 30000
+
+/* order.c: incoming calls held until the sends before them are in their
+ * mailboxes, per sender stream. */
+typedef struct skci_ostream skci_ostream;
+typedef struct skci_order {
+    pthread_mutex_t lock;      /* taken with no other skc lock held */
+    pthread_cond_t cond;       /* with lock: the waiter thread's sleep */
+    skci_ostream **b;          /* lock: stream id -> state, chained */
+    size_t nb, count;          /* lock */
+    skci_ostream *old, *young; /* lock: by last activity, oldest first */
+    int64_t wake_at;           /* lock: when the waiter thread wakes */
+    int thread;                /* lock: the waiter thread was started */
+    int stop;                  /* lock: destroy: the thread ends */
+} skci_order;
 
 /* watch.c: the map file watched for changes. */
 typedef struct skci_watch {
@@ -323,6 +360,7 @@ struct skc_node {
     skci_dispatch dq;
     skci_serving serve;
     skci_watch watch;
+    skci_order order;
 };
 
 /* The node whose handler/callback runs on this thread, if any. */
@@ -405,6 +443,25 @@ skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
 /* serve.c: the transport's server callbacks */
 void skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg);
 void skci_on_push(void *arg, skci_tmsg *msg);
+/* Puts an incoming call (takes m) in the mailbox of the service t names,
+ * or answers it with SKC_ENOSERVICE. */
+void skci_serve_call(skc_node *n, const skci_target *t, skc_msg *m);
+
+/* order.c: a call after the sends before it (PROTOCOL.md "Order") */
+void skci_order_init(skc_node *n);
+/* Frees the streams (after skci_order_close; no thread runs). */
+void skci_order_fini(skc_node *n);
+/* destroy: held calls are answered SKC_ECLOSED and the waiter thread
+ * ends (joined with the node's bg set). */
+void skci_order_close(skc_node *n);
+/* Send number seq of stream is in its mailbox: calls waiting for it go
+ * on. */
+void skci_order_sent(skc_node *n, uint64_t stream, uint64_t seq);
+/* An incoming call (takes m) that follows `need` sends of stream: goes to
+ * its service now if they have arrived, else when they do, or after a
+ * bounded wait scaled by timeout_ms (its remaining deadline, 0 = none). */
+void skci_order_call(skc_node *n, const skci_target *t, skc_msg *m,
+    uint64_t stream, uint64_t need, uint32_t timeout_ms);
 
 /* pending.c: the table of calls in flight (call_lock held unless said) */
 void skci_pending_init(skc_node *n);

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define HELLO_TIMEOUT_MS 5000
 
@@ -76,6 +78,68 @@ link_state_set(skci_peer *p, int st)
 
 static void hello_done(skc_node *n, skci_call *c);
 
+/* A new stream id for a link's sends: random, never 0 (PROTOCOL.md,
+ * "Order of sends and calls"). */
+static uint64_t
+order_stream_id(const skci_peer *p)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        /* splitmix64 over the clock, the process and the peer */
+        v = (uint64_t)skci_now_ns() ^ ((uint64_t)getpid() << 32) ^
+            (uint64_t)(uintptr_t)p;
+        v += 0x9e3779b97f4a7c15ULL;
+        v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        v = (v ^ (v >> 27)) * 0x94d049bb133111ebULL;
+        v ^= v >> 31;
+    }
+    return v != 0 ? v : 1;
+}
+
+/* Makes frame *m what peer p reads (call_lock held): its order block
+ * stamped with p's stream and seq, or, for a peer that did not announce
+ * ordering, the frame copied without the block.  0, or SKC_ENOMEM (*m
+ * freed). */
+static int
+order_fit(skci_peer *p, skci_tmsg **m, uint64_t seq)
+{
+    uint8_t *b = skci_tmsg_body(*m);
+    if (!skci_wire_req_has_order(b[3], skci_get_u32(b + 4))) {
+        return 0;
+    }
+    if (p->ostream != 0) {
+        skci_wire_req_set_order(b, p->ostream, seq);
+        return 0;
+    }
+    size_t len = skci_tmsg_len(*m);
+    skci_tmsg *plain;
+    int rc = skci_tmsg_alloc(&plain, len - SKCI_ORDER_BLOCK);
+    if (rc == 0) {
+        skci_wire_req_strip_order(skci_tmsg_body(plain), b, len);
+    }
+    skci_tmsg_free(*m);
+    *m = rc == 0 ? plain : NULL;
+    return rc;
+}
+
+/* Pushes a send frame (consumed) on p's link, numbered on p's stream
+ * (call_lock held, link UP): the number is used only when the push is
+ * accepted, so the sends a call counts are the ones that left. */
+static int
+order_push(skci_peer *p, skci_tmsg *m)
+{
+    int rc = order_fit(p, &m, p->osent + 1);
+    if (rc != 0) {
+        return skci_error(rc, "out of memory for a send");
+    }
+    rc = skci_link_push(p->lr->link, m);
+    if (rc == 0 && p->ostream != 0) {
+        p->osent++;
+        p->olast_send = skci_now_ms();
+    }
+    return rc;
+}
+
 /* Hands a call to its peer's link (link UP, call_lock held). */
 void
 skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
@@ -89,17 +153,30 @@ skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
     skci_tmsg *m = c->req;
     c->req = NULL;
     /* The remaining deadline travels with the request, measured now. */
-    int64_t left = c->hn.when - skci_now_ms();
+    int64_t now = skci_now_ms();
+    int64_t left = c->hn.when - now;
     skci_wire_req_set_timeout(
         skci_tmsg_body(m), (uint32_t)(left > 0 ? left : 1));
     int rc;
     if (c->mode == SKCI_MODE_SEND) {
-        rc = skci_link_push(p->lr->link, m);
+        rc = order_push(p, m);
         if (rc == 0) {
             skci_call_finish(n, c, 0, NULL, NULL, 0, NULL);
         } else {
             skci_call_fail(n, c, rc, "%s", skc_last_error());
         }
+        return;
+    }
+    /* A call follows the sends pushed on the stream before it; none when
+     * the last is old enough that the peer may have forgotten the stream
+     * (order.c), since those sends have long arrived or are lost. */
+    uint64_t before =
+        p->osent > 0 && now - p->olast_send <= SKCI_ORDER_SENDER_IDLE_MS
+        ? p->osent
+        : 0;
+    if ((rc = order_fit(p, &m, before)) != 0) {
+        skci_call_fail(
+            n, c, rc, "out of memory for a call to node '%s'", p->name);
         return;
     }
     rc = skci_link_send(p->lr->link, m, (int32_t)(left > 0 ? left : 1));
@@ -251,7 +328,12 @@ internal_request(skc_node *n, skci_peer *p, int kind, const char *target,
         return NULL;
     }
     memcpy(c->target, target, tl);
-    skci_req r = { .kind = (uint8_t)kind, .max_reply = 65536 };
+    skci_req r = {
+        .kind = (uint8_t)kind,
+        .max_reply = 65536,
+        /* a HELLO asks for the features word in the reply (order) */
+        .flags = kind == SKCI_KIND_HELLO ? SKCI_FLAG_HELLO_FEATURES : 0,
+    };
     size_t hdr = skci_wire_req_hdr_size(&r);
     r.len = (uint32_t)len;
     if (skci_tmsg_alloc(&c->req, hdr + len) != 0) {
@@ -373,6 +455,10 @@ hello_done(skc_node *n, skci_call *c)
         if (skci_wire_hello_decode(&h, c->data, c->len, err, sizeof(err)) ==
             0) {
             p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
+            /* A new connection: its sends are numbered on a new stream. */
+            p->ostream =
+                (h.features & SKCI_FEAT_ORDER) != 0 ? order_stream_id(p) : 0;
+            p->osent = 0;
             free(p->push_url);
             p->push_url = push_url_for(p->url, h.url, h.url_len);
             if (p->push_url != NULL &&
@@ -647,7 +733,7 @@ skci_peer_push_now(
     }
     if (p != NULL && p->link_state == SKCI_LINK_UP && p->lr != NULL &&
         p->qhead == NULL && len <= p->max_msg && !atomic_load(&n->closing)) {
-        *rc = skci_link_push(p->lr->link, m);
+        *rc = order_push(p, m);
         skci_call_unlock(n);
         return 1;
     }

@@ -17,20 +17,24 @@ answer_now(skci_rctx *rctx, skci_tmsg *frame)
     skci_server_reply(rctx, frame);
 }
 
+/* The HELLO reply body; with the features word (this node reads the
+ * order block) when the HELLO asked for it. */
 static skci_tmsg *
-hello_reply(skc_node *n, uint64_t id)
+hello_reply(skc_node *n, uint64_t id, uint32_t flags)
 {
     const char *url = n->server ? skci_server_pull_url(n->server) : NULL;
     if (url == NULL) {
         url = "";
     }
     size_t nl = strlen(n->name), ul = strlen(url);
-    uint8_t body[4 + 2 + SKCI_NAME_MAX + 2 + 1024];
+    uint8_t body[4 + 2 + SKCI_NAME_MAX + 2 + 1024 + 4];
     if (ul > 1024) {
         ul = 1024;
     }
-    skci_wire_hello_put(body, n->max_msg, n->name, nl, url, ul);
-    return skci_reply_frame(0, id, body, skci_wire_hello_size(nl, ul));
+    int feat = (flags & SKCI_FLAG_HELLO_FEATURES) != 0;
+    skci_wire_hello_put(
+        body, n->max_msg, n->name, nl, url, ul, feat, SKCI_FEAT_ORDER);
+    return skci_reply_frame(0, id, body, skci_wire_hello_size(nl, ul, feat));
 }
 
 static skci_tmsg *
@@ -78,10 +82,22 @@ deliver_call(skc_node *n, skci_rctx *rctx, skci_tmsg *msg, const skci_req *req,
     memcpy(r->target, tname, tlen + 1);
     m->route = r;
     skci_route_link(n, r);
-    if (skci_registry_deliver(n, &req->target, m) != 0) {
+    if (skci_wire_req_has_order(req->kind, req->flags)) {
+        /* After the sends its caller issued before it (order.c). */
+        skci_order_call(
+            n, &req->target, m, req->stream, req->seq, req->timeout_ms);
+    } else {
+        skci_serve_call(n, &req->target, m);
+    }
+}
+
+void
+skci_serve_call(skc_node *n, const skci_target *t, skc_msg *m)
+{
+    if (skci_registry_deliver(n, t, m) != 0) {
         char why[SKCI_NAME_MAX + 300];
-        snprintf(
-            why, sizeof(why), "node '%s' has no service %s", n->name, tname);
+        snprintf(why, sizeof(why), "node '%s' has no service %s", n->name,
+            m->target);
         skci_msg_drop(m, SKC_ENOSERVICE, why);
     }
 }
@@ -110,7 +126,7 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
         reply = skci_reply_frame(0, req.id, NULL, 0);
         break;
     case SKCI_KIND_HELLO:
-        reply = hello_reply(n, req.id);
+        reply = hello_reply(n, req.id, req.flags);
         break;
     case SKCI_KIND_QUERY:
         reply = query_reply(n, &req, tname);
@@ -156,6 +172,9 @@ skci_on_push(void *arg, skci_tmsg *msg)
     skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
     if (m == NULL) {
         skci_tmsg_free(msg);
+        if (skci_wire_req_has_order(req.kind, req.flags)) {
+            skci_order_sent(n, req.stream, req.seq); /* lost: no wait */
+        }
         return;
     }
     m->node = n;
@@ -169,5 +188,9 @@ skci_on_push(void *arg, skci_tmsg *msg)
             "dropped a send to %s: no such service on node '%s'", tname,
             n->name);
         skci_msg_drop(m, SKC_ENOSERVICE, "no such service");
+    }
+    /* In its mailbox (or dropped): calls that follow it may go on. */
+    if (skci_wire_req_has_order(req.kind, req.flags)) {
+        skci_order_sent(n, req.stream, req.seq);
     }
 }

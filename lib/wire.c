@@ -21,6 +21,15 @@
  *  30+N     4  L = payload length
  *  34+N     L  payload
  *
+ * With flags bit 0 (ORDER) on a CALL or SEND, 50 + N + L bytes: an order
+ * block sits between the payload length and the payload (only sent to a
+ * node whose HELLO reply announced feature bit 0):
+ *
+ *  34+N     8  stream id (random, chosen by the sender per connection)
+ *  42+N     8  SEND: this send's number on the stream (1, 2, ...);
+ *              CALL: the sends on the stream issued before it (0 = none)
+ *  50+N     L  payload
+ *
  * Reply (to CALL, HELLO, QUERY, PING), 20 + L bytes:
  *
  *     0     2  magic 'S' 'K'
@@ -30,6 +39,9 @@
  *     8     8  request id, echoed
  *    16     4  L = length
  *    20     L  payload (status 0) or UTF-8 error text
+ *
+ * HELLO reply payload: max_msg u32, n u16, name, u u16, url, and when the
+ * HELLO had flags bit 1 (HELLO_FEATURES) a features u32 (bit 0: ORDER).
  *
  * The decoder checks every length against the bytes present: a frame whose
  * fields disagree with its size is rejected, never read past.
@@ -42,10 +54,35 @@
 #include <stdio.h>
 #include <string.h>
 
+int
+skci_wire_req_has_order(uint8_t kind, uint32_t flags)
+{
+    return (flags & SKCI_FLAG_ORDER) != 0 &&
+        (kind == SKCI_KIND_CALL || kind == SKCI_KIND_SEND);
+}
+
 size_t
 skci_wire_req_hdr_size(const skci_req *r)
 {
-    return SKCI_REQ_FIXED + r->target.name_len;
+    return SKCI_REQ_FIXED + r->target.name_len +
+        (skci_wire_req_has_order(r->kind, r->flags) ? SKCI_ORDER_BLOCK : 0);
+}
+
+void
+skci_wire_req_set_order(uint8_t *buf, uint64_t stream, uint64_t seq)
+{
+    size_t at = SKCI_REQ_FIXED + buf[25];
+    skci_put_u64(buf + at, stream);
+    skci_put_u64(buf + at + 8, seq);
+}
+
+void
+skci_wire_req_strip_order(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    size_t at = SKCI_REQ_FIXED + src[25];
+    memcpy(dst, src, at);
+    memcpy(dst + at, src + at + SKCI_ORDER_BLOCK, len - at - SKCI_ORDER_BLOCK);
+    skci_put_u32(dst + 4, skci_get_u32(src + 4) & ~SKCI_FLAG_ORDER);
 }
 
 void
@@ -78,6 +115,9 @@ skci_wire_req_put_hdr(uint8_t *buf, const skci_req *r)
         memcpy(buf + 30, r->target.name, r->target.name_len);
     }
     skci_put_u32(buf + 30 + r->target.name_len, r->len);
+    if (skci_wire_req_has_order(r->kind, r->flags)) {
+        skci_wire_req_set_order(buf, r->stream, r->seq);
+    }
 }
 
 static int
@@ -161,13 +201,25 @@ skci_wire_req_decode(
         return SKC_EPROTO;
     }
     out->len = skci_get_u32(buf + 30 + n);
-    if ((uint64_t)out->len != (uint64_t)len - SKCI_REQ_FIXED - n) {
+    size_t hdr = SKCI_REQ_FIXED + n;
+    if (skci_wire_req_has_order(out->kind, out->flags)) {
+        if (len < hdr + SKCI_ORDER_BLOCK) {
+            snprintf(err, errlen,
+                "truncated frame: the order block does not fit in %zu bytes",
+                len);
+            return SKC_EPROTO;
+        }
+        out->stream = skci_get_u64(buf + hdr);
+        out->seq = skci_get_u64(buf + hdr + 8);
+        hdr += SKCI_ORDER_BLOCK;
+    }
+    if ((uint64_t)out->len != (uint64_t)len - hdr) {
         snprintf(err, errlen,
             "payload length field says %u bytes, frame carries %zu", out->len,
-            len - SKCI_REQ_FIXED - n);
+            len - hdr);
         return SKC_EPROTO;
     }
-    out->payload = buf + SKCI_REQ_FIXED + n;
+    out->payload = buf + hdr;
     return 0;
 }
 
@@ -297,20 +349,24 @@ skci_target_format(const skci_target *t, char *buf, size_t len)
 }
 
 size_t
-skci_wire_hello_size(size_t name_len, size_t url_len)
+skci_wire_hello_size(size_t name_len, size_t url_len, int has_features)
 {
-    return 4 + 2 + name_len + 2 + url_len;
+    return 4 + 2 + name_len + 2 + url_len + (has_features ? 4 : 0);
 }
 
 void
 skci_wire_hello_put(uint8_t *buf, uint32_t max_msg, const char *name,
-    size_t name_len, const char *url, size_t url_len)
+    size_t name_len, const char *url, size_t url_len, int has_features,
+    uint32_t features)
 {
     skci_put_u32(buf, max_msg);
     skci_put_u16(buf + 4, (uint16_t)name_len);
     memcpy(buf + 6, name, name_len);
     skci_put_u16(buf + 6 + name_len, (uint16_t)url_len);
     memcpy(buf + 8 + name_len, url, url_len);
+    if (has_features) {
+        skci_put_u32(buf + 8 + name_len + url_len, features);
+    }
 }
 
 int
@@ -330,11 +386,15 @@ skci_wire_hello_decode(
     }
     out->name = (const char *)buf + 6;
     out->url_len = skci_get_u16(buf + 6 + out->name_len);
-    if ((size_t)8 + out->name_len + out->url_len != len) {
+    size_t end = (size_t)8 + out->name_len + out->url_len;
+    /* Exactly the body, or the body and the features word. */
+    if (end != len && end + 4 != len) {
         snprintf(err, errlen, "hello url length %u disagrees with the body",
             out->url_len);
         return SKC_EPROTO;
     }
     out->url = (const char *)buf + 8 + out->name_len;
+    out->has_features = end + 4 == len;
+    out->features = out->has_features ? skci_get_u32(buf + end) : 0;
     return 0;
 }

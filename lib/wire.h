@@ -24,8 +24,18 @@
 #define SKCI_TARGET_CLUSTER 2 /* "@name" */
 #define SKCI_TARGET_LOCAL 3   /* ".name" */
 
-#define SKCI_REQ_FIXED 34 /* request header bytes without the name */
-#define SKCI_REP_FIXED 20 /* reply header bytes */
+/* Request flags (bits of the flags field).  ORDER: a CALL or SEND
+ * carries the 16-byte order block after the payload length.
+ * HELLO_FEATURES: a HELLO's reply may carry the features word. */
+#define SKCI_FLAG_ORDER 0x1u
+#define SKCI_FLAG_HELLO_FEATURES 0x2u
+
+/* Feature bits a node announces in its HELLO reply. */
+#define SKCI_FEAT_ORDER 0x1u /* reads the order block (PROTOCOL.md) */
+
+#define SKCI_REQ_FIXED 34   /* request header bytes without the name */
+#define SKCI_ORDER_BLOCK 16 /* stream id u64 + sequence u64 */
+#define SKCI_REP_FIXED 20   /* reply header bytes */
 #define SKCI_NAME_MAX 255
 
 typedef struct skci_target {
@@ -42,6 +52,12 @@ typedef struct skci_req {
     uint32_t max_reply;  /* largest reply payload the caller accepts */
     uint64_t id;
     skci_target target;
+    /* The order block, present when flags has SKCI_FLAG_ORDER and kind is
+     * CALL or SEND: the sender's stream id, and for a SEND its number on
+     * the stream (1, 2, ...), for a CALL the number of sends issued on the
+     * stream before it (0 = wait for none). */
+    uint64_t stream;
+    uint64_t seq;
     const uint8_t *payload;
     uint32_t len;
 } skci_req;
@@ -53,7 +69,11 @@ typedef struct skci_rep {
     uint32_t len;
 } skci_rep;
 
-/* Header size of a request (everything but the payload bytes). */
+/* 1 if a request of this kind and flags carries the order block. */
+int skci_wire_req_has_order(uint8_t kind, uint32_t flags);
+
+/* Header size of a request (everything but the payload bytes, the order
+ * block included when it has one). */
 size_t skci_wire_req_hdr_size(const skci_req *r);
 
 /* Writes the header (incl. payload length) into buf, which has
@@ -64,6 +84,12 @@ void skci_wire_req_put_hdr(uint8_t *buf, const skci_req *r);
  * remaining deadline (set when the request leaves) and the request id. */
 void skci_wire_req_set_timeout(uint8_t *buf, uint32_t timeout_ms);
 void skci_wire_req_set_id(uint8_t *buf, uint64_t id);
+/* Overwrites the order block of a header that has one. */
+void skci_wire_req_set_order(uint8_t *buf, uint64_t stream, uint64_t seq);
+/* Copies the request frame src (len bytes, with an order block) into dst
+ * (len - SKCI_ORDER_BLOCK bytes) without it, SKCI_FLAG_ORDER cleared: the
+ * form for a peer that did not announce SKCI_FEAT_ORDER. */
+void skci_wire_req_strip_order(uint8_t *dst, const uint8_t *src, size_t len);
 
 /* Decodes and validates a request frame.  0 or SKC_EPROTO with a reason
  * in err.  Pointers in *out point into buf. */
@@ -85,16 +111,21 @@ int skci_target_parse(skci_target *out, const char *s, int bare_ok);
 /* Formats a target for messages: "@name", ".name" or ":0000000a". */
 size_t skci_target_format(const skci_target *t, char *buf, size_t len);
 
-/* HELLO reply body: max_msg u32, name_len u16, name, url_len u16, url. */
-size_t skci_wire_hello_size(size_t name_len, size_t url_len);
+/* HELLO reply body: max_msg u32, name_len u16, name, url_len u16, url,
+ * then features u32 only when the HELLO asked for it
+ * (SKCI_FLAG_HELLO_FEATURES); has_features says which form. */
+size_t skci_wire_hello_size(size_t name_len, size_t url_len, int has_features);
 void skci_wire_hello_put(uint8_t *buf, uint32_t max_msg, const char *name,
-    size_t name_len, const char *url, size_t url_len);
+    size_t name_len, const char *url, size_t url_len, int has_features,
+    uint32_t features);
 typedef struct skci_hello {
     uint32_t max_msg;
     const char *name;
     uint16_t name_len;
     const char *url;
     uint16_t url_len;
+    int has_features;  /* the body carried the features word */
+    uint32_t features; /* SKCI_FEAT_*, 0 without the word */
 } skci_hello;
 int skci_wire_hello_decode(
     skci_hello *out, const uint8_t *buf, size_t len, char *err, size_t errlen);

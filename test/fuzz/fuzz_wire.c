@@ -84,7 +84,9 @@ fuzz_req(const uint8_t *buf, size_t len, size_t errlen)
         CHECK(0);
     }
     size_t hdr = skci_wire_req_hdr_size(&r);
-    CHECK(hdr == SKCI_REQ_FIXED + r.target.name_len);
+    CHECK(hdr ==
+        SKCI_REQ_FIXED + r.target.name_len +
+            (skci_wire_req_has_order(r.kind, r.flags) ? SKCI_ORDER_BLOCK : 0));
     CHECK((uint64_t)hdr + r.len == len);
     CHECK(r.payload == buf + hdr);
     CHECK(inside(r.payload, r.len, buf, len));
@@ -93,6 +95,19 @@ fuzz_req(const uint8_t *buf, size_t len, size_t errlen)
     CHECK(again != NULL);
     skci_wire_req_put_hdr(again, &r);
     CHECK(memcmp(again, buf, hdr) == 0);
+    if (skci_wire_req_has_order(r.kind, r.flags)) {
+        /* the form for an older peer: the same request without the block */
+        uint8_t *plain = malloc(len - SKCI_ORDER_BLOCK + 1);
+        CHECK(plain != NULL);
+        skci_wire_req_strip_order(plain, buf, len);
+        skci_req p;
+        CHECK(skci_wire_req_decode(
+                  &p, plain, len - SKCI_ORDER_BLOCK, err, sizeof(err)) == 0);
+        CHECK((p.flags & SKCI_FLAG_ORDER) == 0 && p.stream == 0 &&
+            p.seq == 0 && p.id == r.id && p.len == r.len);
+        CHECK(memcmp(p.payload, r.payload, r.len) == 0);
+        free(plain);
+    }
     free(again);
 }
 
@@ -130,11 +145,12 @@ fuzz_hello(const uint8_t *buf, size_t len, size_t errlen)
     }
     CHECK(inside(h.name, h.name_len, buf, len));
     CHECK(inside(h.url, h.url_len, buf, len));
-    CHECK(skci_wire_hello_size(h.name_len, h.url_len) == len);
+    CHECK(skci_wire_hello_size(h.name_len, h.url_len, h.has_features) == len);
+    CHECK(h.has_features || h.features == 0);
     uint8_t *again = malloc(len);
     CHECK(again != NULL);
     skci_wire_hello_put(again, h.max_msg, h.name, h.name_len, h.url,
-        h.url_len);
+        h.url_len, h.has_features, h.features);
     CHECK(memcmp(again, buf, len) == 0);
     free(again);
 }

@@ -13,13 +13,19 @@ OUT = os.path.join(HERE, "corpus", "wire")
 
 
 def req(kind, ttype=2, name=b"sdb", handle=0, payload=b"", version=1,
-        timeout=10000, max_reply=16 << 20, rid=1, claimed=None):
+        timeout=10000, max_reply=16 << 20, rid=1, claimed=None, flags=0,
+        order=None):
+    """order=(stream, seq): the order block (flags bit 0 is set for it)."""
     if claimed is None:
         claimed = len(payload)
+    block = b""
+    if order is not None:
+        flags |= 1
+        block = struct.pack("<QQ", order[0], order[1])
     return (b"SK" + bytes([version, kind]) +
-            struct.pack("<IIIQ", 0, timeout, max_reply, rid) +
+            struct.pack("<IIIQ", flags, timeout, max_reply, rid) +
             bytes([ttype, len(name)]) + struct.pack("<I", handle) + name +
-            struct.pack("<I", claimed) + payload)
+            struct.pack("<I", claimed) + block + payload)
 
 
 def rep(status, rid, body, claimed=None):
@@ -28,9 +34,10 @@ def rep(status, rid, body, claimed=None):
     return (b"SK\x01\x81" + struct.pack("<IQI", status, rid, claimed) + body)
 
 
-def hello(max_msg, name, url):
+def hello(max_msg, name, url, features=None):
     return (struct.pack("<IH", max_msg, len(name)) + name +
-            struct.pack("<H", len(url)) + url)
+            struct.pack("<H", len(url)) + url +
+            (struct.pack("<I", features) if features is not None else b""))
 
 
 SEEDS = {
@@ -49,6 +56,14 @@ SEEDS = {
     "req_name_lies": b"\0" + req(1, 2, b"sdb")[:25] + b"\xc8" +
     req(1, 2, b"sdb")[26:],
     "req_bad_kind": b"\0" + req(9),
+    # the order block (flags bit 0) on a send and on a call
+    "req_send_ordered": b"\0" + req(2, 2, b"kv", payload=b"\xa3SET",
+                                    order=(0x1122334455667788, 7)),
+    "req_call_ordered": b"\0" + req(1, 2, b"kv", payload=b"\xa3GET",
+                                    order=(0x1122334455667788, 7)),
+    "req_call_ordered_short": b"\0" + req(1, 2, b"kv", flags=1),
+    "req_ping_flag0": b"\0" + req(5, 0, b"", flags=1),
+    "req_hello_features": b"\0" + req(3, 0, b"", payload=b"gate", flags=2),
     "req_empty": b"\0",
     # replies
     "rep_ok": b"\1" + rep(0, 1, b"\xa5hello"),
@@ -59,6 +74,9 @@ SEEDS = {
     # hello bodies
     "hello_ok": b"\2" + hello(16 << 20, b"db", b"tcp://127.0.0.1:40001"),
     "hello_empty_names": b"\2" + hello(0, b"", b""),
+    "hello_features": b"\2" + hello(16 << 20, b"db", b"tcp://127.0.0.1:1",
+                                     features=1),
+    "hello_features_short": b"\2" + hello(1, b"db", b"")[:] + b"\1\0",
     "hello_name_lies": b"\2" + struct.pack("<IH", 1, 300) + b"db\0\0",
     "hello_url_lies": b"\2" + hello(5, b"db", b"ipc:///tmp/x")[:-3],
     # target strings

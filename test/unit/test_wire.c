@@ -171,18 +171,122 @@ test_hello(void **state)
 {
     (void)state;
     uint8_t buf[128];
-    size_t n = skci_wire_hello_size(2, 20);
-    skci_wire_hello_put(buf, 1000, "db", 2, "tcp://127.0.0.1:5555", 20);
+    size_t n = skci_wire_hello_size(2, 20, 0);
+    skci_wire_hello_put(
+        buf, 1000, "db", 2, "tcp://127.0.0.1:5555", 20, 0, SKCI_FEAT_ORDER);
     skci_hello h;
     char err[128];
+    assert_int_equal(n, 4 + 2 + 2 + 2 + 20);
     assert_int_equal(skci_wire_hello_decode(&h, buf, n, err, sizeof(err)), 0);
     assert_int_equal(h.max_msg, 1000);
     assert_memory_equal(h.name, "db", 2);
     assert_memory_equal(h.url, "tcp://127.0.0.1:5555", 20);
+    assert_false(h.has_features);
+    assert_int_equal(h.features, 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(skci_wire_hello_decode(&h, buf, i, err,
                              sizeof(err)), SKC_EPROTO);
     }
+    /* the form with the features word (asked for by the HELLO) */
+    n = skci_wire_hello_size(2, 20, 1);
+    assert_int_equal(n, 4 + 2 + 2 + 2 + 20 + 4);
+    skci_wire_hello_put(
+        buf, 1000, "db", 2, "tcp://127.0.0.1:5555", 20, 1, SKCI_FEAT_ORDER);
+    assert_int_equal(buf[n - 4], SKCI_FEAT_ORDER);
+    assert_int_equal(skci_wire_hello_decode(&h, buf, n, err, sizeof(err)), 0);
+    assert_true(h.has_features);
+    assert_int_equal(h.features, SKCI_FEAT_ORDER);
+    assert_memory_equal(h.url, "tcp://127.0.0.1:5555", 20);
+    /* 1..3 bytes after the url, or 5: neither form */
+    for (size_t extra = 1; extra <= 5; extra++) {
+        if (extra == 4) {
+            continue;
+        }
+        assert_int_equal(skci_wire_hello_decode(&h, buf,
+                             skci_wire_hello_size(2, 20, 0) + extra, err,
+                             sizeof(err)),
+            SKC_EPROTO);
+    }
+}
+
+/* The order block (flags bit 0) on a CALL and a SEND: layout, decode,
+ * the form without it for an older peer, truncations. */
+static void
+test_req_order(void **state)
+{
+    (void)state;
+    uint8_t buf[512], plain[512];
+    char err[128];
+    skci_req r, d;
+    memset(&r, 0, sizeof(r));
+    r.kind = SKCI_KIND_SEND;
+    r.flags = SKCI_FLAG_ORDER;
+    r.id = 5;
+    r.stream = 0x0102030405060708ULL;
+    r.seq = 9;
+    assert_int_equal(skci_target_parse(&r.target, "@kv", 0), 0);
+    r.len = 3;
+    size_t h = skci_wire_req_hdr_size(&r);
+    assert_int_equal(h, SKCI_REQ_FIXED + 2 + SKCI_ORDER_BLOCK);
+    skci_wire_req_put_hdr(buf, &r);
+    memcpy(buf + h, "abc", 3);
+    size_t n = h + 3;
+    /* offsets: L at 30+N, stream at 34+N, seq at 42+N, payload at 50+N */
+    assert_int_equal(skci_get_u32(buf + 4), SKCI_FLAG_ORDER);
+    assert_int_equal(skci_get_u32(buf + 32), 3);
+    assert_true(skci_get_u64(buf + 36) == 0x0102030405060708ULL);
+    assert_true(skci_get_u64(buf + 44) == 9);
+    assert_memory_equal(buf + 52, "abc", 3);
+    assert_int_equal(skci_wire_req_decode(&d, buf, n, err, sizeof(err)), 0);
+    assert_true(d.stream == r.stream);
+    assert_true(d.seq == 9);
+    assert_int_equal(d.len, 3);
+    assert_memory_equal(d.payload, "abc", 3);
+    /* restamped in place */
+    skci_wire_req_set_order(buf, 77, 78);
+    assert_int_equal(skci_wire_req_decode(&d, buf, n, err, sizeof(err)), 0);
+    assert_true(d.stream == 77 && d.seq == 78);
+    /* every truncation is rejected */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(skci_wire_req_decode(&d, buf, i, err, sizeof(err)),
+            SKC_EPROTO);
+    }
+    /* without the flag the same bytes are 16 too many */
+    memcpy(plain, buf, n);
+    skci_put_u32(plain + 4, 0);
+    assert_int_equal(skci_wire_req_decode(&d, plain, n, err, sizeof(err)),
+        SKC_EPROTO);
+    /* unknown flag bits are ignored */
+    skci_put_u32(buf + 4, SKCI_FLAG_ORDER | 0x80000000u);
+    assert_int_equal(skci_wire_req_decode(&d, buf, n, err, sizeof(err)), 0);
+    assert_true(d.seq == 78);
+    skci_put_u32(buf + 4, SKCI_FLAG_ORDER);
+    /* stripped: a version-1 frame an older node reads */
+    skci_wire_req_strip_order(plain, buf, n);
+    assert_int_equal(skci_wire_req_decode(
+                         &d, plain, n - SKCI_ORDER_BLOCK, err, sizeof(err)),
+        0);
+    assert_int_equal(d.flags, 0);
+    assert_true(d.stream == 0 && d.seq == 0 && d.id == 5);
+    assert_int_equal(d.len, 3);
+    assert_memory_equal(d.payload, "abc", 3);
+    /* a CALL carries it too; HELLO/QUERY/PING ignore bit 0 (no block) */
+    r.kind = SKCI_KIND_CALL;
+    assert_int_equal(skci_wire_req_hdr_size(&r), h);
+    r.kind = SKCI_KIND_PING;
+    r.target.type = SKCI_TARGET_NONE;
+    r.target.name_len = 0;
+    r.len = 0;
+    assert_int_equal(skci_wire_req_hdr_size(&r), SKCI_REQ_FIXED);
+    skci_wire_req_put_hdr(buf, &r);
+    assert_int_equal(
+        skci_wire_req_decode(&d, buf, SKCI_REQ_FIXED, err, sizeof(err)), 0);
+    assert_int_equal(d.flags, SKCI_FLAG_ORDER);
+    assert_true(d.stream == 0);
+    assert_false(skci_wire_req_has_order(SKCI_KIND_QUERY, SKCI_FLAG_ORDER));
+    assert_false(skci_wire_req_has_order(SKCI_KIND_HELLO, SKCI_FLAG_ORDER));
+    assert_true(skci_wire_req_has_order(SKCI_KIND_SEND, SKCI_FLAG_ORDER));
+    assert_false(skci_wire_req_has_order(SKCI_KIND_CALL, 0));
 }
 
 static void
@@ -305,6 +409,7 @@ main(void)
         cmocka_unit_test(test_req_bad),
         cmocka_unit_test(test_reply),
         cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_req_order),
         cmocka_unit_test(test_targets),
         cmocka_unit_test(test_idmap),
         cmocka_unit_test(test_heap),
