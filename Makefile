@@ -6,7 +6,8 @@ PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan demo demo-c bench fuzz soak \
+.PHONY: all deps build test test-fast test-asan demo demo-c demo-failover \
+        bench fuzz soak \
         install clean
 
 all: build
@@ -50,6 +51,12 @@ demo: build
 
 demo-c: build
 	@sh examples/c/run_demo.sh $(BUILD)
+
+# The seed's failover scenario: gate, db_main and db_backup on loopback;
+# db_main is killed with kill -9 and restarted while the gate calls the
+# group db = { "db_main", "db_backup" }.
+demo-failover: build
+	@sh examples/lua/failover/run_demo.sh $(BUILD)
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); \
