@@ -1,7 +1,10 @@
-/* skc -- the command-line launcher: runs a skynet-style config on skc.
+/* skc -- the command line: runs a skynet-style config on skc, and pokes
+ * at a running cluster.
  *
  *   skc run CONFIG      start the config's `start` service (see docs/LUA.md)
  *   skc CONFIG          the same, as `skynet CONFIG` is invoked
+ *   skc ping|call|send|query|map ...
+ *                       the cluster verbs (cli.c, docs/OPERATIONS.md)
  *   skc version         print the library version of the Lua module
  *   skc script FILE ... run a Lua script with the same paths (the way the
  *                       tests run under AddressSanitizer, where the stock
@@ -12,6 +15,8 @@
  * the install prefix relative to the binary), and hands over to the Lua
  * bootstrap `skc.launcher`.
  */
+#include "cli.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -38,9 +43,13 @@ usage(FILE *f)
     fprintf(f,
         "usage: skc run CONFIG   start the `start` service of a skynet-style "
         "config\n"
-        "       skc CONFIG       the same\n"
+        "       skc CONFIG       the same\n");
+    cli_usage(f);
+    fprintf(f,
         "       skc version      print the version\n"
-        "       skc script FILE [ARGS]  run a Lua script with skc's paths\n");
+        "       skc script FILE [ARGS]  run a Lua script with skc's paths\n"
+        "`skc VERB --help` explains a verb; docs/OPERATIONS.md has them "
+        "all.\n");
 }
 
 /* The directory holding this executable, or "." if unknown. */
@@ -208,6 +217,9 @@ main(int argc, char **argv)
     const char *config = NULL;
     int code;
 
+    if (argc >= 2 && cli_is_verb(argv[1])) {
+        return cli_main(argc - 1, argv + 1);
+    }
     if (argc >= 3 && strcmp(argv[1], "script") == 0) {
         if ((L = new_state()) == NULL) {
             return 1;

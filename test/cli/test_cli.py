@@ -1,0 +1,390 @@
+#!/usr/bin/python3
+"""test_cli -- the `skc` command's cluster verbs (docs/OPERATIONS.md, "The
+command line") against two live nodes: a Lua node started with
+`skc run CONFIG` (svc/cli_stock.lua: @stock and @probe) on an ipc://
+address, and a C node (test/system's skc_sysnode: @echo, @whoami, @hold,
+@sink, ...) on 127.0.0.1.
+
+Every verb: success, remote error, unknown node, node marked down,
+unreachable node, timeout, JSON arguments of every kind reaching the Lua
+service intact (echoed back), non-JSON arguments as strings, usage
+errors, --raw, --help, and the exit codes.
+
+Usage: test_cli.py SKC SKC_SYSNODE.  Waits scale with SKC_SYS_SLOW (as the
+system tests'); every process started is killed by its PID at the end.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+SKC, SYSNODE = (os.path.abspath(a) for a in sys.argv[1:3])
+SLOW = float(os.environ.get("SKC_SYS_SLOW") or "1")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+failures = 0
+checks = 0
+children = []
+
+
+def check(cond, what, detail=""):
+    global failures, checks
+    checks += 1
+    if cond:
+        print("ok   %s" % what)
+    else:
+        failures += 1
+        print("FAIL %s%s" % (what, ("\n     " + detail) if detail else ""))
+
+
+def skc(*args, env=None, timeout=30):
+    """Runs skc with args; returns (exit code, stdout, stderr)."""
+    e = dict(os.environ)
+    e.pop("SKC_MAP", None)
+    if env:
+        e.update(env)
+    p = subprocess.run([SKC] + list(args), capture_output=True, env=e,
+                       timeout=timeout * SLOW, cwd=WORK)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), \
+        p.stderr.decode("utf-8", "replace")
+
+
+def expect(args, code, what, out=None, err=None, env=None):
+    """Runs skc and checks its exit code, and stdout lines / stderr text."""
+    rc, o, e = skc(*args, env=env)
+    detail = "skc %s -> %d\n     stdout: %r\n     stderr: %r" % (
+        " ".join(args), rc, o, e)
+    ok = rc == code
+    if out is not None:
+        ok = ok and o.splitlines() == out
+    if err is not None:
+        for part in ([err] if isinstance(err, str) else err):
+            ok = ok and part in e
+    check(ok, what, detail)
+    return rc, o, e
+
+
+def spawn(argv, log):
+    f = open(log, "wb")
+    p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                         stdin=subprocess.PIPE, cwd=WORK)
+    f.close()
+    children.append(p)
+    return p
+
+
+def wait_for(cond, seconds):
+    end = time.monotonic() + seconds * SLOW
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    return cond()
+
+
+def read(path):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+WORK = tempfile.mkdtemp(prefix="skc-cli-")
+MAP = os.path.join(WORK, "clustermap.lua")
+M = ["-m", MAP]
+
+
+def start_nodes():
+    """Starts the C node, then writes the map, then the Lua node."""
+    clog = os.path.join(WORK, "cnode.log")
+    spawn([SYSNODE, "--name", "cnode", "--id", "cnode-id", "127.0.0.1:0"],
+          clog)
+    line = wait_for(lambda: [l for l in read(clog).splitlines()
+                             if l.startswith("LISTENING ")], 10)
+    if not line:
+        print("C node did not start:\n" + read(clog))
+        return None
+    caddr = line[0].split()[1]
+    with open(MAP, "w") as f:
+        f.write("-- the map of test_cli\n"
+                "lnode = \"ipc://%s/lnode.ipc\"\n"
+                "cnode = \"%s\"\n"
+                "gone = false\n"
+                "closed = \"127.0.0.1:1\"   -- nothing listens on port 1\n"
+                "both = { \"closed\", \"lnode\" }\n"
+                "[\"odd name\"] = \"127.0.0.1:2\"\n"
+                % (WORK, caddr))
+    ready = os.path.join(WORK, "ready")
+    config = os.path.join(WORK, "config_lnode")
+    with open(config, "w") as f:
+        f.write('thread = 2\n'
+                'start = "cli_stock"\n'
+                'luaservice = "%s/svc/?.lua"\n'
+                'cluster = "%s"\n'
+                'readyfile = "%s"\n'
+                'node_name = "lnode"\n' % (HERE, MAP, ready))
+    llog = os.path.join(WORK, "lnode.log")
+    spawn([SKC, "run", config], llog)
+    if not wait_for(lambda: os.path.exists(ready), 10):
+        print("Lua node did not start:\n" + read(llog))
+        return None
+    return caddr
+
+
+def test_ping(caddr):
+    rc, o, e = expect(["ping"] + M + ["lnode"], 0, "ping the Lua node")
+    check("name: lnode" in o and "address: ipc://" in o and "rtt_ms: " in o,
+          "ping prints name, address and rtt", o)
+    rc, o, e = expect(["ping"] + M + ["cnode"], 0, "ping the C node")
+    check("address: %s" % caddr in o, "ping prints the C node's address", o)
+    rc, o, e = expect(["ping", caddr], 0, "ping an address, no map")
+    check("name: %s" % caddr in o, "ping by address names it", o)
+    rc, o, e = expect(["ping"] + M + ["both"], 0, "ping a group")
+    check('group: {"closed","lnode"}' in o and "state: group" in o,
+          "ping a group prints its members and state", o)
+    expect(["ping"] + M + ["nowhere"], 3, "ping an unknown node: 3",
+           err=["unknown node", "nowhere"])
+    expect(["ping"] + M + ["gone"], 3, "ping a node marked down: 3",
+           err="ENODEDOWN")
+    expect(["ping"] + M + ["closed"], 3, "ping an unreachable node: 3",
+           err=["EUNREACHABLE", "127.0.0.1:1"])
+    expect(["ping", "lnode"], 0, "the map from $SKC_MAP",
+           env={"SKC_MAP": MAP})
+    # ./clustermap.lua (WORK is the working directory)
+    expect(["ping", "cnode"], 0, "the map from ./clustermap.lua")
+
+
+def test_call_lua():
+    expect(["call"] + M + ["lnode", "@stock", "ADD", "apple", "5"], 0,
+           "call ADD apple 5", out=["5"])
+    expect(["call"] + M + ["lnode", "@stock", "ADD", "apple", "2"], 0,
+           "5 arrived as a number", out=["7"])
+    expect(["call"] + M + ["lnode", "@stock", "GET", "plum"], 1,
+           "remote error: 1, with its text",
+           err=["remote handler failed", "no such item plum"])
+    expect(["call"] + M + ["lnode", "@nothing", "x"], 1,
+           "no such service: 1", err="ENOSERVICE")
+    # every JSON kind, echoed back intact by a Lua service
+    args = ["5", "-7", "0", '"5"', "1.5", "-0.25", "1e3", "2.5E-3", "true",
+            "false", "null", "[1,2]", "[]", '{"a":1}',
+            '{"k":[1,{"x":"y"}],"n":null}', '[[["deep"]]]',
+            '"a\\"b\\\\c\\n\\t\\u00e9\\ud83d\\ude00/"',
+            "9223372036854775807", "-9223372036854775808"]
+    want = ["5", "-7", "0", '"5"', "1.5", "-0.25", "1000.0", "0.0025",
+            "true", "false", "null", "[1,2]", "[]", '{"a":1}',
+            '{"k":[1,{"x":"y"}]}', '[[["deep"]]]', '"a\\"b\\\\c\\n\\t\u00e9\U0001F600/"',
+            "9223372036854775807", "-9223372036854775808"]
+    rc, o, e = expect(["call"] + M + ["lnode", "@probe", "echo"] + args, 0,
+                      "JSON arguments of every kind")
+    # (a Lua table cannot hold nil: "n":null is gone, docs/OPERATIONS.md)
+    lines = o.splitlines()
+    check(len(lines) == len(want), "one line per value", o)
+    for a, w, got in zip(args, want, lines):
+        check(got == w, "echo %s" % a, "got %r, want %r" % (got, w))
+    rc, o, e = expect(["call"] + M + ["lnode", "@probe", "types", "5", '"5"',
+                       "apple", "1.5", "[1]", "{bad", "tru", "01", "1.",
+                       "'x'", "", "nul"], 0, "types as the service sees them")
+    check(o.splitlines() == ['"integer"', '"string"', '"string"', '"float"',
+                             '"table"', '"string"', '"string"', '"string"',
+                             '"string"', '"string"', '"string"', '"string"'],
+          "non-JSON arguments arrive as strings", o)
+    expect(["call"] + M + ["lnode", "@probe", "echo", "{bad", "01", "",
+                           "caf\u00e9"], 0,
+           "non-JSON arguments come back byte for byte",
+           out=['"{bad"', '"01"', '""', '"caf\u00e9"'])
+    expect(["call"] + M + ["lnode", "@probe", "count", "null", "null"], 0,
+           "null arguments are counted", out=["2"])
+    expect(["call"] + M + ["lnode", "@probe", "echo"], 0,
+           "no arguments, no reply values", out=[])
+    expect(["call", "--raw"] + M + ["lnode", "@probe", "echo", "1", "x"], 0,
+           "--raw prints MessagePack in hex", out=["01a178"])
+    expect(["call"] + M + ["lnode", "@probe", "echo", "-5"], 0,
+           "an argument starting with - is an argument", out=["-5"])
+    expect(["call"] + M + ["--", "lnode", "@probe", "echo", "x"], 0,
+           "-- ends the options", out=['"x"'])
+    expect(["call", "-t", str(int(300 * SLOW))] + M +
+           ["lnode", "@probe", "sleep", "300"], 3, "timeout: 3",
+           err="ETIMEDOUT")
+    expect(["call"] + M + ["nowhere", "@probe"], 3, "call unknown node: 3",
+           err="ENONODE")
+    expect(["call"] + M + ["gone", "@probe"], 3, "call node down: 3")
+    expect(["call"] + M + ["closed", "@probe"], 3, "call unreachable: 3",
+           err="EUNREACHABLE")
+    expect(["call"] + M + ["both", "@stock", "GET", "apple"], 0,
+           "call a group: its member that is up", out=["7"])
+
+
+def test_call_c():
+    expect(["call"] + M + ["cnode", "@echo", "ADD", "apple", "5", '{"a":[1]}'],
+           0, "call the C node", out=['"ADD"', '"apple"', "5", '{"a":[1]}'])
+    # C keeps what Lua cannot: null in an object, uint64, empty object
+    args = ['{"n":null,"k":[null]}', "18446744073709551615", "{}",
+            "-1.5e-300", '"\\u0000"']
+    expect(["call"] + M + ["cnode", "@echo"] + args, 0,
+           "JSON kinds through the C node",
+           out=['{"n":null,"k":[null]}', "18446744073709551615", "{}",
+                "-1.5e-300", '"\\u0000"'])
+    # @whoami answers raw bytes, not MessagePack: "cnode-id" happens to be
+    # positive fixints; --raw shows the bytes
+    expect(["call", "--raw"] + M + ["cnode", "@whoami"], 0,
+           "--raw on a C reply", out=["cnode-id".encode().hex()])
+    # a reply that is not MessagePack at all: \xc1 is never used
+    rc, o, e = expect(["call"] + M + ["cnode", "@echo", "x"], 0,
+                      "C echo of a string", out=['"x"'])
+    expect(["call"] + M + ["cnode", "@block", "10"], 1,
+           "C service that does not reply: 1", err="ENOREPLY")
+    expect(["call"] + M + ["cnode", "@nope"], 1, "C: no such service: 1",
+           err="ENOSERVICE")
+    expect(["call", "-t", str(int(300 * SLOW))] + M + ["cnode", "@hold"], 3,
+           "C: a held call times out: 3", err="ETIMEDOUT")
+
+
+def test_send():
+    expect(["send"] + M + ["lnode", "@probe", "note", "a", "1", "[true]"], 0,
+           "send to the Lua node", out=[])
+    got = wait_for(lambda: skc("call", "-m", MAP, "lnode", "@probe",
+                               "notes")[1].strip() == '[["a",1,[true]]]', 5)
+    check(got, "the send arrived with its arguments",
+          skc("call", "-m", MAP, "lnode", "@probe", "notes")[1])
+    expect(["send"] + M + ["cnode", "@sink", "x"], 0, "send to the C node")
+    got = wait_for(lambda: "sends=1 " in bytes(
+        int(v) for v in skc("call", "-m", MAP, "cnode", "@sink")[1].split()
+        if v.isdigit()).decode("latin-1"), 5)
+    check(got, "the C node counted the send")
+    expect(["send"] + M + ["nowhere", "@probe"], 3, "send unknown node: 3",
+           err="ENONODE")
+    expect(["send"] + M + ["gone", "@probe"], 3, "send node down: 3",
+           err="ENODEDOWN")
+    expect(["send"] + M + ["closed", "@probe"], 3, "send unreachable: 3",
+           err="EUNREACHABLE")
+
+
+def test_query():
+    rc, o, e = expect(["query"] + M + ["lnode", "stock"], 0, "query @stock")
+    h = o.strip()
+    check(len(h) == 9 and h[0] == ":", "query prints :handle", o)
+    expect(["call"] + M + ["lnode", h, "GET", "apple"], 0,
+           "call by the queried handle", out=["7"])
+    expect(["query"] + M + ["lnode", "@nothing"], 1, "query unknown name: 1",
+           err="ENOSERVICE")
+    expect(["query"] + M + ["cnode", "@echo"], 0, "query the C node")
+    expect(["query"] + M + ["nowhere", "x"], 3, "query unknown node: 3")
+    expect(["query"] + M + ["closed", "x"], 3, "query unreachable: 3")
+
+
+def test_map(caddr):
+    expect(["map"] + M, 0, "map prints every entry", out=[
+        'lnode = "ipc://%s/lnode.ipc"' % WORK,
+        'cnode = "%s"' % caddr,
+        "gone = false",
+        'closed = "tcp://127.0.0.1:1"',
+        'both = {"closed","lnode"}',
+        '["odd name"] = "tcp://127.0.0.1:2"'])
+    other = os.path.join(WORK, "return_form.lua")
+    with open(other, "w") as f:
+        f.write("--[[ a long\n comment = 1 ]]\n"
+                "return {\n"
+                "  a = 'x:1',  -- a = comment\n"
+                "  b = \"ipc:///tmp/b\",\n"
+                "  g = { \"a\", \"b\", policy = \"random\" },\n"
+                "  __nowaiting = true,\n"
+                "}\n")
+    rc, o, e = expect(["map", "-m", other], 0, "map in the return form",
+                      out=['a = "tcp://x:1"', 'b = "ipc:///tmp/b"',
+                           'g = {"a","b",policy="random"}',
+                           "__nowaiting = true"])
+    # what map prints loads again to the same map
+    again = os.path.join(WORK, "again.lua")
+    with open(again, "w") as f:
+        f.write(o)
+    expect(["map", "-m", again], 0, "map's output is a map",
+           out=o.splitlines())
+    bad = os.path.join(WORK, "bad.lua")
+    with open(bad, "w") as f:
+        f.write('a = "x:1"\nb = = 2\n')
+    expect(["map", "-m", bad], 2, "a malformed map: 2 with file:line",
+           err="bad.lua:2")
+    expect(["map", "-m", os.path.join(WORK, "absent.lua")], 2,
+           "a missing map: 2")
+    expect(["call", "-m", bad, "lnode", "@probe"], 2,
+           "a malformed map stops a call: 2", err="bad.lua:2")
+    expect(["map"], 0, "map from ./clustermap.lua")
+    emptydir = os.path.join(WORK, "empty")
+    os.mkdir(emptydir)
+    p = subprocess.run([SKC, "ping", "lnode"], capture_output=True,
+                       cwd=emptydir, env={k: v for k, v in os.environ.items()
+                                          if k != "SKC_MAP"})
+    check(p.returncode == 2 and b"no cluster map" in p.stderr,
+          "no map anywhere: 2", repr(p))
+
+
+def test_usage():
+    rc, o, e = expect(["--help"], 0, "skc --help")
+    for v in ("ping", "call", "send", "query", "map", "run"):
+        check("skc %s" % v in o, "skc --help lists %s" % v, o)
+    for v in ("ping", "call", "send", "query", "map"):
+        rc, o, e = expect([v, "--help"], 0, "skc %s --help" % v)
+        check(o.startswith("usage: skc %s" % v) and "Exit codes" in o,
+              "skc %s --help explains it" % v, o)
+    expect(["call"], 2, "call without arguments: 2", err="usage: skc call")
+    expect(["call"] + M + ["lnode"], 2, "call without a target: 2")
+    expect(["ping"] + M, 2, "ping without a node: 2")
+    expect(["ping"] + M + ["a", "b"], 2, "ping with two nodes: 2")
+    expect(["query"] + M + ["lnode"], 2, "query without a name: 2")
+    expect(["map"] + M + ["extra"], 2, "map with an argument: 2")
+    expect(["call", "-q"] + M + ["lnode", "@probe"], 2, "unknown option: 2",
+           err="unknown option '-q'")
+    expect(["ping", "--raw"] + M + ["lnode"], 2, "--raw is call's only: 2")
+    expect(["call", "-t", "abc"] + M + ["lnode", "@probe"], 2,
+           "a bad deadline: 2", err="-t needs a deadline")
+    expect(["call", "-t", "0"] + M + ["lnode", "@probe"], 2,
+           "a zero deadline: 2")
+    expect(["call", "-m"], 2, "-m without a file: 2")
+    expect(["call"] + M + ["lnode", "probe"], 2, "a target without @: 2",
+           err="EINVAL")
+    expect(["call"] + M + ["lnode", "@probe", "echo", "[" * 65 + "]" * 65],
+           2, "JSON nested too deep: 2", err="deeper than 64")
+    expect(["call"] + M + ["lnode", "@probe", "echo", "[" * 30 + "]" * 30],
+           0, "JSON nested 30 deep is fine", out=["[" * 30 + "]" * 30])
+    expect(["call", "--timeout=2000", "--map=" + MAP, "lnode", "@probe",
+            "echo", "1"], 0, "long options with =", out=["1"])
+    expect(["call", "-t2000", "-m" + MAP, "lnode", "@probe", "echo", "1"], 0,
+           "short options attached", out=["1"])
+
+
+def main():
+    caddr = None
+    try:
+        caddr = start_nodes()
+        if caddr is None:
+            return 1
+        test_usage()
+        test_ping(caddr)
+        test_call_lua()
+        test_call_c()
+        test_send()
+        test_query()
+        test_map(caddr)
+    finally:
+        for p in children:
+            if p.poll() is None:
+                p.kill()
+        for p in children:
+            try:
+                p.wait(timeout=10 * SLOW)
+            except subprocess.TimeoutExpired:
+                print("FAIL process %d did not end" % p.pid)
+        if failures == 0:
+            shutil.rmtree(WORK, ignore_errors=True)
+        else:
+            print("logs kept in " + WORK)
+    print("%d checks, %d failed" % (checks, failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
