@@ -9,17 +9,7 @@
 #   usage: run_demo.sh [BUILD_DIR]     (default: build, relative to the cwd)
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-build}
-case $build in
-/*) ;;
-*) build="$PWD/$build" ;;
-esac
-skc="$build/bin/skc"
-if [ ! -x "$skc" ]; then
-    echo "run_demo: $skc not found: build first (cmake --build $build)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/../demo_skc.sh"   # sets here, skc
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/skc-failover.XXXXXX")
 main=
