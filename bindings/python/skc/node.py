@@ -659,7 +659,8 @@ class Node(object):
 
     def map_set_group(self, name, members, policy=None):
         """Makes name a group of the node names members (policy None =
-        "failover", "roundrobin" or "random").  skc.InvalidArgument for
+        "failover", "roundrobin" or "random").  Raises skc.Error
+        (skc.InvalidArgument or skc.MapSyntaxError, with the reason) for
         no members, a repeated one, a member that is a group, an unknown
         policy."""
         members = [_bytes(m, "member") for m in members]
