@@ -452,7 +452,14 @@ SKC_API int skc_node_call_async_ex(skc_node *node, const char *peer,
  * SKC_ENODEDOWN, SKC_ENONODE (only with __nowaiting), SKC_ETOOBIG,
  * SKC_EINVAL, SKC_ELIMIT; a message that cannot be delivered later is
  * dropped with a log line.  Sends from one node to one peer are handled
- * in the order sent; a send and a later call may overtake each other. */
+ * in the order sent, and a call to that peer started after this returned
+ * (skc_node_call, skc_node_call_async) is put in its service's mailbox
+ * after this send, so a call to the same service sees the send's effect
+ * (skynet's order).  A send lost with its connection holds that call at
+ * most 500 ms (a quarter of its deadline if shorter); the peer then runs
+ * it and logs a WARN line.  A peer running an older skc (no order
+ * feature in its HELLO reply) may handle the call first.  See
+ * docs/PROTOCOL.md, "Order of sends and calls". */
 SKC_API int skc_node_send(skc_node *node, const char *peer, const char *target,
     const void *data, size_t len);
 
