@@ -228,6 +228,10 @@ def test_call_c():
            "JSON kinds through the C node",
            out=['{"n":null,"k":[null]}', "18446744073709551615", "{}",
                 "-1.5e-300", '"\\u0000"'])
+    # not JSON, so sent as typed: a lone surrogate, a raw control byte
+    expect(["call"] + M + ["cnode", "@echo", '"\\ud800"', '"a\tb"'], 0,
+           "invalid JSON strings are strings",
+           out=['"\\"\\\\ud800\\""', '"\\"a\\tb\\""'])
     # @whoami answers raw bytes, not MessagePack: "cnode-id" happens to be
     # positive fixints; --raw shows the bytes
     expect(["call", "--raw"] + M + ["cnode", "@whoami"], 0,
