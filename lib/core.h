@@ -338,6 +338,7 @@ struct skc_node {
     uint32_t max_serving;
     uint32_t max_conns;
     int32_t send_port; /* skc_node_opts.send_port */
+    int32_t log_burst; /* lines of one kind per window; < 0 = no limit */
     skc_log_fn log;
     void *log_arg;
     int log_level;

@@ -5,6 +5,7 @@
  * unknown codes into a shared buffer).
  */
 #include "error.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -72,10 +73,15 @@ skc_last_error(void)
     return error_detail;
 }
 
+/* Details name peers, targets and texts that come from the network:
+ * they are stored cleaned (util.h), so no detail can carry a control
+ * character or a broken UTF-8 sequence to a log or a terminal. */
 int
 skci_verror(int rc, const char *fmt, va_list ap)
 {
-    vsnprintf(error_detail, sizeof(error_detail), fmt, ap);
+    char raw[sizeof(error_detail)];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    skci_text_clean(error_detail, sizeof(error_detail), raw);
     return rc;
 }
 
@@ -97,7 +103,7 @@ skci_error_set_text(const char *text)
     }
     /* Texts may alias error_detail itself (a callback re-setting it). */
     if (text != error_detail) {
-        snprintf(error_detail, sizeof(error_detail), "%s", text);
+        skci_text_clean(error_detail, sizeof(error_detail), text);
     }
 }
 

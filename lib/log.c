@@ -4,6 +4,12 @@
  * A line logged under call_lock is queued on the node and delivered by
  * skci_call_unlock once the lock is released, so a log callback may call
  * back into skc (its own node included) without deadlocking.
+ *
+ * Lines cannot be forged or flooded from outside: every line is cleaned
+ * (control characters and broken UTF-8 become \xNN, so a peer's name or
+ * text cannot start a line of its own or drive a terminal), and each kind
+ * of line (its format) is limited to log_burst lines per LOG_WINDOW_MS;
+ * the next line of that kind let through says how many were suppressed.
  */
 #include "core.h"
 
@@ -11,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define LOG_WINDOW_MS 10000
 
 struct skci_logline {
     struct skci_logline *next;
@@ -52,32 +60,73 @@ skci_log_fini(skc_node *n)
     pthread_mutex_destroy(&n->logq.lock);
 }
 
+/* Counts a line of kind fmt: 1 to let it through (with *suppressed, the
+ * lines of its kind dropped since the last one let through), 0 to drop.
+ * Kinds share one of SKCI_LOG_KINDS slots by the format's address. */
+static int
+log_admit(skc_node *n, const char *fmt, long *suppressed)
+{
+    if (n->log_burst < 0) {
+        *suppressed = 0;
+        return 1;
+    }
+    size_t slot = ((uintptr_t)fmt >> 3) % SKCI_LOG_KINDS;
+    int64_t now = skci_now_ms();
+    pthread_mutex_lock(&n->logq.lock);
+    skci_logkind *k = &n->logq.kinds[slot];
+    if (k->fmt != fmt || now - k->since >= LOG_WINDOW_MS) {
+        if (k->fmt != fmt) {
+            k->dropped = 0;
+        }
+        k->fmt = fmt;
+        k->since = now;
+        k->count = 0;
+    }
+    int ok = k->count < n->log_burst;
+    if (ok) {
+        k->count++;
+        *suppressed = k->dropped;
+        k->dropped = 0;
+    } else {
+        k->dropped++;
+    }
+    pthread_mutex_unlock(&n->logq.lock);
+    return ok;
+}
+
 void
 skci_node_log(skc_node *n, int level, const char *fmt, ...)
 {
     if (n->log == NULL || level > n->log_level) {
         return;
     }
-    char buf[1200];
+    long suppressed = 0;
+    if (!log_admit(n, fmt, &suppressed)) {
+        return;
+    }
+    char raw[1200], buf[1300];
     va_list ap;
     va_start(ap, fmt);
-    int len = vsnprintf(buf, sizeof(buf), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    skci_text_clean(buf, 1200, raw);
+    size_t tl = strlen(buf);
+    if (suppressed > 0) {
+        snprintf(buf + tl, sizeof(buf) - tl,
+            " [%ld more like this suppressed]", suppressed);
+        tl = strlen(buf);
+    }
     if (!skci_call_lock_held(n)) {
         n->log(level, n->name, buf, n->log_arg);
         return;
     }
-    size_t tl = len < 0             ? 0
-        : (size_t)len < sizeof(buf) ? (size_t)len
-                                    : sizeof(buf) - 1;
     skci_logline *l = malloc(sizeof(*l) + tl + 1);
     if (l == NULL) {
         return; /* no memory: the line is lost, nothing else is */
     }
     l->next = NULL;
     l->level = level;
-    memcpy(l->text, buf, tl);
-    l->text[tl] = '\0';
+    memcpy(l->text, buf, tl + 1);
     pthread_mutex_lock(&n->logq.lock);
     if (n->logq.tail != NULL) {
         n->logq.tail->next = l;

@@ -15,6 +15,7 @@
 #define DEFAULT_MAX_INFLIGHT 65536
 #define DEFAULT_MAX_SERVING 1024
 #define DEFAULT_MAX_CONNS 1024
+#define DEFAULT_LOG_BURST 20
 #define DEFAULT_HEARTBEAT_MS 1000
 #define DEFAULT_HEARTBEAT_MISSES 3
 
@@ -97,6 +98,10 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         return skci_error(SKC_EINVAL,
             "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
     }
+    if (o.log_burst < -1) {
+        return skci_error(SKC_EINVAL,
+            "log_burst must be -1 (no limit), 0 (default) or more");
+    }
     if (o.send_port < -1 || o.send_port > 65535) {
         return skci_error(SKC_EINVAL,
             "send_port must be 0 (the call port + 1), -1 (any free port) or 1..65535");
@@ -126,6 +131,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->max_serving = o.max_serving ? o.max_serving : DEFAULT_MAX_SERVING;
     n->max_conns = o.max_conns ? o.max_conns : DEFAULT_MAX_CONNS;
     n->send_port = o.send_port;
+    n->log_burst = o.log_burst == 0 ? DEFAULT_LOG_BURST : o.log_burst;
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;

@@ -96,16 +96,16 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     if (c->kind == SKCI_KIND_PING) {
         c->end_us = skci_now_us();
     }
-    if (status != 0 && c->group != NULL) {
-        char *d = NULL;
+    if (status != 0) {
+        /* Cleaned: a detail may quote text from the network (util.h). */
         const char *t = detail ? detail : skc_strerror(status);
-        size_t l = strlen(c->group->name) + strlen(t) + 16;
-        if ((d = malloc(l)) != NULL) {
+        char *d = NULL;
+        size_t l = strlen(t) + (c->group ? strlen(c->group->name) : 0) + 16;
+        if (c->group != NULL && (d = malloc(l)) != NULL) {
             snprintf(d, l, "group '%s': %s", c->group->name, t);
         }
-        c->detail = d;
-    } else if (status != 0) {
-        c->detail = skci_strdup(detail ? detail : skc_strerror(status));
+        c->detail = skci_text_clean_dup(d != NULL ? d : t);
+        free(d);
     }
     switch (c->mode) {
     case SKCI_MODE_SYNC:

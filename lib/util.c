@@ -3,6 +3,7 @@
 
 #include "skc/skc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -467,4 +468,75 @@ skci_strmap_each(
             fn(e->key, e->val, arg);
         }
     }
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid:
+ * no overlongs, no surrogates, nothing above U+10FFFF. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    unsigned cp = c & (0xff >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    /* C1 controls (U+0080..U+009F) act on terminals as ESC sequences do. */
+    return cp >= 0x80 && cp <= 0x9f ? 0 : len;
+}
+
+char *
+skci_text_clean(char *dst, size_t size, const char *src)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t n = strlen(src), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = s[i] < 0x20 || s[i] == 0x7f ? 0 : utf8_len(s + i, n - i);
+        if (l == 0) {
+            if (o + 4 >= size) {
+                break;
+            }
+            snprintf(dst + o, size - o, "\\x%02x", s[i]);
+            o += 4;
+            i++;
+            continue;
+        }
+        if (o + l >= size) {
+            break;
+        }
+        memcpy(dst + o, s + i, l);
+        o += l;
+        i += l;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+char *
+skci_text_clean_dup(const char *src)
+{
+    size_t size = strlen(src) * 4 + 1;
+    char *d = malloc(size);
+    return d != NULL ? skci_text_clean(d, size, src) : NULL;
 }

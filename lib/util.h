@@ -20,6 +20,13 @@ void skci_cond_wait_until(
 
 /* malloc'd copy of s (NULL if s is NULL or out of memory). */
 char *skci_strdup(const char *s);
+/* Copies NUL-terminated src into dst (size > 0) so that it is safe to
+ * print on one line: control characters (C0, DEL, C1) and bytes that are
+ * not valid UTF-8 become \xNN; valid UTF-8 passes.  Truncates at a
+ * character boundary; returns dst. */
+char *skci_text_clean(char *dst, size_t size, const char *src);
+/* The same into a malloc'd copy (NULL without memory). */
+char *skci_text_clean_dup(const char *src);
 
 /* Memory handed to users, released with skc_free().  Each block carries
  * 16 bytes in front of the pointer: a magic word and, for reply buffers

@@ -167,11 +167,15 @@ typedef struct skc_node_opts {
                                  addresses): 0 = the call port + 1, or any
                                  free port when the call port is 0;
                                  -1 = any free port; else this port */
+    int32_t log_burst;        /* lines of one kind logged per 10 s: 20;
+                                 the rest are counted and the count is
+                                 logged; -1 = no limit */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
-        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0 \
+        sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
+            0, 0                                                              \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at

@@ -82,6 +82,7 @@ main(void)
     FIELD(skc_node_opts, heartbeat_ms);
     FIELD(skc_node_opts, heartbeat_misses);
     FIELD(skc_node_opts, send_port);
+    FIELD(skc_node_opts, log_burst);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

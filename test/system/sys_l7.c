@@ -38,17 +38,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_int lost; /* the client's "connection ... lost" log lines */
+static atomic_int lost; /* the client's monitor reports of the server down */
 
 static void
 client_log(int level, const char *node, const char *text, void *arg)
 {
     (void)arg;
-    if (strstr(text, "lost; reconnecting") != NULL) {
-        atomic_fetch_add(&lost, 1);
+    if (strstr(text, "lost; reconnecting") != NULL ||
+        strstr(text, "is down (reset") != NULL) {
         return; /* one a round: expected */
     }
     skc_log_stderr(level, node, text, NULL);
+}
+
+/* The client noticed the server was gone (a monitor report). */
+static void
+client_monitor(void *arg, const char *peer, int up, const char *reason,
+    const char *addr)
+{
+    (void)arg, (void)peer, (void)reason, (void)addr;
+    if (!up) {
+        atomic_fetch_add(&lost, 1);
+    }
 }
 
 static void
@@ -105,6 +116,7 @@ main(int argc, char **argv)
     skc_node *cli = NULL;
     CHECK(skc_node_create(&cli, &o) == SKC_OK, "client create: %s",
         skc_last_error());
+    CHECK(skc_node_monitor(cli, client_monitor, NULL) == SKC_OK, "monitor");
 
     int port = 0, fd_base = -1;
     int64_t t0 = sys_now_ms(), call_max = 0, notice_max = 0, call_sum = 0;

@@ -5,6 +5,8 @@
  *     --id TAG            what @whoami answers (default: the name)
  *     --max-serving N, --max-conns N, --max-msg N, --workers N
  *     --log-level N       1 error .. 4 debug (default 3); log -> stderr
+ *     --log-burst N       lines of one kind per 10 s (default: no limit;
+ *                         0 = the library default, 20)
  *     --runlog FILE       @slow appends "RUN <tag>" here before it works
  *
  * Prints "LISTENING <url>" once it serves, then runs until SIGTERM/SIGINT
@@ -261,6 +263,9 @@ main(int argc, char **argv)
     o.name = "sys";
     o.log = skc_log_stderr;
     o.log_level = SKC_LOG_INFO;
+    /* Tests count this node's log lines (bad frames, refusals): every line
+     * is logged unless --log-burst N sets a limit (0: the default). */
+    o.log_burst = -1;
     int i, spin = 0;
     for (i = 1; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -276,6 +281,8 @@ main(int argc, char **argv)
             o.max_msg_size = (uint32_t)strtoul(v, NULL, 10);
         } else if (strcmp(k, "--workers") == 0) {
             o.workers = atoi(v);
+        } else if (strcmp(k, "--log-burst") == 0) {
+            o.log_burst = atoi(v);
         } else if (strcmp(k, "--log-level") == 0) {
             o.log_level = atoi(v);
         } else if (strcmp(k, "--runlog") == 0) {

@@ -66,6 +66,7 @@ class NodeOpts(ctypes.Structure):
         ("heartbeat_ms", c_int32),      # since 0.3.0
         ("heartbeat_misses", c_int32),
         ("send_port", c_int32),
+        ("log_burst", c_int32),
     ]
 
 
@@ -93,6 +94,7 @@ QUERY_FN = ctypes.CFUNCTYPE(None, c_int, c_uint32, c_char_p, c_void_p)
 MONITOR_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_char_p,
                               c_char_p)
 PING_FN = ctypes.CFUNCTYPE(None, c_int, ctypes.c_int64, c_char_p, c_void_p)
+MAP_RELOAD_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 
 
 def _candidates():
@@ -208,6 +210,8 @@ _decl("skc_node_map_set", c_int, [c_void_p, c_char_p, c_char_p], True)
 _decl("skc_node_map_update", c_int,
       [c_void_p, P(c_char_p), P(c_char_p), c_size_t], True)
 _decl("skc_node_map_get", c_int, [c_void_p, P(c_void_p), c_char_p], True)
+_decl("skc_node_map_watch", c_int, [c_void_p, c_int, MAP_RELOAD_FN, c_void_p],
+      True)
 _decl("skc_node_map_set_group", c_int,
       [c_void_p, c_char_p, P(c_char_p), c_size_t, c_char_p], True)
 
