@@ -699,10 +699,23 @@ skci_server_listen(
         rc = cand == NULL
             ? skci_error(SKC_ENOMEM, "pull url")
             : server_start_listener(s, s->pull, cand, &s->pull_url);
-        if (rc == SKC_EEXIST) {
+        if (rc == SKC_EEXIST && send_port == 0) {
+            /* The default (port + 1) is taken: any free port rather than
+             * no node; the HELLO announces it. */
+            char *any = server_pull_candidate(-1, url, b);
+            rc = any == NULL
+                ? skci_error(SKC_ENOMEM, "pull url")
+                : server_start_listener(s, s->pull, any, &s->pull_url);
+            if (rc == 0) {
+                server_log(s, SKC_LOG_WARN,
+                    "send port: %s (the call port + 1) is in use; listening for sends on %s instead (set the send_port option to fix it)",
+                    cand, s->pull_url);
+            }
+            free(any);
+        } else if (rc == SKC_EEXIST) {
             rc = skci_error(SKC_EEXIST,
-                "the send port of %s, %s, is in use (the call port + 1 by default; set the send_port option)",
-                b, cand);
+                "the send port of %s, %s, is in use (the send_port option)", b,
+                cand);
         }
         free(cand);
         if (rc != 0) {

@@ -207,12 +207,14 @@ SKC_API const char *skc_node_name(const skc_node *node);
  * services).  If out_addr is not NULL, *out_addr receives the bound address
  * as a URL (release with skc_free).
  * The first call also opens the send listener (one-way messages): on a
- * TCP-like address, the call port + 1 since 0.3.0 (a free port when the
- * call port is 0; see skc_node_opts.send_port), so a firewall opens exactly
- * two ports; on ipc:// and inproc://, the address + ".send".
+ * TCP-like address, the call port + 1 since 0.3.0, so a firewall opens
+ * exactly two ports (a free port instead when the call port is 0, when the
+ * map gives port + 1 to another node, or, with a WARN line, when port + 1
+ * is in use; skc_node_opts.send_port fixes it); on ipc:// and inproc://,
+ * the address + ".send".
  * Returns SKC_OK, SKC_EINVAL, SKC_ENONODE / SKC_ENODEDOWN (name not usable),
- * SKC_EEXIST (address or send port in use; nothing is left open),
- * SKC_ETRANSPORT, SKC_ECLOSED. */
+ * SKC_EEXIST (address in use, or the send_port option's port; nothing is
+ * left open), SKC_ETRANSPORT, SKC_ECLOSED. */
 SKC_API int skc_node_open(skc_node *node, char **out_addr, const char *where);
 
 /* Stops every listener opened by skc_node_open().  Requests already being

@@ -14,7 +14,9 @@
  * the reason; calls fail by their deadline (SKC_ETIMEDOUT, SKC_ECONNLOST
  * when the heartbeat verdict ends them, SKC_EUNREACHABLE while redialling)
  * with the node named in the detail; after healing, calls succeed again
- * with no action by the caller, and the monitor reports the peer up.  If namespaces cannot be made (not root, no veth),
+ * with no action by the caller, and the monitor reports the peer up.  A
+ * group g = { "far", "backup" } (backup runs in A) fails over to backup
+ * once far is declared down, and returns to far after healing.  If namespaces cannot be made (not root, no veth),
  * the test prints "SKIPPED: ..." and exits 77, which ctest shows as
  * skipped -- never as passed.  The namespaces are deleted on every exit
  * path (and stale ones from killed runs are removed at start).
@@ -157,6 +159,24 @@ sink_wait(skc_node *cli, long want, int ms)
     return n;
 }
 
+/* Calls group g until @whoami answers `want` (bounded). */
+static void
+group_answers(skc_node *cli, const char *want, int ms, const char *how)
+{
+    int64_t until = sys_now_ms() + sys_ms(ms);
+    char out[600] = "";
+    int rc;
+    do {
+        rc = sys_call(cli, "g", "@whoami", "?", 1, 1000, out, sizeof(out));
+        if (rc == SKC_OK && strcmp(out, want) == 0) {
+            return;
+        }
+        sys_sleep_ms(50);
+    } while (sys_now_ms() < until);
+    CHECK(0, "%s: group g not answered by %s within %d ms: %s (%s)", how,
+        want, sys_ms(ms), skc_errname(rc), out);
+}
+
 static void
 expect_partitioned(skc_node *cli, const char *how)
 {
@@ -184,6 +204,7 @@ expect_partitioned(skc_node *cli, const char *how)
     skc_free(detail);
     sys_monitor_wait("far down heartbeat timeout", 2000);
     sys_monitor_clear();
+    group_answers(cli, "backup", 1000, how); /* at once: far is down */
     char out[600];
     for (int i = 0; i < 3; i++) {
         t0 = sys_now_ms();
@@ -273,6 +294,13 @@ main(int argc, char **argv)
         where, NULL };
     sys_spawn(&srv, "far", sargv, sys_path("far.log"), 1);
     sys_expect(&srv, "LISTENING", url, sizeof(url), sys_ms(10000));
+    /* the group's second member, on A's side of the partition */
+    static sys_proc bak;
+    char burl[512];
+    char *bargv[] = { "ip", "netns", "exec", ns_a, argv[1], "--name",
+        "backup", "127.0.0.1:0", NULL };
+    sys_spawn(&bak, "backup", bargv, sys_path("backup.log"), 1);
+    sys_expect(&bak, "LISTENING", burl, sizeof(burl), sys_ms(10000));
 
     /* this driver moves into A before any skc/NNG thread exists, so every
      * thread the client node starts lives in A */
@@ -285,13 +313,18 @@ main(int argc, char **argv)
 
     skc_node *cli = sys_client("near", 0);
     sys_monitor_start(cli);
-    CHECK(skc_node_map_set(cli, "far", url) == SKC_OK, "map_set");
+    char map[1200];
+    snprintf(map, sizeof(map), "far = '%s'\nbackup = '%s'\n"
+        "g = { 'far', 'backup' }\n", url, burl);
+    CHECK(skc_node_map_parse(cli, map, "partition") == SKC_OK, "map: %s",
+        skc_last_error());
     char out[600];
     int rc = sys_call(cli, "far", "@echo", "hello", 5, sys_ms(5000), out,
         sizeof(out));
     CHECK(rc == SKC_OK && strcmp(out, "hello") == 0, "across the veth: %s "
         "(%s)", skc_errname(rc), out);
     sys_log("connected to %s from %s", url, ns_a);
+    group_answers(cli, "far", 5000, "before the partition");
     CHECK(skc_node_send(cli, "far", "@sink", "s", 1) == SKC_OK, "send");
     CHECK(sink_wait(cli, 1, sys_ms(3000)) == 1, "a send before the "
         "partition did not arrive");
@@ -317,6 +350,7 @@ main(int argc, char **argv)
         must(nft_del);
         rec1 = recover(cli, sys_ms(30000));
         sys_monitor_wait("far up connected", 2000);
+        group_answers(cli, "far", 3000, "nftables healed");
         sys_log("nftables partition healed: calls succeed again after %lld "
             "ms", (long long)rec1);
     } else {
@@ -332,6 +366,7 @@ main(int argc, char **argv)
     must(up);
     int64_t rec2 = recover(cli, sys_ms(30000));
     sys_monitor_wait("far up connected", 2000);
+    group_answers(cli, "far", 3000, "link healed");
     sys_log("link-down partition healed: calls succeed again after %lld ms",
         (long long)rec2);
 
@@ -344,6 +379,7 @@ main(int argc, char **argv)
         (long long)rec1, (long long)rec2, got, parted);
     CHECK(skc_node_destroy(cli) == SKC_OK, "destroy");
     sys_stop_clean(&srv, sys_ms(10000));
+    sys_stop_clean(&bak, sys_ms(10000));
     sys_log("PASS");
     return 0;
 }
