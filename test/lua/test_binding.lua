@@ -391,8 +391,10 @@ end
 -- Peer health and groups: monitor, state, ping, map_set_group ---------------------
 do
     local dir = T.tmpdir()
-    local a <close> = assert(skc.node { name = "a", heartbeat_ms = 100,
-        heartbeat_misses = 2 })
+    -- heartbeats as the defaults (1 s x 3), given explicitly: shorter ones
+    -- would declare b down whenever valgrind on a busy machine stalls it
+    local a <close> = assert(skc.node { name = "a", heartbeat_ms = 1000,
+        heartbeat_misses = 3 })
     local b = assert(skc.node { name = "b", heartbeat_ms = -1 })
     T.raises("heartbeat_ms", skc.node, { heartbeat_ms = -2 })
     T.raises("heartbeat_misses", skc.node, { heartbeat_misses = "x" })
@@ -423,16 +425,17 @@ do
         { g5 = { "b", weight = "1" } })
     T.eq(a:map_get("g4"), nil)
     local rtt
-    assert(a:ping_async("g", 2000, function(v, m) rtt = v or m end))
-    T.ok(pump({ a, b }, function() return rtt ~= nil end), "ping_async")
+    assert(a:ping_async("g", 10000, function(v, m) rtt = v or m end))
+    T.ok(pump({ a, b }, function() return rtt ~= nil end, 15000),
+        "ping_async")
     T.ok(math.type(rtt) == "integer" and rtt > 0, "rtt in us: "
         .. tostring(rtt))
     local st, detail = a:peer_state("b")
     T.eq(st, "up") T.has(detail, url, "up")
     st, detail = a:peer_state("g")
     T.eq(st, "up", "group up") T.has(detail, "group (failover)")
-    T.ok(pump({ a, b }, function() return (a:peer_state("x")) == "down" end),
-        "unreachable member down")
+    T.ok(pump({ a, b }, function() return (a:peer_state("x")) == "down" end,
+        15000), "unreachable member down")
     T.raises("timeout must be", a.ping, a, "b", -1)
     r, msg, code = a:ping("ghost", 100)
     T.eq(code, "ENONODE", "ping unknown")
@@ -442,7 +445,7 @@ do
             if e:find("^b down reset") then return true end
         end
         return false
-    end), "monitor: b down")
+    end, 15000), "monitor: b down")
     T.has(table.concat(events, "\n"), "b up connected " .. url,
         "x down")
     T.eq((a:peer_state("b")), "down")
