@@ -559,5 +559,7 @@ char *skci_group_text(const skci_group *grp);
 void skci_peer_detach(skc_node *n, skci_peer *p);
 /* Sends a heartbeat ping on the peer's link (link UP). */
 void skci_peer_heartbeat(skc_node *n, skci_peer *p);
+/* The node took its name (open): stop watching the peer of that name. */
+void skci_peer_self_named(skc_node *n);
 
 #endif

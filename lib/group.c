@@ -183,8 +183,8 @@ skci_groups_watch(skc_node *n)
             }
             for (size_t k = 0; k < g->group->n; k++) {
                 skci_peer *p = skci_peer_get(n, g->group->members[k], 1);
-                if (p == NULL) {
-                    continue;
+                if (p == NULL || strcmp(p->name, n->name) == 0) {
+                    continue; /* this node itself is not watched */
                 }
                 p->watched = 1;
                 if (p->map == SKCI_PEER_HAS_ADDR &&

@@ -121,9 +121,6 @@ skci_msg_finish(skc_msg *m)
 void
 skci_detach_routes(skc_node *n)
 {
-    /* Calls held for the sends before them are answered first (ECLOSED)
-     * and their waiter thread ends. */
-    skci_order_close(n);
     pthread_mutex_lock(&n->serve.lock);
     for (skci_route *r = n->serve.routes; r; r = r->next) {
         r->rctx = NULL;

@@ -141,10 +141,12 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     skci_watch_init(n);
     int rc;
     skci_registry_init(n);
+    skci_order_init(n);
     if ((rc = skci_dispatch_init(n)) != 0) {
         skci_dispatch_stop(n);
         skci_dispatch_fini(n);
         skci_registry_fini(n);
+        skci_order_fini(n);
         skci_node_unref(n);
         return rc;
     }
@@ -160,6 +162,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         skci_dispatch_stop(n);
         skci_dispatch_fini(n);
         skci_registry_fini(n);
+        skci_order_fini(n);
         skci_node_unref(n);
         return rc;
     }
@@ -193,6 +196,9 @@ skc_node_destroy(skc_node *node)
     }
     /* Replies still owed (queued mail, deferred replies) can no longer go
      * out once the server is gone: detach them. */
+    /* Calls held for the sends before them are answered first (ECLOSED)
+     * and their waiter thread ends. */
+    skci_order_close(node);
     skci_detach_routes(node);
     if (srv != NULL) {
         node->server = NULL;
@@ -211,6 +217,7 @@ skc_node_destroy(skc_node *node)
     skci_dispatch_stop(node);
     skci_dispatch_fini(node);
     skci_registry_fini(node);
+    skci_order_fini(node);
     skci_peers_fini(node);
     skci_health_fini(node);
     skci_pending_fini(node);
@@ -315,6 +322,11 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
     pthread_mutex_lock(&node->open_lock);
     if (name != NULL && node->name[0] == '\0') {
         snprintf(node->name, sizeof(node->name), "%s", name);
+    }
+    if (name != NULL) {
+        skci_call_lock(node);
+        skci_peer_self_named(node);
+        skci_call_unlock(node);
     }
     if (node->server == NULL) {
         skci_server_cfg cfg = {

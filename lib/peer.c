@@ -231,7 +231,14 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
     p->last_error = skci_strdup(detail);
     char why[SKCI_DETAIL_MAX + 64];
     snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name, detail);
-    skci_node_log(n, SKC_LOG_WARN, "%s", why);
+    /* WARN when calls wait for it; a watched member that is not up yet
+     * (members start in any order) is INFO, and a redial that fails
+     * again is no news. */
+    skci_node_log(n,
+        p->health == SKC_PEER_DOWN ? SKC_LOG_DEBUG
+            : p->qhead != NULL     ? SKC_LOG_WARN
+                                   : SKC_LOG_INFO,
+        "%s", why);
     /* Calls sent through a group move to another member first. */
     skci_health_set(n, p, SKC_PEER_DOWN,
         strstr(detail, "refused") != NULL ? "refused" : "unreachable");
@@ -763,4 +770,21 @@ skci_peers_fini(skc_node *n)
 {
     skci_strmap_each(&n->peers.byname, free_peer, NULL);
     skci_strmap_fini(&n->peers.byname);
+}
+
+void
+skci_peer_self_named(skc_node *n)
+{
+    skci_peer *p = skci_peer_get(n, n->name, 0);
+    if (p == NULL || p->map != SKCI_PEER_HAS_ADDR) {
+        return;
+    }
+    /* This node is a member of a group in its own map: it does not watch
+     * itself (calls to the group may still pick it, through a link). */
+    p->watched = 0;
+    p->redial_at = 0;
+    if (p->lr != NULL && p->qhead == NULL && p->shead == NULL) {
+        skci_peer_detach(n, p);
+        p->health = SKC_PEER_UNKNOWN;
+    }
 }

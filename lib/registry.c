@@ -18,8 +18,6 @@ skci_registry_init(skc_node *n)
     skci_idmap_init(&n->reg.services);
     skci_strmap_init(&n->reg.names);
     n->reg.next_handle = 1;
-    /* The order of incoming calls after sends is part of delivery. */
-    skci_order_init(n);
 }
 
 static void
@@ -39,7 +37,6 @@ skci_registry_fini(skc_node *n)
     skci_idmap_fini(&n->reg.services);
     skci_strmap_fini(&n->reg.names);
     pthread_rwlock_destroy(&n->reg.lock);
-    skci_order_fini(n);
 }
 
 /* "@x"/".x" key for a name target; buf has SKCI_NAME_MAX + 2 bytes. */

@@ -560,7 +560,8 @@ SKC_API int skc_node_ping_async(skc_node *node, const char *peer,
 /* Sets a group entry in the map: name stands for members[0..count-1]
  * (node names, not groups) with policy "failover" (NULL), "roundrobin" or
  * "random".  Same merge rules as skc_node_map_set().  SKC_EINVAL for an
- * empty or repeated member, a member that is a group, an unknown policy. */
+ * empty or repeated member or an unknown policy; SKC_ESYNTAX for a member
+ * that is a group (as a map file would). */
 SKC_API int skc_node_map_set_group(skc_node *node, const char *name,
     const char *const *members, size_t count, const char *policy);
 
