@@ -93,11 +93,4 @@ int skci_group_policy_parse(const char *s, int *policy);
 int skci_map_read_file(
     char **out, size_t *len, const char *path, char *err, size_t errlen);
 
-/* Normalises a map address into an NNG URL (malloc'd into *out):
- *   "host:port" -> "tcp://host:port", "[v6]:port" -> "tcp://[v6]:port",
- *   "scheme://..." unchanged (scheme must be tcp, tcp4, tcp6, ipc, inproc,
- *   tls+tcp, ws, wss), anything else is an error.
- * Returns 0, SKC_EINVAL (text in err), SKC_ENOMEM. */
-int skci_addr_to_url(char **out, const char *addr, char *err, size_t errlen);
-
 #endif

@@ -7,6 +7,7 @@
 #include "core.h"
 #include "error.h"
 #include "map.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>

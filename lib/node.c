@@ -3,6 +3,7 @@
 #include "core.h"
 #include "error.h"
 #include "map.h"
+#include "url.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -272,8 +273,7 @@ open_url(skc_node *node, const char *where, char **url, const char **name)
 static int32_t
 send_port_for(skc_node *n, const char *url)
 {
-    const char *c = strrchr(url, ':');
-    int port = c != NULL ? atoi(c + 1) : 0;
+    int port = skci_url_port(url);
     if (n->send_port != 0 || port <= 0 || port >= 65535) {
         return n->send_port;
     }

@@ -10,6 +10,7 @@
  */
 #include "core.h"
 #include "error.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,46 +406,6 @@ skci_peer_heartbeat(skc_node *n, skci_peer *p)
         t > 0 ? t : 1, heartbeat_done);
 }
 
-/* Builds the PUSH address: the host from the map address, the port the
- * peer announced (for TCP-like URLs); otherwise the announced URL. */
-static char *
-push_url_for(const char *map_url, const char *announced, size_t alen)
-{
-    const char *ms = strstr(map_url, "://");
-    const char *as = memmem(announced, alen, "://", 3);
-    const char *mport = strrchr(map_url, ':');
-    const char *aport = NULL;
-    for (size_t i = alen; i > 0; i--) {
-        if (announced[i - 1] == ':') {
-            aport = announced + i - 1;
-            break;
-        }
-    }
-    int tcpish = ms != NULL && as != NULL &&
-        (size_t)(ms - map_url) == (size_t)(as - announced) &&
-        strncmp(map_url, announced, (size_t)(ms - map_url)) == 0 &&
-        (strncmp(map_url, "tcp", 3) == 0 || strncmp(map_url, "tls", 3) == 0 ||
-            strncmp(map_url, "ws", 2) == 0) &&
-        mport != NULL && mport > ms + 2 && aport != NULL && aport > as + 2;
-    if (!tcpish) {
-        char *u = malloc(alen + 1);
-        if (u != NULL) {
-            memcpy(u, announced, alen);
-            u[alen] = '\0';
-        }
-        return u;
-    }
-    size_t hl = (size_t)(mport - map_url);
-    size_t pl = alen - (size_t)(aport - announced);
-    char *u = malloc(hl + pl + 1);
-    if (u != NULL) {
-        memcpy(u, map_url, hl);
-        memcpy(u + hl, aport, pl);
-        u[hl + pl] = '\0';
-    }
-    return u;
-}
-
 static void
 hello_done(skc_node *n, skci_call *c)
 {
@@ -467,7 +428,7 @@ hello_done(skc_node *n, skci_call *c)
                 (h.features & SKCI_FEAT_ORDER) != 0 ? order_stream_id(p) : 0;
             p->osent = 0;
             free(p->push_url);
-            p->push_url = push_url_for(p->url, h.url, h.url_len);
+            p->push_url = skci_url_send_address(p->url, h.url, h.url_len);
             if (p->push_url != NULL &&
                 skci_link_push_dial(p->lr->link, p->push_url) != 0) {
                 skci_node_log(n, SKC_LOG_WARN, "%s", skc_last_error());

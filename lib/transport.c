@@ -17,6 +17,7 @@
 
 #include "bg.h"
 #include "error.h"
+#include "url.h"
 #include "util.h"
 
 #include <nng/nng.h>
@@ -319,32 +320,6 @@ sender_fini(sender *s)
     pthread_mutex_destroy(&s->lk);
 }
 
-/* ---- URL helpers ---- */
-
-/* Rebuilds url with a new port: "scheme://host:port" -> ...:port. */
-static char *
-url_with_port(const char *url, int port)
-{
-    const char *p = strrchr(url, ':');
-    const char *sch = strstr(url, "://");
-    if (p == NULL || sch == NULL || p < sch + 3) {
-        return skci_strdup(url);
-    }
-    size_t n = (size_t)(p - url);
-    char *out = malloc(n + 16);
-    if (out != NULL) {
-        snprintf(out, n + 16, "%.*s:%d", (int)n, url, port);
-    }
-    return out;
-}
-
-static int
-url_is_tcpish(const char *url)
-{
-    return strncmp(url, "tcp", 3) == 0 || strncmp(url, "tls+tcp", 7) == 0 ||
-        strncmp(url, "ws", 2) == 0;
-}
-
 /* ---- server ---- */
 
 struct skci_rctx {
@@ -641,9 +616,9 @@ server_start_listener(
     s->listeners[s->nlisteners++] = l;
     if (bound != NULL) {
         int port = -1;
-        if (url_is_tcpish(url) &&
+        if (skci_url_is_tcpish(url) &&
             nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
-            *bound = url_with_port(url, port);
+            *bound = skci_url_with_port(url, port);
         } else {
             *bound = skci_strdup(url);
         }
@@ -664,18 +639,16 @@ server_start_listener(
 static char *
 server_pull_candidate(int32_t send_port, const char *asked, const char *bound)
 {
-    if (url_is_tcpish(bound)) {
+    if (skci_url_is_tcpish(bound)) {
         int sp = send_port;
         if (sp == 0) {
-            const char *ap = strrchr(asked, ':');
-            const char *bp = strrchr(bound, ':');
-            int asked_port = ap != NULL ? atoi(ap + 1) : 0;
-            int bound_port = bp != NULL ? atoi(bp + 1) : 0;
+            int asked_port = skci_url_port(asked);
+            int bound_port = skci_url_port(bound);
             sp = asked_port == 0 || bound_port >= 65535 ? 0 : bound_port + 1;
         } else if (sp < 0) {
             sp = 0;
         }
-        return url_with_port(bound, sp);
+        return skci_url_with_port(bound, sp);
     }
     size_t n = strlen(bound);
     char *out = malloc(n + 8);

@@ -11,6 +11,7 @@
  *   /tmp/fuzz_map -max_total_time=60 /tmp/map-corpus
  */
 #include "map.h"
+#include "url.h"
 #include "skc/skc.h"
 
 #include <stdint.h>

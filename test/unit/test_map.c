@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "map.h"
+#include "url.h"
 #include "skc/skc.h"
 
 #include <stdio.h>
@@ -1154,6 +1155,48 @@ test_truncated_prefixes(void **state)
 }
 
 static void
+expect_str(char *got, const char *want)
+{
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* url.c: the questions skc asks of a URL, one set of rules. */
+static void
+test_url_helpers(void **state)
+{
+    (void)state;
+    assert_true(skci_url_is_tcpish("tcp://h:1"));
+    assert_true(skci_url_is_tcpish("tcp6://[::1]:1"));
+    assert_true(skci_url_is_tcpish("tls+tcp://h:1"));
+    assert_true(skci_url_is_tcpish("wss://h:1/p"));
+    assert_false(skci_url_is_tcpish("ipc:///tmp/x"));
+    assert_false(skci_url_is_tcpish("inproc://x"));
+    assert_false(skci_url_is_tcpish("tcpx://h:1"));
+    assert_false(skci_url_is_tcpish(NULL));
+    assert_int_equal(skci_url_port("tcp://127.0.0.1:7102"), 7102);
+    assert_int_equal(skci_url_port("tcp://[::1]:7000"), 7000);
+    assert_int_equal(skci_url_port("tcp://[::1]"), 0);
+    assert_int_equal(skci_url_port("ipc:///tmp/a:5"), 0);
+    expect_str(skci_url_with_port("tcp://h:1", 7103), "tcp://h:7103");
+    expect_str(skci_url_with_port("tcp://[::1]:1", 0), "tcp://[::1]:0");
+    expect_str(skci_url_with_port("ipc:///tmp/a", 5), "ipc:///tmp/a");
+    /* the map's host, the announced port */
+    const char *a = "tcp://0.0.0.0:7103";
+    expect_str(skci_url_send_address("tcp://10.0.0.5:7102", a, strlen(a)),
+        "tcp://10.0.0.5:7103");
+    a = "ipc:///tmp/db.ipc.send";
+    expect_str(skci_url_send_address("ipc:///tmp/db.ipc", a, strlen(a)),
+        "ipc:///tmp/db.ipc.send");
+    a = "tls+tcp://0.0.0.0:9";
+    expect_str(skci_url_send_address("tcp://h:8", a, strlen(a)),
+        "tls+tcp://0.0.0.0:9"); /* another scheme: as announced */
+    a = "tcp://x:99"; /* only the first alen bytes count */
+    expect_str(skci_url_send_address("tcp://h:8", a, 9), "tcp://h:9");
+}
+
+static void
 test_addr_to_url(void **state)
 {
     static const char *const good[][2] = {
@@ -1346,6 +1389,7 @@ main(void)
         cmocka_unit_test(test_deep_and_huge),
         cmocka_unit_test(test_truncated_prefixes),
         cmocka_unit_test(test_addr_to_url),
+        cmocka_unit_test(test_url_helpers),
         cmocka_unit_test(test_read_file),
     };
 
