@@ -251,13 +251,9 @@ skc_node_call(skc_node *node, void **out, size_t *out_len, const char *peer,
              timeout_ms, &rep, &d, &l)) != 0) {
         return rc;
     }
-    /* Hand the reply out in place: the 20-byte reply header in front of
-     * the payload becomes skc_free's block header (magic + message). */
-    uint8_t *payload = (uint8_t *)d;
-    uint64_t magic = SKCI_UMAGIC_MSG;
-    memcpy(payload - 16, &magic, sizeof(magic));
-    memcpy(payload - 8, &rep, sizeof(rep));
-    *out = payload;
+    /* Handed out in place: the reply header in front of the payload
+     * becomes skc_free's block header (umem.c). */
+    *out = skci_user_from_msg(rep, (uint8_t *)d);
     if (out_len != NULL) {
         *out_len = l;
     }

@@ -24,6 +24,7 @@
 #include "error.h"
 #include "map.h"
 #include "transport.h"
+#include "umem.h"
 #include "util.h"
 #include "wire.h"
 

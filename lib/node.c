@@ -33,30 +33,6 @@ skc_version_string(void)
 }
 
 void
-skc_free(void *ptr)
-{
-    if (ptr == NULL) {
-        return;
-    }
-    unsigned char *b = (unsigned char *)ptr - 16;
-    uint64_t magic;
-    memcpy(&magic, b, sizeof(magic));
-    if (magic == SKCI_UMAGIC_HEAP) {
-        magic = 0; /* a double free then finds no magic */
-        memcpy(b, &magic, sizeof(magic));
-        free(b);
-    } else if (magic == SKCI_UMAGIC_MSG) {
-        skci_tmsg *m;
-        memcpy(&m, b + 8, sizeof(m));
-        magic = 0;
-        memcpy(b, &magic, sizeof(magic));
-        skci_tmsg_free(m);
-    }
-    /* Anything else was not allocated by skc: ignored rather than passed
-     * to free(), which would corrupt the heap. */
-}
-
-void
 skc_log_stderr(int level, const char *node, const char *text, void *arg)
 {
     (void)arg;

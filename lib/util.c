@@ -61,36 +61,6 @@ skci_strdup(const char *s)
     return d;
 }
 
-void *
-skci_user_alloc(size_t n)
-{
-    if (n > SIZE_MAX - 16) {
-        return NULL;
-    }
-    unsigned char *b = malloc(16 + n);
-    if (b == NULL) {
-        return NULL;
-    }
-    uint64_t magic = SKCI_UMAGIC_HEAP;
-    memcpy(b, &magic, sizeof(magic));
-    memset(b + 8, 0, 8);
-    return b + 16;
-}
-
-char *
-skci_user_strdup(const char *s)
-{
-    if (s == NULL) {
-        return NULL;
-    }
-    size_t n = strlen(s) + 1;
-    char *d = skci_user_alloc(n);
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
-
 /* ---- id map ---- */
 
 /* Key 0 marks an empty slot, UINT32_MAX a deleted one; callers never use

@@ -28,14 +28,6 @@ char *skci_text_clean(char *dst, size_t size, const char *src);
 /* The same into a malloc'd copy (NULL without memory). */
 char *skci_text_clean_dup(const char *src);
 
-/* Memory handed to users, released with skc_free().  Each block carries
- * 16 bytes in front of the pointer: a magic word and, for reply buffers
- * that are NNG messages, the message to free.  That lets skc_node_call
- * hand out a reply in place, without copying it. */
-#define SKCI_UMAGIC_HEAP 0x7061656863736b01ULL /* malloc'd block */
-#define SKCI_UMAGIC_MSG 0x67736d6d63736b02ULL  /* inside a message */
-void *skci_user_alloc(size_t n);
-char *skci_user_strdup(const char *s);
 
 /* ---- id map: uint32 key (non-zero) -> pointer, open addressing ---- */
 typedef struct skci_idmap {
