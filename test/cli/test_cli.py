@@ -206,9 +206,11 @@ def test_call_lua():
            "an argument starting with - is an argument", out=["-5"])
     expect(["call"] + M + ["--", "lnode", "@probe", "echo", "x"], 0,
            "-- ends the options", out=['"x"'])
-    expect(["call", "-t", str(int(300 * SLOW))] + M +
-           ["lnode", "@probe", "sleep", "300"], 3, "timeout: 3",
-           err="ETIMEDOUT")
+    # the deadline leaves a loaded machine time to connect (a shorter one
+    # could end as EUNREACHABLE before the call is even sent)
+    expect(["call", "-t", str(int(1500 * SLOW))] + M +
+           ["lnode", "@probe", "sleep", str(int(300 * SLOW))], 3,
+           "timeout: 3", err="ETIMEDOUT")
     expect(["call"] + M + ["nowhere", "@probe"], 3, "call unknown node: 3",
            err="ENONODE")
     expect(["call"] + M + ["gone", "@probe"], 3, "call node down: 3")
@@ -243,7 +245,7 @@ def test_call_c():
            "C service that does not reply: 1", err="ENOREPLY")
     expect(["call"] + M + ["cnode", "@nope"], 1, "C: no such service: 1",
            err="ENOSERVICE")
-    expect(["call", "-t", str(int(300 * SLOW))] + M + ["cnode", "@hold"], 3,
+    expect(["call", "-t", str(int(1500 * SLOW))] + M + ["cnode", "@hold"], 3,
            "C: a held call times out: 3", err="ETIMEDOUT")
 
 

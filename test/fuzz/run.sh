@@ -52,7 +52,7 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 sources() {
     case $1 in
         wire) echo "$SRC/lib/wire.c $SRC/lib/error.c $SRC/lib/util.c" ;;
-        map) echo "$SRC/lib/map.c $SRC/lib/url.c $SRC/lib/error.c $SRC/lib/util.c" ;;
+        map) echo "$SRC/lib/map.c $SRC/lib/maplex.c $SRC/lib/url.c $SRC/lib/error.c $SRC/lib/util.c" ;;
         unpack) echo "$SRC/lib/value.c $SRC/lib/error.c $SRC/lib/util.c" ;;
     esac
 }
