@@ -28,7 +28,6 @@ char *skci_text_clean(char *dst, size_t size, const char *src);
 /* The same into a malloc'd copy (NULL without memory). */
 char *skci_text_clean_dup(const char *src);
 
-
 /* ---- id map: uint32 key (non-zero) -> pointer, open addressing ---- */
 typedef struct skci_idmap {
     uint32_t *keys;
