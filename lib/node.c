@@ -47,6 +47,39 @@ server_log(void *arg, int level, const char *text)
     skci_node_log(arg, level, "%s", text);
 }
 
+/* 0 if the options can make a node, else SKC_EINVAL naming the field. */
+static int
+opts_check(const skc_node_opts *o)
+{
+    if (o->name != NULL && strlen(o->name) > SKCI_NAME_MAX) {
+        return skci_error(
+            SKC_EINVAL, "node name longer than %d bytes", SKCI_NAME_MAX);
+    }
+    if (o->call_timeout_ms < 0) {
+        return skci_error(SKC_EINVAL, "call_timeout_ms is negative");
+    }
+    if (o->workers < SKC_CALLER_DRIVEN || o->workers > 256) {
+        return skci_error(SKC_EINVAL,
+            "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
+    }
+    if (o->log_burst < -1) {
+        return skci_error(SKC_EINVAL,
+            "log_burst must be -1 (no limit), 0 (default) or more");
+    }
+    if (o->send_port < -1 || o->send_port > 65535) {
+        return skci_error(SKC_EINVAL,
+            "send_port must be 0 (the call port + 1), -1 (any free port) or 1..65535");
+    }
+    if (o->heartbeat_ms < -1 || o->heartbeat_misses < 0) {
+        return skci_error(SKC_EINVAL,
+            "heartbeat_ms must be -1 (off), 0 (default) or positive, and heartbeat_misses 0 (default) or positive");
+    }
+    if (o->max_msg_size > 0x7fff0000u) {
+        return skci_error(SKC_EINVAL, "max_msg_size above 2 GiB");
+    }
+    return 0;
+}
+
 int
 skc_node_create(skc_node **out, const skc_node_opts *opts)
 {
@@ -64,31 +97,9 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         /* Copy the part the caller knows; newer fields keep defaults. */
         memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
     }
-    if (o.name != NULL && strlen(o.name) > SKCI_NAME_MAX) {
-        return skci_error(
-            SKC_EINVAL, "node name longer than %d bytes", SKCI_NAME_MAX);
-    }
-    if (o.call_timeout_ms < 0) {
-        return skci_error(SKC_EINVAL, "call_timeout_ms is negative");
-    }
-    if (o.workers < SKC_CALLER_DRIVEN || o.workers > 256) {
-        return skci_error(SKC_EINVAL,
-            "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
-    }
-    if (o.log_burst < -1) {
-        return skci_error(SKC_EINVAL,
-            "log_burst must be -1 (no limit), 0 (default) or more");
-    }
-    if (o.send_port < -1 || o.send_port > 65535) {
-        return skci_error(SKC_EINVAL,
-            "send_port must be 0 (the call port + 1), -1 (any free port) or 1..65535");
-    }
-    if (o.heartbeat_ms < -1 || o.heartbeat_misses < 0) {
-        return skci_error(SKC_EINVAL,
-            "heartbeat_ms must be -1 (off), 0 (default) or positive, and heartbeat_misses 0 (default) or positive");
-    }
-    if (o.max_msg_size > 0x7fff0000u) {
-        return skci_error(SKC_EINVAL, "max_msg_size above 2 GiB");
+    int rc = opts_check(&o);
+    if (rc != 0) {
+        return rc;
     }
     skc_node *n = calloc(1, sizeof(*n));
     if (n == NULL) {
@@ -116,7 +127,6 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     pthread_mutex_init(&n->serve.lock, NULL);
     skci_log_init(n);
     skci_watch_init(n);
-    int rc;
     skci_registry_init(n);
     skci_order_init(n);
     if ((rc = skci_dispatch_init(n)) != 0) {
