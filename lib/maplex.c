@@ -334,7 +334,8 @@ map_utf8_encode(char *buf, unsigned long x)
 }
 
 /* Decodes one escape; mp->p is at the backslash and at least one byte
- * follows it. */
+ * follows it.  Longer than 80 lines on purpose: one case per Lua escape,
+ * read top to bottom against the Lua manual's list. */
 static int
 map_escape(struct map_parser *mp)
 {
@@ -510,7 +511,9 @@ map_lex_short_string(struct map_parser *mp)
     return 0;
 }
 
-/* Advances to the next token.  Returns 0 or an error (message set). */
+/* Advances to the next token.  Returns 0 or an error (message set).
+ * One switch over the first byte of a token, kept whole (a bit over 80
+ * lines) so the token grammar reads in one place. */
 int
 map_next(struct map_parser *mp)
 {

@@ -412,7 +412,9 @@ value_read_container(skc_unpack *u, skc_item *item, size_t start, int32_t type,
     return 1;
 }
 
-/* Reads the scalar starting at `start` with msgpack-c. */
+/* Reads the scalar starting at `start` with msgpack-c.  One case per
+ * MessagePack scalar type, kept in one switch (a bit over 80 lines) so it
+ * can be checked against the type list. */
 static int
 value_read_scalar(skc_unpack *u, skc_item *item, size_t start)
 {
