@@ -98,6 +98,7 @@ struct lnode {
     lcallback *services; /* live service handlers */
     int log_ref;         /* Lua log function, or LUA_NOREF */
     int monitor_ref;     /* Lua monitor function, or LUA_NOREF */
+    int watch_ref;       /* Lua map-reload function, or LUA_NOREF */
     int log_init;        /* log_lock initialised */
     pthread_mutex_t log_lock;
     struct logent *log_head; /* queued lines (lskc_node.c) */
@@ -163,6 +164,9 @@ int lskc_node_query_async(lua_State *L);
 /* lskc_map.c: the cluster map. */
 int lskc_node_map_load(lua_State *L);
 int lskc_node_map_reload(lua_State *L);
+int lskc_node_map_watch(lua_State *L);
+/* Drops the Lua map-reload function of a node being destroyed. */
+void lskc_watch_free(lnode *n, lua_State *L);
 int lskc_node_map_parse(lua_State *L);
 int lskc_node_map_set(lua_State *L);
 int lskc_node_map_update(lua_State *L);

@@ -18,6 +18,66 @@ lskc_node_map_reload(lua_State *L)
     return lskc_result(L, skc_node_map_reload(lskc_check_node(L, 1)));
 }
 
+/* A reload made by the watch: fn(ok, detail) runs inside poll() on the
+ * Lua thread (the node is caller-driven), under lua_pcall. */
+static void
+watch_report(void *arg, int status, const char *detail)
+{
+    lnode *n = arg;
+    lua_State *L = n->L;
+
+    if (L == NULL || n->closing || n->watch_ref == LUA_NOREF ||
+        !lua_checkstack(L, 3)) {
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, n->watch_ref);
+    lua_pushboolean(L, status == SKC_OK);
+    lua_pushstring(L, detail != NULL ? detail : "");
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        lskc_node_keep_error(n, L);
+    }
+}
+
+void
+lskc_watch_free(lnode *n, lua_State *L)
+{
+    if (n->watch_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, n->watch_ref);
+        n->watch_ref = LUA_NOREF;
+    }
+}
+
+/* node:map_watch(on [, fn]) -> true.  While on, the node reloads the map
+ * file it loaded whenever that file changes on disk; fn(ok, detail) is
+ * told of each reload (detail: the file, or the error with file:line). */
+int
+lskc_node_map_watch(lua_State *L)
+{
+    lnode *n = lskc_check_lnode(L, 1);
+    skc_node *node = lskc_check_node(L, 1);
+    int on = lua_toboolean(L, 2);
+    int rc;
+
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    }
+    if (!on) {
+        rc = skc_node_map_watch(node, 0, NULL, NULL);
+        lskc_watch_free(n, L);
+        return lskc_result(L, rc);
+    }
+    lskc_watch_free(n, L);
+    if (!lua_isnoneornil(L, 3)) {
+        lua_pushvalue(L, 3);
+        n->watch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    rc = skc_node_map_watch(node, 1, watch_report, n);
+    if (rc < 0) {
+        lskc_watch_free(n, L);
+    }
+    return lskc_result(L, rc);
+}
+
 int
 lskc_node_map_parse(lua_State *L)
 {

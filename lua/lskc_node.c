@@ -326,6 +326,7 @@ lskc_node_new(lua_State *L)
     n->err_ref = LUA_NOREF;
     n->log_ref = LUA_NOREF;
     n->monitor_ref = LUA_NOREF;
+    n->watch_ref = LUA_NOREF;
     luaL_setmetatable(L, LSKC_NODE);
     if (log_kind == LOG_STDERR) {
         o.log = skc_log_stderr;
@@ -375,6 +376,7 @@ node_destroy(lua_State *L)
     }
     log_free(n, L);
     lskc_monitor_free(n, L);
+    lskc_watch_free(n, L);
     if (n->err_ref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, n->err_ref);
         n->err_ref = LUA_NOREF;
@@ -649,6 +651,7 @@ lskc_node_init(lua_State *L)
         { "destroy", node_destroy },
         { "map_load", lskc_node_map_load },
         { "map_reload", lskc_node_map_reload },
+        { "map_watch", lskc_node_map_watch },
         { "map_parse", lskc_node_map_parse },
         { "map_set", lskc_node_map_set },
         { "map_update", lskc_node_map_update },

@@ -10,6 +10,7 @@
 --     are kept as strings, as skynet.getenv returns them.
 -- Keys skc uses: start, luaservice, lua_path, lua_cpath, cluster, logger,
 -- cluster_timeout (ms), cluster_heartbeat_ms, cluster_heartbeat_misses,
+-- cluster_watch (true: reload the map file when it changes),
 -- max_msg_size, skc_log_level.  Keys skc does not
 -- need (thread, harbor, bootstrap, cpath, lualoader, daemon, ...) are
 -- accepted and ignored.

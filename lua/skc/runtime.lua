@@ -58,6 +58,7 @@ local cluster_owner = {}   -- cluster name -> handle
 local cluster_name_of = {} -- handle -> its cluster name (one per service)
 local exported = {}        -- global name -> handle registered as "@name"
 local monitors = {}        -- cluster.monitor: { id, svc, fn } in order
+local reload_watchers = {} -- cluster.on_reload: { svc, fn } in order
 local monitor_seq = 0
 
 R.protocols = protocols
@@ -494,6 +495,11 @@ local function exit_service(svc)
     for i = #monitors, 1, -1 do
         if monitors[i].svc == svc then
             table.remove(monitors, i) -- the node's monitor stays set
+        end
+    end
+    for i = #reload_watchers, 1, -1 do
+        if reload_watchers[i].svc == svc then
+            table.remove(reload_watchers, i)
         end
     end
     local cname = cluster_name_of[svc.handle]
@@ -1001,6 +1007,23 @@ function R.monitor(fn)
     return monitor_seq
 end
 
+-- The map file changed on disk and was reloaded (cluster_watch = true):
+-- each function registered with cluster.on_reload runs in a coroutine of
+-- its service: fn(ok, detail) (detail: the file, or the error with
+-- file:line; a bad edit changed nothing).
+local function on_map_reload(ok, detail)
+    for _, w in ipairs(reload_watchers) do
+        if not w.svc.exited then
+            spawn(w.svc, w.fn, nil, ok, detail)
+        end
+    end
+end
+
+function R.on_reload(fn)
+    local _, info = current("cluster.on_reload")
+    reload_watchers[#reload_watchers + 1] = { svc = info.svc, fn = fn }
+end
+
 -- Removes monitor `id`; true if there was one.  The last one removed
 -- stops the node's reports.
 function R.unmonitor(id)
@@ -1459,6 +1482,13 @@ local function boot(cfg)
                 tostring(err), tostring(code)), 0)
         end
         map_file = env.cluster
+        if env.cluster_watch == "true" then
+            ok, err, code = node:map_watch(true, on_map_reload)
+            if not ok then
+                error(string_format("cluster_watch %s: %s (%s)", env.cluster,
+                    tostring(err), tostring(code)), 0)
+            end
+        end
     end
     start_manager()
 end

@@ -263,6 +263,19 @@ function cluster.monitor(fn)
     return R.monitor(fn)
 end
 
+-- cluster.on_reload(function(ok, detail) ... end): with the config key
+-- cluster_watch = true the node reloads its map file whenever the file
+-- changes on disk (merge, as cluster.reload()); fn is told of each reload
+-- in a new coroutine of the registering service: ok true (detail: the
+-- file) or false (detail: the error with file:line; nothing was applied).
+function cluster.on_reload(fn)
+    if type(fn) ~= "function" then
+        error("cluster.on_reload: expected a function", 2)
+    end
+    R.node()
+    R.on_reload(fn)
+end
+
 -- cluster.unmonitor(id): removes a monitor; true if it was registered.
 function cluster.unmonitor(id)
     return R.unmonitor(id)

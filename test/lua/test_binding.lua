@@ -198,6 +198,22 @@ do
     T.eq(n:map_get("g"), false)
     r, msg, code = n:map_load(dir .. "/missing.lua")
     T.eq(code, "EIO", "missing file") T.has(msg, "missing.lua")
+    -- a watched map file reloads itself; fn runs in poll()
+    local got = {}
+    T.ok(n:map_load(file), "load again")
+    T.ok(n:map_watch(true, function(ok, detail)
+        got[#got + 1] = { ok, detail }
+    end), "map_watch")
+    T.write(file, 'f = "127.0.0.1:7"\n')
+    T.ok(T.wait_until(function() n:poll(0) return #got >= 1 end, 5000),
+        "reloaded after an edit")
+    T.eq(got[1][1], true) T.eq(n:map_get("f"), "tcp://127.0.0.1:7")
+    T.write(file, 'f = \n')
+    T.ok(T.wait_until(function() n:poll(0) return #got >= 2 end, 5000),
+        "a bad edit is reported")
+    T.eq(got[2][1], false) T.has(got[2][2], "map.lua:")
+    T.eq(n:map_get("f"), "tcp://127.0.0.1:7", "a bad edit changes nothing")
+    T.ok(n:map_watch(false), "watch off")
 end
 
 -- Services and calls in one node (loopback) ---------------------------------------

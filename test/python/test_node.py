@@ -1,6 +1,7 @@
 """skc.Node inside one process: listening, services, call/send/query,
 call_async, deferred replies, the cluster map, polling and run()."""
 
+import os
 import select
 import threading
 import time
@@ -8,6 +9,8 @@ import unittest
 
 import skctest
 from skctest import skc, Server, TempDir
+
+SLOW = float(os.environ.get("SKC_SYS_SLOW") or "1")
 
 
 def echo(*args):
@@ -63,6 +66,42 @@ class Basics(unittest.TestCase):
             n.map_set("me", "127.0.0.1:%d" % skctest.free_port())
             n.open("me")
             self.assertEqual(n.name, "me")
+
+    def test_watch_map(self):
+        d = TempDir()
+        try:
+            with skc.Node("w") as n:
+                path = d.write("m.lua", "a = '127.0.0.1:1'\n")
+                with self.assertRaises(skc.StateError):
+                    n.watch_map(True)
+                n.load_map(path)
+                got = []
+                n.watch_map(True, lambda ok, detail: got.append((ok, detail)))
+
+                def wait(count):
+                    end = time.monotonic() + 5 * SLOW
+                    while len(got) < count and time.monotonic() < end:
+                        n.poll(0.05)
+                    self.assertEqual(len(got), count, got)
+
+                d.write("m.lua", "a = '127.0.0.1:2'\n")
+                wait(1)
+                self.assertEqual(got[0], (True, path))
+                self.assertEqual(n.map_get("a"), "tcp://127.0.0.1:2")
+                d.write("m.lua", "a = \n")
+                wait(2)
+                self.assertFalse(got[1][0])
+                self.assertIn("m.lua:", got[1][1])
+                self.assertEqual(n.map_get("a"), "tcp://127.0.0.1:2")
+                n.watch_map(False)
+                d.write("m.lua", "a = '127.0.0.1:3'\n")
+                end = time.monotonic() + 0.4 * SLOW
+                while time.monotonic() < end:
+                    n.poll(0.05)
+                self.assertEqual(n.map_get("a"), "tcp://127.0.0.1:2")
+                self.assertEqual(len(got), 2)
+        finally:
+            d.cleanup()
 
     def test_fileno(self):
         with skc.Node("a") as n:

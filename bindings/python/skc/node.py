@@ -504,6 +504,8 @@ class Node(object):
         self._ping_cb = _lib.PING_FN(self._on_ping)
         self._monitor_cb = None    # MONITOR_FN, set by the first monitor()
         self._monitors = []
+        self._watch_cb = None      # MAP_RELOAD_FN while watch_map is on
+        self._watch_fn = None
 
         h = ctypes.c_void_p()
         _L.skc_node_create(ctypes.byref(h), ctypes.byref(opts))
@@ -667,6 +669,25 @@ class Node(object):
         arr = (ctypes.c_char_p * max(len(members), 1))(*members)
         _L.skc_node_map_set_group(self._hnd(), _bytes(name, "name"), arr,
                                   len(members), _bytes(policy, "policy"))
+
+    def watch_map(self, on=True, callback=None):
+        """While on, the node reloads the map file given to load_map()
+        whenever that file changes on disk (edited in place, replaced by a
+        rename, a symlink swapped): a merge, as reload().  callback(ok,
+        detail), if given, is told of each reload on the polling thread:
+        ok True (detail: the file) or False (detail: the error with
+        file:line; a bad edit changes nothing).  skc.StateError if no
+        file was loaded."""
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable")
+        if not on:
+            _L.skc_node_map_watch(self._hnd(), 0, _lib.MAP_RELOAD_FN(), None)
+            self._watch_fn = None
+            return
+        if self._watch_cb is None:
+            self._watch_cb = _lib.MAP_RELOAD_FN(self._on_map_reload)
+        self._watch_fn = callback
+        _L.skc_node_map_watch(self._hnd(), 1, self._watch_cb, None)
 
     def map_get(self, name):
         """The address of a map entry as a URL, None if marked down, a
@@ -1175,23 +1196,34 @@ class Node(object):
         except BaseException as exc:
             self._keep(exc)
 
-    def _on_monitor(self, arg, peer, up, reason, addr):
-        # Inside skc_node_poll, on the polling thread, no skc lock held.
-        if self._closing:
-            return
+    def _deliver(self, fns, args, what):
+        # Runs each of fns(*args) on the polling thread (inside
+        # skc_node_poll, no skc lock held); an exception is reported, and
+        # one that must stop the loop is kept for poll() to raise.
         try:
             self._depth += 1
             try:
-                args = (_text(peer), "up" if up else "down", _text(reason))
-                for cb in list(self._monitors):
+                for cb in fns:
                     try:
                         cb(*args)
                     except Exception as exc:
-                        self._report(exc, "in monitor callback")
+                        self._report(exc, what)
             finally:
                 self._depth -= 1
         except BaseException as exc:
             self._keep(exc)
+
+    def _on_map_reload(self, arg, status, detail):
+        fn = self._watch_fn
+        if not self._closing and fn is not None:
+            self._deliver([fn], (status == 0, _text(detail)),
+                          "in watch_map callback")
+
+    def _on_monitor(self, arg, peer, up, reason, addr):
+        if not self._closing:
+            self._deliver(list(self._monitors),
+                          (_text(peer), "up" if up else "down",
+                           _text(reason)), "in monitor callback")
 
     def _on_log(self, level, node, text, arg):
         # Any skc thread: only queue (deque.append is atomic).
