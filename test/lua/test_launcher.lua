@@ -57,6 +57,17 @@ T.has(out, "module=42")
 T.ok(not out:find("logged line", 1, true), "log lines not on stdout")
 T.has(T.read(dir .. "/skc.log") or "", "] logged line\n")
 
+-- cluster_watch = true: the map file reloads itself; cluster.on_reload is
+-- told of a good edit and of a bad one (file:line)
+T.write(dir .. "/wmap.lua", 'other = "127.0.0.1:8"\n')
+T.write(dir .. "/watch", config(string.format(
+    'cluster = "%s/wmap.lua"\ncluster_watch = true', dir))
+    :gsub("launch_probe", "watch_probe"))
+ok, out = T.run({ skc_bin, "run", dir .. "/watch" }, 20, envs)
+T.has(out, "WATCHING", "RELOAD 1 true " .. dir .. "/wmap.lua",
+    "RELOAD 2 false " .. dir .. "/wmap.lua:2: expected an address")
+T.ok(not out:find("TIMEOUT", 1, true), "reloads within 10 s: " .. out)
+
 -- failures: exit code 1 and a message saying why
 ok, out = T.run({ skc_bin, "run", dir .. "/good" }, 20, { PROBE_DIR = dir })
 T.eq(ok, nil, "unset $VAR fails") T.has(out, "PROBE_VALUE", "not set")
