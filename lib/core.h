@@ -338,8 +338,9 @@ struct skc_node {
     uint32_t max_inflight;
     uint32_t max_serving;
     uint32_t max_conns;
-    int32_t send_port; /* skc_node_opts.send_port */
-    int32_t log_burst; /* lines of one kind per window; < 0 = no limit */
+    int32_t send_port;       /* skc_node_opts.send_port */
+    int32_t log_burst;       /* lines of one kind per window; < 0 = no limit */
+    int32_t max_deadline_ms; /* cap on a peer's call deadline */
     skc_log_fn log;
     void *log_arg;
     int log_level;

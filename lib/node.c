@@ -17,6 +17,7 @@
 #define DEFAULT_MAX_SERVING 1024
 #define DEFAULT_MAX_CONNS 1024
 #define DEFAULT_LOG_BURST 20
+#define DEFAULT_MAX_DEADLINE_MS 600000
 #define DEFAULT_HEARTBEAT_MS 1000
 #define DEFAULT_HEARTBEAT_MISSES 3
 
@@ -61,6 +62,9 @@ opts_check(const skc_node_opts *o)
     if (o->workers < SKC_CALLER_DRIVEN || o->workers > 256) {
         return skci_error(SKC_EINVAL,
             "workers must be 1..256, 0 (default) or SKC_CALLER_DRIVEN");
+    }
+    if (o->max_deadline_ms < 0) {
+        return skci_error(SKC_EINVAL, "max_deadline_ms is negative");
     }
     if (o->log_burst < -1) {
         return skci_error(SKC_EINVAL,
@@ -120,6 +124,8 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->max_conns = o.max_conns ? o.max_conns : DEFAULT_MAX_CONNS;
     n->send_port = o.send_port;
     n->log_burst = o.log_burst == 0 ? DEFAULT_LOG_BURST : o.log_burst;
+    n->max_deadline_ms =
+        o.max_deadline_ms ? o.max_deadline_ms : DEFAULT_MAX_DEADLINE_MS;
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;

@@ -73,7 +73,13 @@ deliver_call(skc_node *n, skci_rctx *rctx, skci_tmsg *msg, const skci_req *req,
     m->frame = msg;
     m->payload = req->payload;
     m->len = req->len;
-    m->deadline = req->timeout_ms ? skci_now_ms() + req->timeout_ms : 0;
+    /* No unbounded work from outside: a call asking for more than this
+     * node's cap, or for no deadline, gets the cap. */
+    uint32_t t = req->timeout_ms;
+    if (t == 0 || t > (uint32_t)n->max_deadline_ms) {
+        t = (uint32_t)n->max_deadline_ms;
+    }
+    m->deadline = skci_now_ms() + t;
     memcpy(m->target, tname, tlen + 1);
     r->node = n;
     r->rctx = rctx;

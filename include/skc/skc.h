@@ -170,12 +170,15 @@ typedef struct skc_node_opts {
     int32_t log_burst;        /* lines of one kind logged per 10 s: 20;
                                  the rest are counted and the count is
                                  logged; -1 = no limit */
+    int32_t max_deadline_ms;  /* the longest deadline a peer's call gets
+                                 here: 600000 (10 min); a call asking for
+                                 more, or for none, gets this one */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
-            0, 0                                                              \
+            0, 0, 0                                                           \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
@@ -368,7 +371,8 @@ SKC_API const void *skc_msg_data(const skc_msg *msg, size_t *len);
 SKC_API int skc_msg_kind(const skc_msg *msg);
 
 /* Milliseconds left before the caller gives up (>= 0), or -1 if the message
- * has no deadline (sends). */
+ * has no deadline (sends).  A call never waits in a mailbox longer than
+ * this node's max_deadline_ms, whatever its caller asked for. */
 SKC_API int32_t skc_msg_remaining_ms(const skc_msg *msg);
 
 /* The name the message was addressed to ("@sdb", ".db", ":0000000a").

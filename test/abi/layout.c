@@ -83,6 +83,7 @@ main(void)
     FIELD(skc_node_opts, heartbeat_misses);
     FIELD(skc_node_opts, send_port);
     FIELD(skc_node_opts, log_burst);
+    FIELD(skc_node_opts, max_deadline_ms);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

@@ -67,6 +67,7 @@ class NodeOpts(ctypes.Structure):
         ("heartbeat_misses", c_int32),
         ("send_port", c_int32),
         ("log_burst", c_int32),
+        ("max_deadline_ms", c_int32),
     ]
 
 
