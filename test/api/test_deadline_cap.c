@@ -16,13 +16,7 @@
 #include <time.h>
 
 #include "skc/skc.h"
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
+#include "waits.h"
 
 /* @rem answers the milliseconds it has left; @busy also sleeps 2.5 s. */
 static void

@@ -20,30 +20,7 @@
 #include <unistd.h>
 
 #include "skc/skc.h"
-
-/* Waits are multiplied by SKC_SYS_SLOW (default 1), as the system tests'. */
-static int
-scaled(int ms)
-{
-    const char *s = getenv("SKC_SYS_SLOW");
-    int k = s != NULL ? atoi(s) : 1;
-    return ms * (k > 0 ? k : 1);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
+#include "waits.h"
 
 /* @who answers with its node's name. */
 static void

@@ -6,10 +6,7 @@
 -- uses ipc:// under a temp dir, so parallel runs do not collide.
 local T = require "testlib"
 
-local launcher = T.launcher()
-if not T.exists(launcher) then
-    T.skip("launcher " .. launcher .. " not built")
-end
+local launcher = T.need_launcher()
 
 local dir = T.tmpdir()
 local db_addr = string.format("ipc://%s/db.ipc", dir)

@@ -15,10 +15,7 @@ local skc = require "skc"
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
 
-local launcher = T.launcher()
-if not T.exists(launcher) then
-    T.skip("launcher " .. launcher .. " not built")
-end
+local launcher = T.need_launcher()
 
 local dir = T.tmpdir()
 local mapfile = dir .. "/map.lua"

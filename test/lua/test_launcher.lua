@@ -2,10 +2,7 @@
 -- include, ignored keys, logger, lua_path), exit codes and messages.
 local T = require "testlib"
 
-local skc_bin = T.launcher()
-if not T.exists(skc_bin) then
-    T.skip("launcher " .. skc_bin .. " not built")
-end
+local skc_bin = T.need_launcher()
 
 local dir = T.tmpdir()
 T.write(dir .. "/probe_mod.lua", "return { answer = 42 }\n")

@@ -4,10 +4,7 @@
 -- fixed ports 7101/7102, so that parallel test runs do not collide).
 local T = require "testlib"
 
-local launcher = T.launcher()
-if not T.exists(launcher) then
-    T.skip("launcher " .. launcher .. " not built")
-end
+local launcher = T.need_launcher()
 
 local src = T.source .. "/examples/lua/skynet_cluster"
 local dir = T.tmpdir()

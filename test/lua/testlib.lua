@@ -263,6 +263,15 @@ function T.launcher()
     return T.build .. "/bin/skc"
 end
 
+-- The launcher's path; skips the test when it was not built.
+function T.need_launcher()
+    local launcher = T.launcher()
+    if not T.exists(launcher) then
+        T.skip("launcher " .. launcher .. " not built")
+    end
+    return launcher
+end
+
 -- Lines of `text` in order: checks each pattern (plain) appears after the
 -- previous one.  Returns true or false, why.
 function T.in_order(text, list)
