@@ -746,22 +746,8 @@ class Node(object):
         ms = _ms(timeout)
         peer = _bytes(name, "name")
         if self._try_own():
-            try:
-                token = next(self._tokens)
-                c = Call(self, True, None)
-                c._limit = time.monotonic() + (ms / 1000.0 if ms
-                                               else self._default_timeout)
-                self._pending[token] = c
-                try:
-                    _L.skc_node_ping_async(self._hnd(), peer, ms,
-                                           self._ping_cb, token)
-                except BaseException:
-                    self._pending.pop(token, None)
-                    raise
-                self._wait_locked(c, None)
-            finally:
-                self._disown()
-            return c.result()
+            return self._await_async(ms, lambda token: _L.skc_node_ping_async(
+                self._hnd(), peer, ms, self._ping_cb, token))
         rtt = ctypes.c_int64()
         try:
             _L.skc_node_ping(self._hnd(), peer, ms, ctypes.byref(rtt))
@@ -850,35 +836,41 @@ class Node(object):
 
     # -- calling -----------------------------------------------------------
 
+    def _await_async(self, ms, start):
+        # Called with the node owned (_try_own): start(token) begins an
+        # skc_*_async whose callback finds its Call by token; polls until
+        # it ends, so this node serves meanwhile, then disowns.
+        try:
+            token = next(self._tokens)
+            c = Call(self, True, None)
+            c._limit = time.monotonic() + (ms / 1000.0 if ms
+                                           else self._default_timeout)
+            self._pending[token] = c
+            try:
+                start(token)
+            except BaseException:
+                self._pending.pop(token, None)
+                raise
+            self._wait_locked(c, None)
+        finally:
+            self._disown()
+        return c.result()
+
     def query(self, node, name, timeout=DEFAULT_TIMEOUT):
         """Asks node for the handle registered under name (int)."""
+        ms = _ms(timeout)
         if self._try_own():
             # As in _call: wait by polling, so this node serves meanwhile
             # (a node may query itself).
-            try:
-                ms = _ms(timeout)
-                token = next(self._tokens)
-                c = Call(self, True, None)
-                c._limit = time.monotonic() + (ms / 1000.0 if ms
-                                               else self._default_timeout)
-                self._pending[token] = c
-                try:
-                    _L.skc_node_query_async(
-                        self._hnd(), _bytes(node, "node"),
-                        _bytes(_name_key(name)), ms, self._query_cb, token)
-                except BaseException:
-                    self._pending.pop(token, None)
-                    raise
-                self._wait_locked(c, None)
-            finally:
-                self._disown()
-            return c.result()
+            return self._await_async(ms, lambda token: _L.skc_node_query_async(
+                self._hnd(), _bytes(node, "node"), _bytes(_name_key(name)),
+                ms, self._query_cb, token))
         # Inside a handler, or another thread polls: the blocking query.
         out = ctypes.c_uint32()
         try:
             _L.skc_node_query(self._hnd(), ctypes.byref(out),
                               _bytes(node, "node"), _bytes(_name_key(name)),
-                              _ms(timeout))
+                              ms)
         finally:
             self._flush_logs()
         return out.value
