@@ -547,8 +547,8 @@ int skci_map_reload_from(skc_node *n, const char *path);
  * written) when no member can take it now or later. */
 skci_peer *skci_group_pick(
     skc_node *n, skci_peer *g, skci_peer *skip, char *why, size_t whylen);
-/* Sets g's group (taking grp) and marks members watched, dialing them. */
-void skci_group_set(skc_node *n, skci_peer *g, skci_group *grp);
+/* Replaces g's group with grp (taken; NULL: none). */
+void skci_group_set(skci_peer *g, skci_group *grp);
 void skci_group_free(skci_group *grp);
 /* Recomputes which peers are group members and dials those not
  * connected. */

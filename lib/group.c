@@ -159,9 +159,8 @@ skci_group_pick(
 }
 
 void
-skci_group_set(skc_node *n, skci_peer *g, skci_group *grp)
+skci_group_set(skci_peer *g, skci_group *grp)
 {
-    (void)n;
     skci_group_free(g->group);
     g->group = grp;
 }

@@ -188,7 +188,7 @@ apply_group(skc_node *n, skci_peer *p, struct map_change *ch)
     p->map = SKCI_PEER_GROUP;
     free(p->url);
     p->url = NULL;
-    skci_group_set(n, p, ch->grp);
+    skci_group_set(p, ch->grp);
     ch->grp = NULL;
     char *text = skci_group_text(p->group);
     skci_node_log(n, SKC_LOG_INFO, "cluster map: %s = %s", p->name,
@@ -224,7 +224,7 @@ apply_node(skc_node *n, skci_peer *p, struct map_change *ch)
         return;
     }
     if (p->map == SKCI_PEER_GROUP) {
-        skci_group_set(n, p, NULL);
+        skci_group_set(p, NULL);
     }
     p->map = nmap;
     free(p->url);
