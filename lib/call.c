@@ -162,7 +162,9 @@ call_submit(skc_node *n, skci_call *c, const char *peer)
         c->group = p;
         p = m;
     }
-    c->start_us = skci_now_us();
+    if (c->kind == SKCI_KIND_PING) {
+        c->start_us = skci_now_us(); /* its round-trip time */
+    }
     if ((rc = skci_peer_admit(n, p, c)) != 0 ||
         (rc = skci_call_register(n, c)) != 0) {
         goto fail;

@@ -131,7 +131,7 @@ struct skci_call {
     skc_query_fn qcb;
     void *arg;
     skc_ping_fn pcb;  /* ASYNC ping */
-    int64_t start_us; /* when it was submitted, skci_now_us clock */
+    int64_t start_us; /* pings, hello, heartbeat: when it was sent (us) */
     int64_t end_us;   /* when it ended (pings) */
     skci_peer *group; /* the group it was addressed to, or NULL */
     int inline_cb;    /* SKC_CALL_INLINE */
