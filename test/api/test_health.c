@@ -113,8 +113,8 @@ struct reports {
 };
 
 static void
-on_monitor(void *arg, const char *peer, int up, const char *reason,
-    const char *addr)
+on_monitor(
+    void *arg, const char *peer, int up, const char *reason, const char *addr)
 {
     struct reports *r = arg;
     int st;
@@ -142,8 +142,8 @@ expect_report(struct reports *r, const char *line, int ms)
         }
         if (now_ms() > until) {
             pthread_mutex_lock(&r->lk);
-            fail_msg("no report '%s' within %d ms; got:\n%s", line,
-                scaled(ms), r->text);
+            fail_msg("no report '%s' within %d ms; got:\n%s", line, scaled(ms),
+                r->text);
         }
         sleep_ms(10);
     }
@@ -179,8 +179,8 @@ test_failover_and_back(void **state)
     skc_node *b = server("b", 0, &ub, NULL);
     int port_a = port_of(ua);
     char map[512];
-    snprintf(map, sizeof(map), "a = '%s'\nb = '%s'\ndb = { 'a', 'b' }\n", ua,
-        ub);
+    snprintf(
+        map, sizeof(map), "a = '%s'\nb = '%s'\ndb = { 'a', 'b' }\n", ua, ub);
     struct reports r;
     skc_node *c = client(map, &r, 0);
     until_answered_by(c, "db", "a", 5000);
@@ -303,6 +303,31 @@ test_no_live_member(void **state)
     pthread_mutex_destroy(&r.lk);
 }
 
+/* Destroy while a watched member that refuses is being redialed: the
+ * redial's dial and the link's close run on two threads, and NNG 1.5.2
+ * could leave that dial waiting for ever (and the close behind it) when
+ * the close stopped the dialer just before its connect began (skc's NNG
+ * patch, src/core/dialer.c).  Every destroy must return. */
+static void
+test_destroy_during_redial(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 80; i++) {
+        skc_node_opts o = SKC_NODE_OPTS_INIT;
+        o.name = "redialer";
+        o.workers = 1;
+        o.heartbeat_ms = -1;
+        skc_node *n;
+        assert_int_equal(skc_node_create(&n, &o), SKC_OK);
+        assert_int_equal(skc_node_map_set(n, "closed", "127.0.0.1:1"), SKC_OK);
+        const char *members[] = { "closed" };
+        assert_int_equal(
+            skc_node_map_set_group(n, "g", members, 1, "failover"), SKC_OK);
+        sleep_ms((i % 8) * 25); /* redials start 100 ms after a refusal */
+        assert_int_equal(skc_node_destroy(n), SKC_OK);
+    }
+}
+
 struct ping_result {
     atomic_int done;
     int status;
@@ -361,10 +386,9 @@ test_ping_and_state(void **state)
     assert_non_null(strstr(detail, "marked down"));
     skc_free(detail);
     assert_int_equal(skc_node_ping(c, "old", 1000, &rtt), SKC_ENODEDOWN);
+    assert_int_equal(skc_node_peer_state(c, NULL, &st, NULL), SKC_EINVAL);
     assert_int_equal(
-        skc_node_peer_state(c, NULL, &st, NULL), SKC_EINVAL);
-    assert_int_equal(skc_node_ping_async(c, "a", 1000, NULL, NULL),
-        SKC_EINVAL);
+        skc_node_ping_async(c, "a", 1000, NULL, NULL), SKC_EINVAL);
 
     /* marked down in the map: reported with that reason */
     struct reports r;
@@ -409,8 +433,8 @@ struct call_result {
 };
 
 static void
-on_call(int status, const void *data, size_t len, const char *detail,
-    void *arg)
+on_call(
+    int status, const void *data, size_t len, const char *detail, void *arg)
 {
     (void)data;
     (void)len;
@@ -441,8 +465,8 @@ test_heartbeat_silent_peer(void **state)
     struct call_result cr = { .status = -1 };
     atomic_init(&cr.done, 0);
     int64_t t0 = now_ms();
-    assert_int_equal(skc_node_call_async(c, "a", "@hold", "x", 1,
-                         scaled(30000), on_call, &cr),
+    assert_int_equal(skc_node_call_async(
+                         c, "a", "@hold", "x", 1, scaled(30000), on_call, &cr),
         SKC_OK);
     int64_t until = now_ms() + scaled(10000);
     while (!atomic_load(&cr.done) && now_ms() < until) {
@@ -501,11 +525,9 @@ test_group_errors(void **state)
         "unknown policy 'best'");
 
     const char *two[] = { "a", "a" };
-    assert_int_equal(
-        skc_node_map_set_group(c, "k", two, 2, NULL), SKC_EINVAL);
+    assert_int_equal(skc_node_map_set_group(c, "k", two, 2, NULL), SKC_EINVAL);
     assert_non_null(strstr(skc_last_error(), "listed twice"));
-    assert_int_equal(
-        skc_node_map_set_group(c, "k", two, 0, NULL), SKC_EINVAL);
+    assert_int_equal(skc_node_map_set_group(c, "k", two, 0, NULL), SKC_EINVAL);
     assert_int_equal(
         skc_node_map_set_group(c, "k", two, 1, "fast"), SKC_EINVAL);
     assert_non_null(strstr(skc_last_error(), "unknown policy 'fast'"));
@@ -552,6 +574,7 @@ main(void)
         cmocka_unit_test(test_ping_and_state),
         cmocka_unit_test(test_heartbeat_silent_peer),
         cmocka_unit_test(test_group_errors),
+        cmocka_unit_test(test_destroy_during_redial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,10 +45,24 @@ def skc(*args, env=None, timeout=30):
     e.pop("SKC_MAP", None)
     if env:
         e.update(env)
-    p = subprocess.run([SKC] + list(args), capture_output=True, env=e,
-                       timeout=timeout * SLOW, cwd=WORK)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), \
-        p.stderr.decode("utf-8", "replace")
+    p = subprocess.Popen([SKC] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=e, cwd=WORK)
+    try:
+        o, err = p.communicate(timeout=timeout * SLOW)
+    except subprocess.TimeoutExpired:
+        # A hang: print every thread's stack (when gdb is there) so the
+        # log says where, then kill it by its PID.
+        if shutil.which("gdb"):
+            subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex",
+                            "thread apply all bt"], timeout=60)
+        p.kill()
+        o, err = p.communicate()
+        sys.stdout.flush()
+        print("FAIL skc %s: still running after %.0f s (killed); stderr: %r"
+              % (" ".join(args), timeout * SLOW, err))
+        return -1, o.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    return p.returncode, o.decode("utf-8", "replace"), \
+        err.decode("utf-8", "replace")
 
 
 def expect(args, code, what, out=None, err=None, env=None):
