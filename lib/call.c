@@ -67,7 +67,8 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     if ((rc = check_peer_name(peer)) != 0) {
         return rc;
     }
-    if (kind != SKCI_KIND_PING &&
+    int no_target = kind == SKCI_KIND_PING || kind == SKCI_KIND_STATS;
+    if (!no_target &&
         (rc = skci_target_parse(&t, target, kind == SKCI_KIND_QUERY)) != 0) {
         return rc;
     }
@@ -85,9 +86,10 @@ call_new(skc_node *n, skci_call **out, int kind, int mode, const char *peer,
     if (timeout_ms < 0) {
         return skci_error(SKC_EINVAL, "timeout_ms is negative");
     }
-    char tname[SKCI_NAME_MAX + 2] = "(ping)";
-    size_t tlen = kind == SKCI_KIND_PING
-        ? strlen(tname)
+    char tname[SKCI_NAME_MAX + 2];
+    size_t tlen = no_target
+        ? (size_t)snprintf(tname, sizeof(tname), "%s",
+              kind == SKCI_KIND_PING ? "(ping)" : "(stats)")
         : skci_target_format(&t, tname, sizeof(tname));
     skci_call *c = calloc(1, sizeof(*c) + tlen + 1);
     if (c == NULL) {
@@ -214,9 +216,10 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
     if (skci_inline_depth > 0) {
         return skci_error(SKC_EBUSY,
             "a blocking %s to node '%s' from an inline handler or callback of node '%s' would stall the thread that receives replies; use the async form",
-            kind == SKCI_KIND_QUERY      ? "query"
-                : kind == SKCI_KIND_PING ? "ping"
-                                         : "call",
+            kind == SKCI_KIND_QUERY       ? "query"
+                : kind == SKCI_KIND_PING  ? "ping"
+                : kind == SKCI_KIND_STATS ? "stats request"
+                                          : "call",
             peer ? peer : "?",
             skci_current_node ? skci_current_node->name : "?");
     }
@@ -430,6 +433,13 @@ skc_node_ping(
     }
     skci_tmsg_free(rep);
     return 0;
+}
+
+int
+skci_call_plain(skc_node *node, int kind, const char *peer, int32_t timeout_ms,
+    skci_tmsg **rep, const uint8_t **d, size_t *l)
+{
+    return call_sync(node, kind, peer, NULL, NULL, 0, timeout_ms, rep, d, l);
 }
 
 int

@@ -22,6 +22,7 @@
 
 #include "bg.h"
 #include "error.h"
+#include "list.h"
 #include "map.h"
 #include "transport.h"
 #include "umem.h"
@@ -48,7 +49,7 @@ typedef struct skci_logline skci_logline;
 
 struct skci_task {
     void (*run)(skc_node *n, skci_task *t);
-    skci_task *next;
+    skci_lnode ready; /* on dq.ready */
 };
 
 /* Where the reply to an incoming call goes.  Owned by the skc_msg, then
@@ -59,8 +60,8 @@ typedef struct skci_route {
     skci_rctx *rctx; /* NULL once answered or detached */
     uint64_t id;
     uint32_t max_reply;
-    struct skci_route *prev, *next;
-    char target[]; /* "@name" etc., allocated to its length */
+    skci_lnode link; /* on serve.routes while not answered */
+    char target[];   /* "@name" etc., allocated to its length */
 } skci_route;
 
 /* A message delivered to a service (skc_msg in the API). */
@@ -72,7 +73,7 @@ struct skc_msg {
     size_t len;
     int64_t deadline;  /* 0 = none */
     skci_route *route; /* calls only; NULL once answered or deferred */
-    skc_msg *next;     /* mailbox */
+    skci_lnode mail;   /* on its service's mailbox */
     char target[];     /* allocated to its length */
 };
 
@@ -85,8 +86,9 @@ struct skci_service {
     uint32_t handle;
     skc_handler_fn fn;
     void *arg;
-    skc_msg *head, *tail; /* mailbox, under dq.lock */
-    int scheduled;        /* in the ready queue or running */
+    skci_list mail;    /* dq.lock: skc_msg by .mail, oldest first */
+    size_t mail_bytes; /* dq.lock: their payload bytes */
+    int scheduled;     /* in the ready queue or running */
     int running;
     pthread_t runner;
     int dead;
@@ -112,8 +114,8 @@ struct skci_call {
     int kind; /* SKCI_KIND_* */
     int state;
     skci_peer *peer;
-    skci_call *prev, *next; /* peer queue or sent list */
-    skci_tmsg *req;         /* the frame, until handed to the transport */
+    skci_lnode link; /* on its peer's queued or sent list */
+    skci_tmsg *req;  /* the frame, until handed to the transport */
     size_t payload_len;
     int64_t start;
     int32_t timeout_ms;
@@ -182,10 +184,10 @@ struct skci_peer {
     uint32_t max_msg; /* the peer's limit, from hello */
     char *push_url;   /* from hello */
     int warned_waiting;
-    skci_call *qhead, *qtail; /* not yet sent, in order */
-    skci_call *shead;         /* sent, awaiting replies */
-    skci_call *hello;         /* hello in progress */
-    skci_group *group;        /* SKCI_PEER_GROUP */
+    skci_list queued;  /* skci_call: not yet sent, in order */
+    skci_list sent;    /* skci_call: sent, awaiting replies */
+    skci_call *hello;  /* hello in progress */
+    skci_group *group; /* SKCI_PEER_GROUP */
     /* health (health.c) */
     int health;         /* SKC_PEER_* */
     const char *reason; /* of the last change of health, static */
@@ -207,7 +209,7 @@ struct skci_peer {
 
 /* A monitor report waiting to be delivered (health.c). */
 typedef struct skci_monev {
-    struct skci_monev *next;
+    skci_lnode link; /* on health.events */
     int up;
     const char *reason;
     char *addr;
@@ -220,8 +222,8 @@ typedef struct skci_health {
     int hb_misses; /* set at create */
     skc_monitor_fn fn;
     void *arg;
-    skci_monev *head, *tail; /* reports to deliver, in order */
-    int running;             /* the delivery task is queued or running */
+    skci_list events; /* skci_monev by .link: reports to deliver, in order */
+    int running;      /* the delivery task is queued or running */
     skci_task task;
     int any; /* a peer needs the tick (up, redial) */
 } skci_health;
@@ -244,8 +246,7 @@ typedef struct skci_logkind {
  * limit per kind of line. */
 typedef struct skci_logq {
     pthread_mutex_t lock; /* a leaf: nothing is called under it */
-    skci_logline *head;   /* lock */
-    skci_logline *tail;   /* lock */
+    skci_list lines;      /* lock: skci_logline, oldest first */
     atomic_int queued;    /* head != NULL, read without the lock */
     skci_logkind kinds[SKCI_LOG_KINDS]; /* lock */
 } skci_logq;
@@ -282,7 +283,8 @@ typedef struct skci_dispatch {
     pthread_mutex_t lock;     /* also guards each service's mailbox */
     pthread_cond_t cond;      /* with lock: work for workers / poll */
     pthread_cond_t idle_cond; /* with lock: a service stopped running */
-    skci_task *head, *tail;   /* lock: the ready queue */
+    skci_list ready;          /* lock: skci_task by .ready, in order */
+    int busy;                 /* lock: workers running a task */
     int stop;                 /* lock */
     pthread_t *threads;       /* set at create */
     int nthreads;             /* set at create */
@@ -300,14 +302,14 @@ typedef struct skci_dispatch {
  * mailboxes, per sender stream. */
 typedef struct skci_ostream skci_ostream;
 typedef struct skci_order {
-    pthread_mutex_t lock;      /* taken with no other skc lock held */
-    pthread_cond_t cond;       /* with lock: the waiter thread's sleep */
-    skci_ostream **b;          /* lock: stream id -> state, chained */
-    size_t nb, count;          /* lock */
-    skci_ostream *old, *young; /* lock: by last activity, oldest first */
-    int64_t wake_at;           /* lock: when the waiter thread wakes */
-    int thread;                /* lock: the waiter thread was started */
-    int stop;                  /* lock: destroy: the thread ends */
+    pthread_mutex_t lock; /* taken with no other skc lock held */
+    pthread_cond_t cond;  /* with lock: the waiter thread's sleep */
+    skci_ostream **b;     /* lock: stream id -> state, chained */
+    size_t nb, count;     /* lock */
+    skci_list ages;       /* lock: skci_ostream, least active first */
+    int64_t wake_at;      /* lock: when the waiter thread wakes */
+    int thread;           /* lock: the waiter thread was started */
+    int stop;             /* lock: destroy: the thread ends */
 } skci_order;
 
 /* watch.c: the map file watched for changes. */
@@ -322,10 +324,41 @@ typedef struct skci_watch {
     char *path;           /* ctl; read by the thread while it runs */
 } skci_watch;
 
+/* stats.c: what a node counts (docs/OPERATIONS.md, "Statistics").  The
+ * fields bumped under call_lock are plain; those bumped on the transport's
+ * threads with no lock are relaxed atomics (one locked add each). */
+#define SKCI_STAT_CODES 32 /* failures by -code, SKC_E* codes up to -31 */
+typedef atomic_uint_least64_t skci_counter;
+typedef struct skci_stats {
+    int64_t start_ms; /* set at create */
+    /* call_lock: this node's own calls, queries, pings and sends */
+    uint64_t calls_ok;
+    uint64_t calls_failed[SKCI_STAT_CODES];
+    uint64_t sends_ok; /* handed to a link */
+    uint64_t sends_failed[SKCI_STAT_CODES];
+    uint64_t bytes_out_lk; /* payloads of the above */
+    uint64_t bytes_in_lk;  /* payloads of their replies */
+    /* atomics: what peers ask of this node */
+    skci_counter requests_in;   /* every request frame: calls, queries, ... */
+    skci_counter calls_in;      /* calls put in a service's mailbox */
+    skci_counter calls_refused; /* answered at once with an error */
+    skci_counter replies_ok, replies_failed;
+    skci_counter sends_in, sends_dropped;
+    skci_counter bad_frames;
+    skci_counter bytes_in, bytes_out; /* payloads: requests in, replies out */
+} skci_stats;
+
+/* The index of a failure code in calls_failed and sends_failed. */
+#define SKCI_STAT_CODE(rc) ((rc) < 0 && (rc) > -SKCI_STAT_CODES ? -(rc) : 0)
+
+/* Counts v more at an atomic counter. */
+#define SKCI_COUNT(n, field, v)                                               \
+    atomic_fetch_add_explicit(&(n)->stats.field, (v), memory_order_relaxed)
+
 /* msg.c: calls being served, detached from the transport at destroy. */
 typedef struct skci_serving {
     pthread_mutex_t lock;
-    skci_route *routes; /* lock */
+    skci_list routes; /* lock: skci_route by .link */
 } skci_serving;
 
 struct skc_node {
@@ -364,6 +397,7 @@ struct skc_node {
     skci_serving serve;
     skci_watch watch;
     skci_order order;
+    skci_stats stats;
 };
 
 /* The node whose handler/callback runs on this thread, if any. */
@@ -425,6 +459,10 @@ void skci_dispatch_inline_end(skc_node *n);
  * detail, naming both nodes). */
 int skci_inline_busy(const char *what, const skc_node *target);
 void skci_dispatch_push(skc_node *n, skci_task *t);
+/* A service's mailbox (dq.lock held): the oldest message off it (NULL
+ * when empty), and all of it moved to `to`. */
+skc_msg *skci_mail_pop(skci_service *s);
+void skci_mail_take(skci_service *s, skci_list *to);
 /* The run function of a service's task (its mailbox has mail). */
 void skci_dispatch_run_service(skc_node *n, skci_task *t);
 /* msg.c: the message lifecycle and reply routes */
@@ -479,10 +517,12 @@ void skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     const uint8_t *data, size_t len, const char *detail);
 void skci_call_fail(skc_node *n, skci_call *c, int status, const char *fmt,
     ...) SKCI_PRINTF(4, 5);
-/* Ends every call of a peer list (queue or sent list). */
+/* Ends every call on one of a peer's lists (queued or sent); each
+ * leaves the list as it ends. */
 void skci_call_fail_list(
-    skc_node *n, skci_call *head, int status, const char *detail);
-void skci_call_unlink(skci_call **head, skci_call **tail, skci_call *c);
+    skc_node *n, skci_list *calls, int status, const char *detail);
+/* The call on a list node of a peer's queued or sent list. */
+#define SKCI_CALL_OF(e) SKCI_LIST_ENTRY(e, skci_call, link)
 /* Frees a call that has ended, or was never registered (no lock). */
 void skci_call_free(skci_call *c);
 /* The timer thread sleeps past `when`: wake it. */
@@ -496,6 +536,17 @@ void skci_timer_stop(skc_node *n);
 /* Finds or creates a peer. */
 skci_peer *skci_peer_get(skc_node *n, const char *name, int create);
 const char *skci_peer_addr(const skci_peer *p);
+/* health.c: p's state as skc_node_peer_state reports it (call_lock), and
+ * its name ("up", "down", ...). */
+int skci_peer_state(skc_node *n, const skci_peer *p);
+const char *skci_peer_state_name(int state);
+/* stats.c: the node's statistics as JSON (malloc'd, *len bytes, no lock
+ * held); NULL without memory. */
+char *skci_stats_json(skc_node *n, size_t *len);
+/* call.c: a request with no target or payload (ping, stats) run to its
+ * end on this thread; on 0 the reply frame *rep owns *d (*l bytes). */
+int skci_call_plain(skc_node *node, int kind, const char *peer,
+    int32_t timeout_ms, skci_tmsg **rep, const uint8_t **d, size_t *l);
 /* 0 if peer p can take call c now or later, else the error (detail set). */
 int skci_peer_admit(const skc_node *n, const skci_peer *p, const skci_call *c);
 /* Sends a registered call, or queues it (dialing if needed). */

@@ -47,13 +47,7 @@ _Thread_local int skci_inline_depth;
 static void
 queue_push_locked(skc_node *n, skci_task *t)
 {
-    t->next = NULL;
-    if (n->dq.tail != NULL) {
-        n->dq.tail->next = t;
-    } else {
-        n->dq.head = t;
-    }
-    n->dq.tail = t;
+    skci_list_append(&n->dq.ready, &t->ready);
     if (n->workers > 0) {
         pthread_cond_signal(&n->dq.cond);
     } else {
@@ -70,21 +64,15 @@ queue_push_locked(skc_node *n, skci_task *t)
 static skci_task *
 queue_pop_locked(skc_node *n)
 {
-    skci_task *t = n->dq.head;
-    if (t != NULL) {
-        n->dq.head = t->next;
-        if (n->dq.head == NULL) {
-            n->dq.tail = NULL;
-        }
-    }
-    return t;
+    skci_lnode *e = skci_list_pop(&n->dq.ready);
+    return e != NULL ? SKCI_LIST_ENTRY(e, skci_task, ready) : NULL;
 }
 
 /* dq.lock held: the queue is empty, so the fd stops being readable. */
 static void
 efd_disarm_locked(skc_node *n)
 {
-    if (n->dq.efd_armed && n->dq.head == NULL) {
+    if (n->dq.efd_armed && skci_list_empty(&n->dq.ready)) {
         uint64_t v;
         ssize_t r = read(n->dq.efd, &v, sizeof(v));
         (void)r;
@@ -98,6 +86,25 @@ skci_dispatch_push(skc_node *n, skci_task *t)
     pthread_mutex_lock(&n->dq.lock);
     queue_push_locked(n, t);
     pthread_mutex_unlock(&n->dq.lock);
+}
+
+skc_msg *
+skci_mail_pop(skci_service *s)
+{
+    skci_lnode *e = skci_list_pop(&s->mail);
+    if (e == NULL) {
+        return NULL;
+    }
+    skc_msg *m = SKCI_LIST_ENTRY(e, skc_msg, mail);
+    s->mail_bytes -= m->len;
+    return m;
+}
+
+void
+skci_mail_take(skci_service *s, skci_list *to)
+{
+    skci_list_move(to, &s->mail);
+    s->mail_bytes = 0;
 }
 
 int
@@ -120,13 +127,8 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
         pthread_mutex_unlock(&n->dq.lock);
         return 1;
     }
-    msg->next = NULL;
-    if (s->tail != NULL) {
-        s->tail->next = msg;
-    } else {
-        s->head = msg;
-    }
-    s->tail = msg;
+    skci_list_append(&s->mail, &msg->mail);
+    s->mail_bytes += msg->len;
     if (!s->scheduled) {
         s->scheduled = 1;
         s->refs++; /* the queue's */
@@ -173,21 +175,18 @@ run_turn(skc_node *n, skci_service *s, skc_msg *m, int is_inline)
             until = skci_now_ns() + RUN_INLINE_NS; /* from going on */
         }
         pthread_mutex_lock(&n->dq.lock);
-        if (batch >= limit || s->dead || n->dq.stop || s->head == NULL ||
+        if (batch >= limit || s->dead || n->dq.stop ||
+            skci_list_empty(&s->mail) ||
             (is_inline && skci_now_ns() > until)) {
             break;
         }
-        m = s->head;
-        s->head = m->next;
-        if (s->head == NULL) {
-            s->tail = NULL;
-        }
+        m = skci_mail_pop(s);
         pthread_mutex_unlock(&n->dq.lock);
     }
     s->running = 0;
     pthread_cond_broadcast(&n->dq.idle_cond);
     int last = 0;
-    if (!s->dead && s->head != NULL) {
+    if (!s->dead && !skci_list_empty(&s->mail)) {
         queue_push_locked(n, &s->task); /* keeps the turn's reference */
     } else {
         s->scheduled = 0;
@@ -245,20 +244,13 @@ static void
 run_service(skc_node *n, skci_service *s)
 {
     pthread_mutex_lock(&n->dq.lock);
-    skc_msg *m = s->head;
+    skc_msg *m = skci_mail_pop(s);
     int stopping = n->dq.stop;
-    if (m != NULL) {
-        s->head = m->next;
-        if (s->head == NULL) {
-            s->tail = NULL;
-        }
-    }
     if (m == NULL || s->dead || stopping) {
         /* Dead, or the node is shutting down: nothing more runs. */
-        skc_msg *rest = NULL;
+        skci_list rest = { NULL, NULL, 0 };
         if (stopping && !s->dead) {
-            rest = s->head;
-            s->head = s->tail = NULL;
+            skci_mail_take(s, &rest);
         }
         s->scheduled = 0;
         int last = --s->refs == 0;
@@ -269,10 +261,10 @@ run_service(skc_node *n, skci_service *s)
         if (m != NULL) {
             skci_msg_drop(m, SKC_ECLOSED, "the node is shutting down");
         }
-        while (rest != NULL) {
-            skc_msg *next = rest->next;
-            skci_msg_drop(rest, SKC_ECLOSED, "the node is shutting down");
-            rest = next;
+        skci_lnode *e;
+        while ((e = skci_list_pop(&rest)) != NULL) {
+            skci_msg_drop(SKCI_LIST_ENTRY(e, skc_msg, mail), SKC_ECLOSED,
+                "the node is shutting down");
         }
         return;
     }
@@ -302,9 +294,11 @@ worker_main(void *arg)
     for (;;) {
         skci_task *t = queue_pop_locked(n);
         if (t != NULL) {
+            n->dq.busy++;
             pthread_mutex_unlock(&n->dq.lock);
             run_task(n, t);
             pthread_mutex_lock(&n->dq.lock);
+            n->dq.busy--;
             continue;
         }
         if (n->dq.stop) {
@@ -426,9 +420,9 @@ skc_node_poll(skc_node *node, int32_t timeout_ms)
     }
     skc_node *n = node;
     pthread_mutex_lock(&n->dq.lock);
-    if (n->dq.head == NULL && timeout_ms != 0) {
+    if (skci_list_empty(&n->dq.ready) && timeout_ms != 0) {
         int64_t until = skci_now_ms() + timeout_ms;
-        while (n->dq.head == NULL && !n->dq.woken && !n->dq.stop) {
+        while (skci_list_empty(&n->dq.ready) && !n->dq.woken && !n->dq.stop) {
             if (timeout_ms < 0) {
                 pthread_cond_wait(&n->dq.cond, &n->dq.lock);
                 continue;

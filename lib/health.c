@@ -27,14 +27,12 @@ skci_health_init(skc_node *n, int32_t hb_ms, int32_t misses)
 void
 skci_health_fini(skc_node *n)
 {
-    skci_monev *e = n->health.head;
-    while (e != NULL) {
-        skci_monev *next = e->next;
+    skci_lnode *l;
+    while ((l = skci_list_pop(&n->health.events)) != NULL) {
+        skci_monev *e = SKCI_LIST_ENTRY(l, skci_monev, link);
         free(e->addr);
         free(e);
-        e = next;
     }
-    n->health.head = n->health.tail = NULL;
 }
 
 static const char *
@@ -61,24 +59,24 @@ monitor_run(skc_node *n, skci_task *t)
     skci_current_node = n;
     for (;;) {
         skci_call_lock(n);
-        skci_monev *e = n->health.head;
-        n->health.head = n->health.tail = NULL;
+        skci_list evs = { NULL, NULL, 0 };
+        skci_list_move(&evs, &n->health.events);
         skc_monitor_fn fn = n->health.fn;
         void *arg = n->health.arg;
-        if (e == NULL) {
+        if (skci_list_empty(&evs)) {
             n->health.running = 0;
             skci_call_unlock(n);
             break;
         }
         skci_call_unlock(n);
-        while (e != NULL) {
-            skci_monev *next = e->next;
+        skci_lnode *l;
+        while ((l = skci_list_pop(&evs)) != NULL) {
+            skci_monev *e = SKCI_LIST_ENTRY(l, skci_monev, link);
             if (fn != NULL) {
                 fn(arg, e->peer, e->up, e->reason, e->addr ? e->addr : "");
             }
             free(e->addr);
             free(e);
-            e = next;
         }
     }
     skci_current_node = prev;
@@ -102,12 +100,7 @@ monitor_queue(skc_node *n, skci_peer *p, int up, const char *reason)
     e->up = up;
     e->reason = reason;
     e->addr = p->url != NULL ? skci_strdup(p->url) : NULL;
-    if (n->health.tail != NULL) {
-        n->health.tail->next = e;
-    } else {
-        n->health.head = e;
-    }
-    n->health.tail = e;
+    skci_list_append(&n->health.events, &e->link);
     if (!n->health.running) {
         n->health.running = 1;
         n->health.task.run = monitor_run;
@@ -120,19 +113,20 @@ monitor_queue(skc_node *n, skci_peer *p, int up, const char *reason)
 static void
 reroute_group_calls(skc_node *n, skci_peer *p)
 {
-    skci_call *c = p->qhead;
-    while (c != NULL) {
-        skci_call *next = c->next;
+    skci_lnode *e = p->queued.head;
+    while (e != NULL) {
+        skci_lnode *next = e->next;
+        skci_call *c = SKCI_CALL_OF(e);
         if (c->group != NULL) {
             char why[SKCI_DETAIL_MAX];
             skci_peer *m = skci_group_pick(n, c->group, p, why, sizeof(why));
             if (m != NULL) {
-                skci_call_unlink(&p->qhead, &p->qtail, c);
+                skci_list_remove(&p->queued, e);
                 c->state = 0;
                 skci_peer_route(n, m, c);
             }
         }
-        c = next;
+        e = next;
     }
 }
 
@@ -194,9 +188,8 @@ heartbeat_timeout(skc_node *n, skci_peer *p, int64_t silent)
     snprintf(why, sizeof(why),
         "node '%s' (%s) did not answer for %lld ms (heartbeat timeout); the outcome is unknown",
         p->name, skci_peer_addr(p), (long long)silent);
-    skci_call *sent = p->shead;
     skci_peer_detach(n, p);
-    skci_call_fail_list(n, sent, SKC_ECONNLOST, why);
+    skci_call_fail_list(n, &p->sent, SKC_ECONNLOST, why);
     skci_health_set(n, p, SKC_PEER_DOWN, "heartbeat timeout");
 }
 
@@ -328,6 +321,20 @@ group_describe(skc_node *n, const skci_peer *g, char *buf, size_t len)
     return up                    ? SKC_PEER_UP
         : (size_t)down == grp->n ? SKC_PEER_DOWN
                                  : SKC_PEER_CONNECTING;
+}
+
+int
+skci_peer_state(skc_node *n, const skci_peer *p)
+{
+    char buf[SKCI_DETAIL_MAX];
+    return p->map == SKCI_PEER_GROUP ? group_describe(n, p, buf, sizeof(buf))
+                                     : peer_describe(p, buf, sizeof(buf));
+}
+
+const char *
+skci_peer_state_name(int state)
+{
+    return state_name(state);
 }
 
 int

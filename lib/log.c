@@ -21,7 +21,7 @@
 #define LOG_WINDOW_MS 10000
 
 struct skci_logline {
-    struct skci_logline *next;
+    skci_lnode link; /* on logq.lines */
     int level;
     char text[];
 };
@@ -39,15 +39,15 @@ static void
 log_flush(skc_node *n)
 {
     pthread_mutex_lock(&n->logq.lock);
-    skci_logline *l = n->logq.head;
-    n->logq.head = n->logq.tail = NULL;
+    skci_list lines = { NULL, NULL, 0 };
+    skci_list_move(&lines, &n->logq.lines);
     atomic_store(&n->logq.queued, 0);
     pthread_mutex_unlock(&n->logq.lock);
-    while (l != NULL) {
-        skci_logline *next = l->next;
+    skci_lnode *e;
+    while ((e = skci_list_pop(&lines)) != NULL) {
+        skci_logline *l = SKCI_LIST_ENTRY(e, skci_logline, link);
         n->log(l->level, n->name, l->text, n->log_arg);
         free(l);
-        l = next;
     }
 }
 
@@ -124,16 +124,10 @@ skci_node_log(skc_node *n, int level, const char *fmt, ...)
     if (l == NULL) {
         return; /* no memory: the line is lost, nothing else is */
     }
-    l->next = NULL;
     l->level = level;
     memcpy(l->text, buf, tl + 1);
     pthread_mutex_lock(&n->logq.lock);
-    if (n->logq.tail != NULL) {
-        n->logq.tail->next = l;
-    } else {
-        n->logq.head = l;
-    }
-    n->logq.tail = l;
+    skci_list_append(&n->logq.lines, &l->link);
     atomic_store(&n->logq.queued, 1);
     pthread_mutex_unlock(&n->logq.lock);
 }

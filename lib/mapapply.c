@@ -181,9 +181,8 @@ apply_group(skc_node *n, skci_peer *p, struct map_change *ch)
         snprintf(why, sizeof(why),
             "'%s' became a group while the request was in flight; the outcome is unknown",
             p->name);
-        skci_call *sent = p->shead;
         skci_peer_detach(n, p);
-        skci_call_fail_list(n, sent, SKC_ECONNLOST, why);
+        skci_call_fail_list(n, &p->sent, SKC_ECONNLOST, why);
     }
     p->map = SKCI_PEER_GROUP;
     free(p->url);
@@ -195,10 +194,11 @@ apply_group(skc_node *n, skci_peer *p, struct map_change *ch)
         text ? text : "(group)");
     free(text);
     /* Calls waiting for the name go to a member. */
-    skci_call *c = p->qhead;
-    p->qhead = p->qtail = NULL;
-    while (c != NULL) {
-        skci_call *next = c->next;
+    skci_list waiting = { NULL, NULL, 0 };
+    skci_list_move(&waiting, &p->queued);
+    skci_lnode *e;
+    while ((e = skci_list_pop(&waiting)) != NULL) {
+        skci_call *c = SKCI_CALL_OF(e);
         c->state = 0;
         c->group = p;
         char why[SKCI_DETAIL_MAX];
@@ -209,7 +209,6 @@ apply_group(skc_node *n, skci_peer *p, struct map_change *ch)
             c->peer = NULL;
             skci_call_finish(n, c, SKC_EUNREACHABLE, NULL, NULL, 0, why);
         }
-        c = next;
     }
 }
 

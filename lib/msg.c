@@ -46,12 +46,7 @@ void
 skci_route_link(skc_node *n, skci_route *r)
 {
     pthread_mutex_lock(&n->serve.lock);
-    r->prev = NULL;
-    r->next = n->serve.routes;
-    if (n->serve.routes != NULL) {
-        n->serve.routes->prev = r;
-    }
-    n->serve.routes = r;
+    skci_list_append(&n->serve.routes, &r->link);
     pthread_mutex_unlock(&n->serve.lock);
 }
 
@@ -66,14 +61,7 @@ route_answer(skci_route *r, skci_tmsg *frame)
     skci_rctx *rc_ = r->rctx;
     if (rc_ != NULL) {
         r->rctx = NULL;
-        if (r->prev != NULL) {
-            r->prev->next = r->next;
-        } else {
-            n->serve.routes = r->next;
-        }
-        if (r->next != NULL) {
-            r->next->prev = r->prev;
-        }
+        skci_list_remove(&n->serve.routes, &r->link);
         skci_server_reply(rc_, frame);
     } else {
         skci_tmsg_free(frame);
@@ -85,9 +73,19 @@ route_answer(skci_route *r, skci_tmsg *frame)
     return rc;
 }
 
+/* Sends a reply with a payload of len bytes (counted). */
+static int
+route_answer_ok(skci_route *r, skci_tmsg *frame, size_t len)
+{
+    SKCI_COUNT(r->node, replies_ok, 1);
+    SKCI_COUNT(r->node, bytes_out, len);
+    return route_answer(r, frame);
+}
+
 static int
 route_answer_error(skci_route *r, int code, const char *text)
 {
+    SKCI_COUNT(r->node, replies_failed, 1);
     /* Without memory for a frame (f == NULL) the request is dropped and
      * the caller still gets an answer: its deadline. */
     skci_tmsg *f =
@@ -122,10 +120,10 @@ void
 skci_detach_routes(skc_node *n)
 {
     pthread_mutex_lock(&n->serve.lock);
-    for (skci_route *r = n->serve.routes; r; r = r->next) {
-        r->rctx = NULL;
+    skci_lnode *e;
+    while ((e = skci_list_pop(&n->serve.routes)) != NULL) {
+        SKCI_LIST_ENTRY(e, skci_route, link)->rctx = NULL;
     }
-    n->serve.routes = NULL;
     pthread_mutex_unlock(&n->serve.lock);
 }
 
@@ -202,7 +200,7 @@ route_reply(skci_route *r, const void *data, size_t len)
         route_answer_error(r, SKC_ENOMEM, "out of memory for the reply");
         return skci_error(SKC_ENOMEM, "reply of %zu bytes", len);
     }
-    return route_answer(r, f);
+    return route_answer_ok(r, f, len);
 }
 
 int
@@ -226,7 +224,7 @@ skc_msg_reply(skc_msg *msg, const void *data, size_t len)
         msg->frame = NULL;
         msg->payload = NULL;
         msg->len = 0;
-        return route_answer(r, f);
+        return route_answer_ok(r, f, len);
     }
     return route_reply(r, data, len);
 }

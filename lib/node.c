@@ -144,6 +144,7 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         return rc;
     }
     skci_pending_init(n);
+    n->stats.start_ms = skci_now_ms();
     skci_peers_init(n);
     skci_health_init(n, o.heartbeat_ms ? o.heartbeat_ms : DEFAULT_HEARTBEAT_MS,
         o.heartbeat_misses ? o.heartbeat_misses : DEFAULT_HEARTBEAT_MISSES);

@@ -39,7 +39,7 @@
 #define ORDER_MAX_STREAMS 4096
 
 typedef struct order_held {
-    struct order_held *next;
+    skci_lnode link; /* on its stream's held list */
     skc_msg *m;
     skci_target t; /* its name points into m's frame */
     uint64_t need; /* sends of the stream before it */
@@ -49,12 +49,12 @@ typedef struct order_held {
 
 struct skci_ostream {
     uint64_t id;
-    uint64_t seen; /* the highest send number put in a mailbox */
-    int64_t last;  /* ms: its last send or held call */
-    order_held *head, *tail;
-    int releasing;             /* a thread is delivering its held calls */
-    skci_ostream *hnext;       /* hash chain */
-    skci_ostream *prev, *next; /* by last activity */
+    uint64_t seen;       /* the highest send number put in a mailbox */
+    int64_t last;        /* ms: its last send or held call */
+    skci_list held;      /* order_held, in arrival order */
+    int releasing;       /* a thread is delivering its held calls */
+    skci_ostream *hnext; /* hash chain */
+    skci_lnode age;      /* on o->ages */
 };
 
 void
@@ -86,42 +86,23 @@ order_find(const skci_order *o, uint64_t id)
     return st;
 }
 
-static void
-age_unlink(skci_order *o, skci_ostream *st)
-{
-    if (st->prev != NULL) {
-        st->prev->next = st->next;
-    } else {
-        o->old = st->next;
-    }
-    if (st->next != NULL) {
-        st->next->prev = st->prev;
-    } else {
-        o->young = st->prev;
-    }
-    st->prev = st->next = NULL;
-}
+#define STREAM_OF(e) SKCI_LIST_ENTRY(e, skci_ostream, age)
+#define HELD_OF(e) SKCI_LIST_ENTRY(e, order_held, link)
 
-static void
-age_append(skci_order *o, skci_ostream *st)
+/* The first held call of st (lock held); NULL when none. */
+static order_held *
+held_first(const skci_ostream *st)
 {
-    st->prev = o->young;
-    st->next = NULL;
-    if (o->young != NULL) {
-        o->young->next = st;
-    } else {
-        o->old = st;
-    }
-    o->young = st;
+    return st->held.head != NULL ? HELD_OF(st->held.head) : NULL;
 }
 
 static void
 order_touch(skci_order *o, skci_ostream *st, int64_t now)
 {
     st->last = now;
-    if (o->young != st) {
-        age_unlink(o, st);
-        age_append(o, st);
+    if (o->ages.tail != &st->age) {
+        skci_list_remove(&o->ages, &st->age);
+        skci_list_append(&o->ages, &st->age);
     }
 }
 
@@ -133,7 +114,7 @@ order_forget(skci_order *o, skci_ostream *st)
         pp = &(*pp)->hnext;
     }
     *pp = st->hnext;
-    age_unlink(o, st);
+    skci_list_remove(&o->ages, &st->age);
     o->count--;
     free(st);
 }
@@ -167,20 +148,22 @@ order_grow(skci_order *o)
 static skci_ostream *
 order_new(skci_order *o, uint64_t id, int64_t now)
 {
-    skci_ostream *st = o->old;
-    while (st != NULL &&
-        (o->count >= ORDER_MAX_STREAMS || now - st->last > ORDER_IDLE_MS)) {
-        skci_ostream *next = st->next;
-        if (st->head == NULL && !st->releasing) {
+    skci_lnode *e = o->ages.head;
+    while (e != NULL &&
+        (o->count >= ORDER_MAX_STREAMS ||
+            now - STREAM_OF(e)->last > ORDER_IDLE_MS)) {
+        skci_lnode *next = e->next;
+        skci_ostream *st = STREAM_OF(e);
+        if (skci_list_empty(&st->held) && !st->releasing) {
             order_forget(o, st);
         }
-        st = next;
+        e = next;
     }
     if (o->count >= ORDER_MAX_STREAMS ||
         (o->count >= o->nb && order_grow(o) != 0)) {
         return NULL;
     }
-    st = calloc(1, sizeof(*st));
+    skci_ostream *st = calloc(1, sizeof(*st));
     if (st == NULL) {
         return NULL;
     }
@@ -189,7 +172,7 @@ order_new(skci_order *o, uint64_t id, int64_t now)
     size_t k = order_bucket(id, o->nb);
     st->hnext = o->b[k];
     o->b[k] = st;
-    age_append(o, st);
+    skci_list_append(&o->ages, &st->age);
     o->count++;
     return st;
 }
@@ -201,20 +184,16 @@ order_release(skc_node *n, skci_ostream *st)
 {
     skci_order *o = &n->order;
     st->releasing = 1;
-    while (st->head != NULL && st->head->need <= st->seen) {
-        order_held *batch = st->head, *end = batch;
-        while (end->next != NULL && end->next->need <= st->seen) {
-            end = end->next;
+    while (!skci_list_empty(&st->held) && held_first(st)->need <= st->seen) {
+        skci_list batch = { NULL, NULL, 0 };
+        while (
+            !skci_list_empty(&st->held) && held_first(st)->need <= st->seen) {
+            skci_list_append(&batch, skci_list_pop(&st->held));
         }
-        st->head = end->next;
-        if (st->head == NULL) {
-            st->tail = NULL;
-        }
-        end->next = NULL;
         pthread_mutex_unlock(&o->lock);
-        while (batch != NULL) {
-            order_held *h = batch;
-            batch = h->next;
+        skci_lnode *e;
+        while ((e = skci_list_pop(&batch)) != NULL) {
+            order_held *h = HELD_OF(e);
             skci_serve_call(n, &h->t, h->m);
             free(h);
         }
@@ -238,7 +217,8 @@ skci_order_sent(skc_node *n, uint64_t stream, uint64_t seq)
             st->seen = seq;
         }
         order_touch(o, st, now);
-        if (st->head != NULL && !st->releasing && st->head->need <= st->seen) {
+        if (!skci_list_empty(&st->held) && !st->releasing &&
+            held_first(st)->need <= st->seen) {
             order_release(n, st);
         }
     }
@@ -257,12 +237,14 @@ order_main(void *arg)
         char warn[SKCI_NAME_MAX + 400];
         skci_ostream *due = NULL;
         warn[0] = '\0';
-        for (skci_ostream *st = o->old; st != NULL; st = st->next) {
-            if (st->head == NULL) {
+        for (skci_lnode *e = o->ages.head; e != NULL; e = e->next) {
+            skci_ostream *st = STREAM_OF(e);
+            if (skci_list_empty(&st->held)) {
                 continue;
             }
             uint64_t need = 0;
-            for (order_held *h = st->head; h != NULL; h = h->next) {
+            for (skci_lnode *he = st->held.head; he != NULL; he = he->next) {
+                order_held *h = HELD_OF(he);
                 if (h->until <= now) {
                     need = h->need > need ? h->need : need;
                 } else if (h->until < next) {
@@ -277,11 +259,11 @@ order_main(void *arg)
                     " ms for %" PRIu64
                     " earlier send(s) of its caller (stream %016" PRIx64
                     ") that did not arrive (lost with a connection?); it runs without them",
-                    n->name, st->head->m->target, now - st->head->since,
-                    need - st->seen, st->id);
+                    n->name, held_first(st)->m->target,
+                    now - held_first(st)->since, need - st->seen, st->id);
                 st->seen = need;
             }
-            if (!st->releasing && st->head->need <= st->seen) {
+            if (!st->releasing && held_first(st)->need <= st->seen) {
                 due = st;
                 break;
             }
@@ -325,7 +307,8 @@ skci_order_call(skc_node *n, const skci_target *t, skc_msg *m, uint64_t stream,
     int64_t now = skci_now_ms();
     pthread_mutex_lock(&o->lock);
     skci_ostream *st = order_find(o, stream);
-    if (st != NULL && st->head == NULL && !st->releasing && st->seen >= need) {
+    if (st != NULL && skci_list_empty(&st->held) && !st->releasing &&
+        st->seen >= need) {
         pthread_mutex_unlock(&o->lock); /* the usual case: nothing to wait */
         skci_serve_call(n, t, m);
         return;
@@ -353,20 +336,14 @@ skci_order_call(skc_node *n, const skci_target *t, skc_msg *m, uint64_t stream,
     if (timeout_ms > 0 && timeout_ms / 4 < wait) {
         wait = timeout_ms / 4 > 0 ? timeout_ms / 4 : 1;
     }
-    h->next = NULL;
     h->m = m;
     h->t = *t;
     h->need = need;
     h->since = now;
     h->until = now + wait;
-    if (st->tail != NULL) {
-        st->tail->next = h;
-    } else {
-        st->head = h;
-    }
-    st->tail = h;
+    skci_list_append(&st->held, &h->link);
     order_touch(o, st, now);
-    if (!st->releasing && st->head->need <= st->seen) {
+    if (!st->releasing && held_first(st)->need <= st->seen) {
         order_release(n, st);
     } else if (h->until < o->wake_at) {
         pthread_cond_signal(&o->cond);
@@ -378,21 +355,17 @@ void
 skci_order_close(skc_node *n)
 {
     skci_order *o = &n->order;
-    order_held *all = NULL;
+    skci_list all = { NULL, NULL, 0 };
     pthread_mutex_lock(&o->lock);
     o->stop = 1;
     pthread_cond_signal(&o->cond);
-    for (skci_ostream *st = o->old; st != NULL; st = st->next) {
-        if (st->head != NULL) {
-            st->tail->next = all;
-            all = st->head;
-            st->head = st->tail = NULL;
-        }
+    for (skci_lnode *e = o->ages.head; e != NULL; e = e->next) {
+        skci_list_move(&all, &STREAM_OF(e)->held);
     }
     pthread_mutex_unlock(&o->lock);
-    while (all != NULL) {
-        order_held *h = all;
-        all = h->next;
+    skci_lnode *e;
+    while ((e = skci_list_pop(&all)) != NULL) {
+        order_held *h = HELD_OF(e);
         skci_msg_drop(h->m, SKC_ECLOSED, "the node is shutting down");
         free(h);
     }
@@ -402,8 +375,8 @@ void
 skci_order_fini(skc_node *n)
 {
     skci_order *o = &n->order;
-    while (o->old != NULL) {
-        order_forget(o, o->old);
+    while (!skci_list_empty(&o->ages)) {
+        order_forget(o, STREAM_OF(o->ages.head));
     }
     free(o->b);
     o->b = NULL;

@@ -49,26 +49,14 @@ void
 skci_peer_queue(skci_peer *p, skci_call *c)
 {
     c->state = SKCI_CALL_QUEUED;
-    c->prev = p->qtail;
-    c->next = NULL;
-    if (p->qtail != NULL) {
-        p->qtail->next = c;
-    } else {
-        p->qhead = c;
-    }
-    p->qtail = c;
+    skci_list_append(&p->queued, &c->link);
 }
 
 static void
 sent_add(skci_peer *p, skci_call *c)
 {
     c->state = SKCI_CALL_SENT;
-    c->prev = NULL;
-    c->next = p->shead;
-    if (p->shead != NULL) {
-        p->shead->prev = c;
-    }
-    p->shead = c;
+    skci_list_prepend(&p->sent, &c->link);
 }
 
 static void
@@ -153,6 +141,7 @@ skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
     }
     skci_tmsg *m = c->req;
     c->req = NULL;
+    n->stats.bytes_out_lk += c->payload_len;
     /* The remaining deadline travels with the request, measured now. */
     int64_t now = skci_now_ms();
     int64_t left = c->hn.when - now;
@@ -192,9 +181,8 @@ skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
 static void
 peer_flush(skc_node *n, skci_peer *p)
 {
-    while (p->qhead != NULL && p->link_state == SKCI_LINK_UP) {
-        skci_call *c = p->qhead;
-        skci_call_unlink(&p->qhead, &p->qtail, c);
+    while (!skci_list_empty(&p->queued) && p->link_state == SKCI_LINK_UP) {
+        skci_call *c = SKCI_CALL_OF(skci_list_pop(&p->queued));
         c->state = 0;
         skci_peer_transmit(n, p, c);
     }
@@ -236,14 +224,14 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
      * (members start in any order) is INFO, and a redial that fails
      * again is no news. */
     skci_node_log(n,
-        p->health == SKC_PEER_DOWN ? SKC_LOG_DEBUG
-            : p->qhead != NULL     ? SKC_LOG_WARN
-                                   : SKC_LOG_INFO,
+        p->health == SKC_PEER_DOWN         ? SKC_LOG_DEBUG
+            : !skci_list_empty(&p->queued) ? SKC_LOG_WARN
+                                           : SKC_LOG_INFO,
         "%s", why);
     /* Calls sent through a group move to another member first. */
     skci_health_set(n, p, SKC_PEER_DOWN,
         strstr(detail, "refused") != NULL ? "refused" : "unreachable");
-    skci_call_fail_list(n, p->qhead, SKC_EUNREACHABLE, why);
+    skci_call_fail_list(n, &p->queued, SKC_EUNREACHABLE, why);
 }
 
 /* The link's first connect ended (transport thread, no lock held). */
@@ -319,7 +307,8 @@ skci_peer_dial(skc_node *n, skci_peer *p)
     }
     return;
 fail:
-    skci_call_fail_list(n, p->qhead, SKC_ENOMEM, "cannot start a connection");
+    skci_call_fail_list(
+        n, &p->queued, SKC_ENOMEM, "cannot start a connection");
 }
 
 /* Sends an internal request (hello, heartbeat) of `kind` with payload
@@ -463,12 +452,7 @@ hello_done(skc_node *n, skci_call *c)
     p->last_error = skci_strdup(why);
     skci_peer_detach(n, p);
     skci_health_set(n, p, SKC_PEER_DOWN, "hello refused");
-    skci_call *q = p->qhead;
-    while (q != NULL) {
-        skci_call *next = q->next;
-        skci_call_finish(n, q, SKC_EPROTO, NULL, NULL, 0, why);
-        q = next;
-    }
+    skci_call_fail_list(n, &p->queued, SKC_EPROTO, why);
 }
 
 static void
@@ -568,7 +552,7 @@ on_conn(void *arg, int up)
                 "connection to node '%s' (%s) lost; reconnecting", p->name,
                 skci_peer_addr(p));
         }
-        skci_call_fail_list(n, p->shead, SKC_ECONNLOST, why);
+        skci_call_fail_list(n, &p->sent, SKC_ECONNLOST, why);
         skci_health_set(n, p, SKC_PEER_DOWN, "reset");
     }
     skci_call_unlock(n);
@@ -582,9 +566,9 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
         snprintf(why, sizeof(why),
             "node '%s' was marked down (false) in the cluster map", p->name);
         skci_peer_detach(n, p);
-        skci_call_fail_list(n, p->shead, SKC_ENODEDOWN, why);
+        skci_call_fail_list(n, &p->sent, SKC_ENODEDOWN, why);
         skci_health_set(n, p, SKC_PEER_DOWN, "marked down");
-        skci_call_fail_list(n, p->qhead, SKC_ENODEDOWN, why);
+        skci_call_fail_list(n, &p->queued, SKC_ENODEDOWN, why);
         return;
     }
     if (p->map != SKCI_PEER_HAS_ADDR) {
@@ -594,9 +578,8 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
         snprintf(why, sizeof(why),
             "the address of node '%s' changed to %s while the request was in flight; the outcome is unknown",
             p->name, p->url);
-        skci_call *sent = p->shead;
         skci_peer_detach(n, p);
-        skci_call_fail_list(n, sent, SKC_ECONNLOST, why);
+        skci_call_fail_list(n, &p->sent, SKC_ECONNLOST, why);
         if (p->health == SKC_PEER_UP) {
             skci_health_set(n, p, SKC_PEER_DOWN, "address changed");
         }
@@ -604,7 +587,7 @@ skci_peer_map_changed(skc_node *n, skci_peer *p)
     }
     p->redial_at = 0;
     p->backoff_ms = 0;
-    if (p->qhead != NULL || p->watched) {
+    if (!skci_list_empty(&p->queued) || p->watched) {
         skci_peer_dial(n, p);
     }
 }
@@ -618,12 +601,13 @@ skci_nowaiting_changed(skc_node *n)
     for (size_t i = 0; i < n->peers.byname.nb; i++) {
         for (skci_strmap_ent *e = n->peers.byname.b[i]; e; e = e->next) {
             skci_peer *p = e->val;
-            if (p->map == SKCI_PEER_NOT_IN_MAP && p->qhead != NULL) {
+            if (p->map == SKCI_PEER_NOT_IN_MAP &&
+                !skci_list_empty(&p->queued)) {
                 char why[SKCI_DETAIL_MAX];
                 snprintf(why, sizeof(why),
                     "node '%s' is not in the cluster map (__nowaiting was turned on)",
                     p->name);
-                skci_call_fail_list(n, p->qhead, SKC_ENONODE, why);
+                skci_call_fail_list(n, &p->queued, SKC_ENONODE, why);
             }
         }
     }
@@ -700,8 +684,15 @@ skci_peer_push_now(
         p = skci_group_pick(n, p, NULL, why, sizeof(why));
     }
     if (p != NULL && p->link_state == SKCI_LINK_UP && p->lr != NULL &&
-        p->qhead == NULL && len <= p->max_msg && !atomic_load(&n->closing)) {
+        skci_list_empty(&p->queued) && len <= p->max_msg &&
+        !atomic_load(&n->closing)) {
         *rc = order_push(p, m);
+        if (*rc == 0) {
+            n->stats.sends_ok++;
+            n->stats.bytes_out_lk += len;
+        } else {
+            n->stats.sends_failed[SKCI_STAT_CODE(*rc)]++;
+        }
         skci_call_unlock(n);
         return 1;
     }
@@ -744,7 +735,8 @@ skci_peer_self_named(skc_node *n)
      * itself (calls to the group may still pick it, through a link). */
     p->watched = 0;
     p->redial_at = 0;
-    if (p->lr != NULL && p->qhead == NULL && p->shead == NULL) {
+    if (p->lr != NULL && skci_list_empty(&p->queued) &&
+        skci_list_empty(&p->sent)) {
         skci_peer_detach(n, p);
         p->health = SKC_PEER_UNKNOWN;
     }

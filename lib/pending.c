@@ -17,22 +17,6 @@
 #include <string.h>
 
 void
-skci_call_unlink(skci_call **head, skci_call **tail, skci_call *c)
-{
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        *head = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    } else if (tail != NULL) {
-        *tail = c->prev;
-    }
-    c->prev = c->next = NULL;
-}
-
-void
 skci_call_free(skci_call *c)
 {
     skci_tmsg_free(c->req);
@@ -80,14 +64,26 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
     skci_heap_remove(&n->pend.deadlines, &c->hn);
     if (c->peer != NULL) {
         if (c->state == SKCI_CALL_QUEUED) {
-            skci_call_unlink(&c->peer->qhead, &c->peer->qtail, c);
+            skci_list_remove(&c->peer->queued, &c->link);
         } else if (c->state == SKCI_CALL_SENT) {
-            skci_call_unlink(&c->peer->shead, NULL, c);
+            skci_list_remove(&c->peer->sent, &c->link);
         }
     }
     c->state = 0;
     if (c->mode != SKCI_MODE_INTERNAL) {
         n->pend.inflight--;
+        skci_stats *st = &n->stats;
+        int code = SKCI_STAT_CODE(status);
+        if (c->kind == SKCI_KIND_SEND && status == 0) {
+            st->sends_ok++;
+        } else if (c->kind == SKCI_KIND_SEND) {
+            st->sends_failed[code]++;
+        } else if (status == 0) {
+            st->calls_ok++;
+            st->bytes_in_lk += len;
+        } else {
+            st->calls_failed[code]++;
+        }
     }
     c->status = status;
     c->rep = rep;
@@ -147,12 +143,11 @@ skci_call_fail(skc_node *n, skci_call *c, int status, const char *fmt, ...)
 
 void
 skci_call_fail_list(
-    skc_node *n, skci_call *head, int status, const char *detail)
+    skc_node *n, skci_list *calls, int status, const char *detail)
 {
-    while (head != NULL) {
-        skci_call *next = head->next;
-        skci_call_finish(n, head, status, NULL, NULL, 0, detail);
-        head = next;
+    while (!skci_list_empty(calls)) {
+        skci_call_finish(
+            n, SKCI_CALL_OF(calls->head), status, NULL, NULL, 0, detail);
     }
 }
 

@@ -213,8 +213,8 @@ skc_service_destroy(skc_node *node, uint32_t service)
 
     pthread_mutex_lock(&node->dq.lock);
     s->dead = 1;
-    skc_msg *mail = s->head;
-    s->head = s->tail = NULL;
+    skci_list mail = { NULL, NULL, 0 };
+    skci_mail_take(s, &mail);
     while (s->running && !pthread_equal(s->runner, pthread_self())) {
         pthread_cond_wait(&node->dq.idle_cond, &node->dq.lock);
     }
@@ -223,14 +223,14 @@ skc_service_destroy(skc_node *node, uint32_t service)
     if (last) {
         free(s);
     }
-    while (mail != NULL) {
-        skc_msg *next = mail->next;
+    skci_lnode *e;
+    while ((e = skci_list_pop(&mail)) != NULL) {
+        skc_msg *m = SKCI_LIST_ENTRY(e, skc_msg, mail);
         char why[700];
         snprintf(why, sizeof(why),
             "service %s on node '%s' was destroyed before it handled the request",
-            mail->target, node->name);
-        skci_msg_drop(mail, SKC_ENOREPLY, why);
-        mail = next;
+            m->target, node->name);
+        skci_msg_drop(m, SKC_ENOREPLY, why);
     }
     return 0;
 }

@@ -100,12 +100,34 @@ deliver_call(skc_node *n, skci_rctx *rctx, skci_tmsg *msg, const skci_req *req,
 void
 skci_serve_call(skc_node *n, const skci_target *t, skc_msg *m)
 {
-    if (skci_registry_deliver(n, t, m) != 0) {
+    if (skci_registry_deliver(n, t, m) == 0) {
+        SKCI_COUNT(n, calls_in, 1);
+    } else {
+        SKCI_COUNT(n, calls_refused, 1);
         char why[SKCI_NAME_MAX + 300];
         snprintf(why, sizeof(why), "node '%s' has no service %s", n->name,
             m->target);
         skci_msg_drop(m, SKC_ENOSERVICE, why);
     }
+}
+
+/* The answer to a STATS request: the node's statistics as JSON. */
+static skci_tmsg *
+stats_reply(skc_node *n, const skci_req *req)
+{
+    size_t len;
+    char *json = skci_stats_json(n, &len);
+    if (json == NULL) {
+        return skci_error_frame(SKC_ENOMEM, req->id,
+            "node '%s': out of memory for its statistics", n->name);
+    }
+    skci_tmsg *f = len > req->max_reply
+        ? skci_error_frame(SKC_ETOOBIG, req->id,
+              "node '%s': its statistics take %zu bytes; the caller accepts %u",
+              n->name, len, req->max_reply)
+        : skci_reply_frame(0, req->id, json, len);
+    free(json);
+    return f;
 }
 
 void
@@ -116,6 +138,7 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
     char err[256];
     if (skci_wire_req_decode(&req, skci_tmsg_body(msg), skci_tmsg_len(msg),
             err, sizeof(err)) != 0) {
+        SKCI_COUNT(n, bad_frames, 1);
         skci_node_log(
             n, SKC_LOG_WARN, "rejected a bad request frame: %s", err);
         skci_tmsg_free(msg);
@@ -124,12 +147,19 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
                 n->name, err));
         return;
     }
+    SKCI_COUNT(n, requests_in, 1);
+    if (req.kind == SKCI_KIND_CALL) {
+        SKCI_COUNT(n, bytes_in, req.len); /* user payloads only */
+    }
     char tname[SKCI_NAME_MAX + 2];
     size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
     skci_tmsg *reply;
     switch (req.kind) {
     case SKCI_KIND_PING:
         reply = skci_reply_frame(0, req.id, NULL, 0);
+        break;
+    case SKCI_KIND_STATS:
+        reply = stats_reply(n, &req);
         break;
     case SKCI_KIND_HELLO:
         reply = hello_reply(n, req.id, req.flags);
@@ -169,14 +199,18 @@ skci_on_push(void *arg, skci_tmsg *msg)
         bad = SKC_EPROTO;
     }
     if (bad != 0) {
+        SKCI_COUNT(n, bad_frames, 1);
         skci_node_log(n, SKC_LOG_WARN, "dropped a bad one-way frame: %s", err);
         skci_tmsg_free(msg);
         return;
     }
+    SKCI_COUNT(n, sends_in, 1);
+    SKCI_COUNT(n, bytes_in, req.len);
     char tname[SKCI_NAME_MAX + 2];
     size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
     skc_msg *m = calloc(1, sizeof(*m) + tlen + 1);
     if (m == NULL) {
+        SKCI_COUNT(n, sends_dropped, 1);
         skci_tmsg_free(msg);
         if (skci_wire_req_has_order(req.kind, req.flags)) {
             skci_order_sent(n, req.stream, req.seq); /* lost: no wait */
@@ -190,6 +224,7 @@ skci_on_push(void *arg, skci_tmsg *msg)
     m->len = req.len;
     memcpy(m->target, tname, tlen + 1);
     if (skci_registry_deliver(n, &req.target, m) != 0) {
+        SKCI_COUNT(n, sends_dropped, 1);
         skci_node_log(n, SKC_LOG_WARN,
             "dropped a send to %s: no such service on node '%s'", tname,
             n->name);

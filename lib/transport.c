@@ -724,6 +724,15 @@ skci_server_listen(
     return 0;
 }
 
+void
+skci_server_conns(skci_server *s, uint32_t *calls, uint32_t *sends)
+{
+    pthread_mutex_lock(&s->lk);
+    *calls = s->npipes_rep;
+    *sends = s->npipes_pull;
+    pthread_mutex_unlock(&s->lk);
+}
+
 const char *
 skci_server_pull_url(skci_server *s)
 {
@@ -1151,6 +1160,15 @@ int
 skci_link_push(skci_link *l, skci_tmsg *msg)
 {
     return sender_send(&l->push_tx, (nng_msg *)msg);
+}
+
+size_t
+skci_link_send_backlog(skci_link *l)
+{
+    pthread_mutex_lock(&l->push_tx.lk);
+    size_t n = l->push_tx.count;
+    pthread_mutex_unlock(&l->push_tx.lk);
+    return n;
 }
 
 int

@@ -52,6 +52,9 @@ int skci_server_create(skci_server **out, const skci_server_cfg *cfg);
 int skci_server_listen(
     skci_server *s, const char *url, int32_t send_port, char **bound);
 
+/* Connections to the call port and to the send port now. */
+void skci_server_conns(skci_server *s, uint32_t *calls, uint32_t *sends);
+
 /* URL of the PULL listener, NULL before the first listen.  Borrowed. */
 const char *skci_server_pull_url(skci_server *s);
 
@@ -122,6 +125,8 @@ int skci_link_push_dial(skci_link *l, const char *url);
 
 /* Queues a one-way frame; consumes msg.  0, SKC_ELIMIT, SKC_ECLOSED. */
 int skci_link_push(skci_link *l, skci_tmsg *msg);
+/* Sends waiting in the link's push backlog (not yet taken by NNG). */
+size_t skci_link_send_backlog(skci_link *l);
 
 /* Gives the link up: from now on it sends nothing and reports nothing but
  * on_released, which comes once its sockets are closed (on a cfg.bg

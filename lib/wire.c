@@ -3,13 +3,13 @@
  * Every frame is one NNG message body; NNG frames messages, so there is no
  * length prefix or splitting here.  All integers are little-endian.
  *
- * Request (CALL, SEND, HELLO, QUERY, PING), 34 + N + L bytes:
+ * Request (CALL, SEND, HELLO, QUERY, PING, STATS), 34 + N + L bytes:
  *
  *   off  size  field
  *     0     1  magic 'S' (0x53)
  *     1     1  magic 'K' (0x4b)
  *     2     1  version (1)
- *     3     1  kind: 1 CALL, 2 SEND, 3 HELLO, 4 QUERY, 5 PING
+ *     3     1  kind: 1 CALL, 2 SEND, 3 HELLO, 4 QUERY, 5 PING, 6 STATS
  *     4     4  flags (0; receivers ignore unknown bits)
  *     8     4  timeout_ms: caller's remaining deadline, 0 = none
  *    12     4  max_reply: largest reply payload the caller accepts
@@ -30,7 +30,7 @@
  *              CALL: the sends on the stream issued before it (0 = none)
  *  50+N     L  payload
  *
- * Reply (to CALL, HELLO, QUERY, PING), 20 + L bytes:
+ * Reply (to CALL, HELLO, QUERY, PING, STATS), 20 + L bytes:
  *
  *     0     2  magic 'S' 'K'
  *     2     1  version (1)
@@ -157,7 +157,7 @@ skci_wire_req_decode(
     }
     memset(out, 0, sizeof(*out));
     out->kind = buf[3];
-    if (out->kind < SKCI_KIND_CALL || out->kind > SKCI_KIND_PING) {
+    if (out->kind < SKCI_KIND_CALL || out->kind > SKCI_KIND_STATS) {
         snprintf(err, errlen, "unknown request kind %u", out->kind);
         return SKC_EPROTO;
     }

@@ -16,6 +16,7 @@
 #define SKCI_KIND_HELLO 3
 #define SKCI_KIND_QUERY 4
 #define SKCI_KIND_PING 5
+#define SKCI_KIND_STATS 6 /* the node's statistics (JSON) */
 #define SKCI_KIND_REPLY 0x81
 
 /* Target types. */

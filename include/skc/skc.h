@@ -570,6 +570,28 @@ SKC_API int skc_node_map_set_group(skc_node *node, const char *name,
     const char *const *members, size_t count, const char *policy);
 
 /* ---------------------------------------------------------------------- */
+/* Statistics                                                             */
+/* ---------------------------------------------------------------------- */
+
+/* The node's counters and gauges as one JSON object (UTF-8, NUL-ended;
+ * the schema is in docs/OPERATIONS.md, "Statistics"): calls and sends
+ * made and how they ended (failures by error name), requests and sends
+ * received, replies, bytes, calls in flight and being served, connections,
+ * workers, mailboxes, and per peer its address, state, link, round-trip
+ * time, queued and sent calls, send backlog and last error.  Always on;
+ * the counting costs one add per event.  On SKC_OK *json is released with
+ * skc_free().  Any thread, also from handlers and callbacks. */
+SKC_API int skc_node_stats(skc_node *node, char **json);
+
+/* The same JSON, asked of node `peer` over the network (a STATS request,
+ * docs/PROTOCOL.md; what `skc stats NODE` prints).  Blocks like
+ * skc_node_call; timeout_ms 0 = the node's default.  On SKC_OK *json is
+ * released with skc_free().  Errors as skc_node_ping; SKC_EPROTO from a
+ * node older than 0.4.0, which does not know the request. */
+SKC_API int skc_node_stats_remote(
+    skc_node *node, const char *peer, int32_t timeout_ms, char **json);
+
+/* ---------------------------------------------------------------------- */
 /* Caller-driven execution (for single-threaded hosts: Lua, Python, loops) */
 /* ---------------------------------------------------------------------- */
 

@@ -74,6 +74,23 @@ class Failover(unittest.TestCase):
         n.map_set_group("rr", ["a", "b"], policy="roundrobin")
         self.assertEqual(n.map_get("rr"), '{"a","b",policy="roundrobin"}')
         self.assertEqual({n.call("rr", "who") for _ in range(4)}, {"a", "b"})
+
+        # statistics: this node's, then member a's over the network
+        st = n.stats()
+        self.assertEqual(st["node"], "cli")
+        self.assertEqual(st["version"], skc.version_string())
+        self.assertGreaterEqual(st["counters"]["calls_ok"], 6)
+        self.assertEqual(st["peers"]["a"]["address"], self.addr["a"])
+        self.assertEqual(st["peers"]["a"]["state"], "up")
+        self.assertEqual(st["peers"]["db"]["group"], "failover")
+        self.assertEqual(st["peers"]["db"]["members"], ["a", "b"])
+        self.assertIn("ENONODE", st["counters"]["calls_failed"])
+        sa = n.stats("a", timeout=2)
+        self.assertEqual(sa["node"], "a")
+        self.assertGreaterEqual(sa["counters"]["calls_in"], 2)
+        self.assertGreaterEqual(sa["gauges"]["connections_in"], 1)
+        with self.assertRaises(skc.UnknownNode):
+            n.stats("ghost", timeout=0.2)
         with self.assertRaises(skc.Error):
             n.map_set_group("bad", ["db"])         # a group as a member
         with self.assertRaises(skc.Error):

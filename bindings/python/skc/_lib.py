@@ -223,6 +223,9 @@ _decl("skc_node_ping", c_int,
       [c_void_p, c_char_p, c_int32, P(ctypes.c_int64)], True)
 _decl("skc_node_ping_async", c_int,
       [c_void_p, c_char_p, c_int32, PING_FN, c_void_p], True)
+_decl("skc_node_stats", c_int, [c_void_p, P(c_void_p)], True)
+_decl("skc_node_stats_remote", c_int,
+      [c_void_p, c_char_p, c_int32, P(c_void_p)], True)
 
 _decl("skc_service_create", c_int,
       [c_void_p, P(c_uint32), HANDLER_FN, c_void_p], True)

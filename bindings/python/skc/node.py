@@ -11,6 +11,7 @@ queue a record (see Node(log=...)).
 import atexit
 import collections
 import ctypes
+import json
 import itertools
 import logging
 import math
@@ -754,6 +755,22 @@ class Node(object):
         finally:
             self._flush_logs()
         return rtt.value / 1e6
+
+    def stats(self, name=None, timeout=DEFAULT_TIMEOUT):
+        """This node's statistics, or node name's (asked over the
+        network), as a dict: the JSON of docs/OPERATIONS.md
+        ("Statistics").  Asking another node blocks for at most timeout
+        (this node does not serve meanwhile) and raises as ping() does."""
+        out = ctypes.c_void_p()
+        if name is None:
+            _L.skc_node_stats(self._hnd(), ctypes.byref(out))
+        else:
+            try:
+                _L.skc_node_stats_remote(self._hnd(), _bytes(name, "name"),
+                                         _ms(timeout), ctypes.byref(out))
+            finally:
+                self._flush_logs()
+        return json.loads(_lib.take_string(out.value))
 
     # -- services ----------------------------------------------------------
 

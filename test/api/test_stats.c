@@ -1,0 +1,258 @@
+/* test_stats.c -- skc_node_stats and skc_node_stats_remote through the
+ * public API: every counter moves with the events it counts (calls made
+ * and how they ended, requests, replies, sends in and out, bytes), the
+ * gauges see calls in flight, a held mailbox and the connections, peers
+ * are listed with their state, and a peer's statistics come over the
+ * network.  Servers are nodes of this process on 127.0.0.1. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skc/skc.h"
+#include "waits.h"
+
+static void
+svc_echo(skc_node *n, uint32_t self, skc_msg *m, void *arg)
+{
+    (void)n;
+    (void)self;
+    (void)arg;
+    size_t len;
+    const void *d = skc_msg_data(m, &len);
+    skc_msg_reply(m, d, len);
+}
+
+static void
+svc_fail(skc_node *n, uint32_t self, skc_msg *m, void *arg)
+{
+    (void)n;
+    (void)self;
+    (void)arg;
+    skc_msg_fail(m, "no such item");
+}
+
+/* @hold keeps its thread until released: its mailbox fills meanwhile. */
+static atomic_int hold_release;
+static atomic_int sinks;
+
+static void
+svc_hold(skc_node *n, uint32_t self, skc_msg *m, void *arg)
+{
+    (void)n;
+    (void)self;
+    (void)arg;
+    int64_t until = now_ms() + scaled(10000);
+    while (!atomic_load(&hold_release) && now_ms() < until) {
+        sleep_ms(5);
+    }
+    atomic_fetch_add(&sinks, 1);
+    (void)m; /* sends: nothing to answer */
+}
+
+static skc_node *
+server(char **url)
+{
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = "srv";
+    skc_node *n;
+    assert_int_equal(skc_node_create(&n, &o), SKC_OK);
+    uint32_t h;
+    assert_int_equal(skc_service_create(n, &h, svc_echo, NULL), SKC_OK);
+    assert_int_equal(skc_name_register(n, "@echo", h), SKC_OK);
+    assert_int_equal(skc_service_create(n, &h, svc_fail, NULL), SKC_OK);
+    assert_int_equal(skc_name_register(n, "@fail", h), SKC_OK);
+    assert_int_equal(skc_service_create(n, &h, svc_hold, NULL), SKC_OK);
+    assert_int_equal(skc_name_register(n, "@hold", h), SKC_OK);
+    assert_int_equal(skc_node_open(n, url, "127.0.0.1:0"), SKC_OK);
+    return n;
+}
+
+/* A client node "cli" whose map names the server "srv" at url. */
+static skc_node *
+client(const char *url)
+{
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = "cli";
+    skc_node *c;
+    assert_int_equal(skc_node_create(&c, &o), SKC_OK);
+    assert_int_equal(skc_node_map_set(c, "srv", url), SKC_OK);
+    return c;
+}
+
+/* The JSON of n (skc_free). */
+static char *
+stats(skc_node *n)
+{
+    char *j = NULL;
+    assert_int_equal(skc_node_stats(n, &j), SKC_OK);
+    assert_non_null(j);
+    return j;
+}
+
+/* Asserts that json contains text. */
+static void
+has(const char *json, const char *text)
+{
+    if (strstr(json, text) == NULL) {
+        fail_msg("%s not in %s", text, json);
+    }
+}
+
+static void
+test_counters(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    skc_node *s = server(&url);
+    skc_node *c = client(url);
+    assert_int_equal(skc_node_map_set(c, "gone", NULL), SKC_OK);
+
+    char *j = stats(c);
+    has(j, "\"node\":\"cli\"");
+    has(j, "\"version\":\"" SKC_VERSION_STRING "\"");
+    has(j, "\"calls_ok\":0,");
+    has(j, "\"calls_failed\":{}");
+    skc_free(j);
+
+    for (int i = 0; i < 3; i++) {
+        void *rep;
+        size_t len;
+        assert_int_equal(
+            skc_node_call(c, &rep, &len, "srv", "@echo", "hello", 5, 0),
+            SKC_OK);
+        skc_free(rep);
+    }
+    void *rep = NULL;
+    size_t len;
+    assert_int_equal(
+        skc_node_call(c, &rep, &len, "srv", "@fail", "x", 1, 0), SKC_EHANDLER);
+    assert_int_equal(
+        skc_node_call(c, &rep, &len, "srv", "@nothing", "x", 1, 0),
+        SKC_ENOSERVICE);
+    assert_int_equal(skc_node_call(c, &rep, &len, "gone", "@echo", "x", 1, 0),
+        SKC_ENODEDOWN);
+    assert_int_equal(skc_node_send(c, "srv", "@nothing", "abc", 3), SKC_OK);
+    assert_int_equal(
+        skc_node_send(c, "gone", "@echo", "abc", 3), SKC_ENODEDOWN);
+
+    j = stats(c);
+    has(j, "\"calls_ok\":3,");
+    /* a call refused before it is made (down in the map) is not counted */
+    has(j, "\"calls_failed\":{\"ENOSERVICE\":1,\"EHANDLER\":1}");
+    has(j, "\"sends_ok\":1,");
+    has(j, "\"bytes_out\":20,"); /* 3 x 5 + 1 + 1 + 3 */
+    has(j, "\"bytes_in\":15}");  /* the three echoes */
+    has(j, "\"srv\":{\"address\":\"");
+    has(j, "\"state\":\"up\",\"link\":\"up\"");
+    has(j, "\"gone\":{\"address\":\"\",\"state\":\"down\"");
+    has(j, "\"calls_in_flight\":0,");
+    has(j, "\"links_up\":1,");
+    skc_free(j);
+
+    /* The server's side: the send to @nothing is dropped. */
+    int64_t until = now_ms() + scaled(5000);
+    do {
+        j = stats(s);
+        if (strstr(j, "\"sends_dropped\":1,") != NULL) {
+            break;
+        }
+        skc_free(j);
+        j = NULL;
+        sleep_ms(10);
+    } while (now_ms() < until);
+    assert_non_null(j);
+    has(j, "\"node\":\"srv\"");
+    has(j, "\"calls_in\":4,"); /* 3 echoes + @fail */
+    has(j, "\"calls_refused\":1,");
+    has(j, "\"replies_ok\":3,");
+    has(j, "\"replies_failed\":2,"); /* @fail and the refused one */
+    has(j, "\"sends_in\":1,");
+    has(j, "\"bytes_out\":15,");
+    has(j, "\"bytes_in\":20}");
+    has(j, "\"connections_in\":1,");
+    has(j, "\"services\":3,");
+    skc_free(j);
+
+    /* The server's statistics over the network, with the client's own
+     * stats request counted as a request. */
+    char *remote = NULL;
+    assert_int_equal(
+        skc_node_stats_remote(c, "srv", scaled(5000), &remote), SKC_OK);
+    has(remote, "{\"node\":\"srv\"");
+    has(remote, "\"calls_in\":4,");
+    skc_free(remote);
+    assert_int_equal(
+        skc_node_stats_remote(c, "gone", 1000, &remote), SKC_ENODEDOWN);
+    assert_null(remote);
+    assert_int_equal(skc_node_stats_remote(c, "srv", 1000, NULL), SKC_EINVAL);
+    assert_int_equal(skc_node_stats(NULL, &remote), SKC_EINVAL);
+    assert_int_equal(skc_node_stats(c, NULL), SKC_EINVAL);
+
+    assert_int_equal(skc_node_destroy(c), SKC_OK);
+    assert_int_equal(skc_node_destroy(s), SKC_OK);
+    skc_free(url);
+}
+
+/* Sends to a held service fill its mailbox; the gauges show it. */
+static void
+test_mailbox_gauges(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    atomic_store(&hold_release, 0);
+    atomic_store(&sinks, 0);
+    skc_node *s = server(&url);
+    skc_node *c = client(url);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(
+            skc_node_send(c, "srv", "@hold", "0123456789", 10), SKC_OK);
+    }
+    /* one runs (held), five wait in the mailbox */
+    int64_t until = now_ms() + scaled(5000);
+    char *j = NULL;
+    do {
+        skc_free(j);
+        j = stats(s);
+        if (strstr(j, "\"mailbox_messages\":5,") != NULL) {
+            break;
+        }
+        sleep_ms(10);
+    } while (now_ms() < until);
+    has(j, "\"mailbox_messages\":5,");
+    has(j, "\"mailbox_bytes\":50}");
+    has(j, "\"names\":[\"@hold\"],\"messages\":5,\"bytes\":50}");
+    has(j, "\"workers_busy\":1,");
+    skc_free(j);
+    atomic_store(&hold_release, 1);
+    until = now_ms() + scaled(5000);
+    while (atomic_load(&sinks) < 6 && now_ms() < until) {
+        sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&sinks), 6);
+    j = stats(s);
+    has(j, "\"mailbox_messages\":0,");
+    has(j, "\"mailboxes\":[]");
+    skc_free(j);
+    assert_int_equal(skc_node_destroy(c), SKC_OK);
+    assert_int_equal(skc_node_destroy(s), SKC_OK);
+    skc_free(url);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_mailbox_gauges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
