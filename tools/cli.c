@@ -33,6 +33,7 @@ typedef struct cli_opts {
     int32_t timeout_ms; /* -t */
     int raw;            /* --raw */
     int verbose;        /* -v */
+    int prometheus;     /* --prometheus */
 } cli_opts;
 
 typedef struct cli_verb {
@@ -49,6 +50,7 @@ static int verb_ping(const cli_opts *o, int argc, char **argv);
 static int verb_call(const cli_opts *o, int argc, char **argv);
 static int verb_send(const cli_opts *o, int argc, char **argv);
 static int verb_query(const cli_opts *o, int argc, char **argv);
+static int verb_stats(const cli_opts *o, int argc, char **argv);
 static int verb_map(const cli_opts *o, int argc, char **argv);
 
 static const cli_verb verbs[] = {
@@ -72,6 +74,12 @@ static const cli_verb verbs[] = {
         "Prints the handle of the service registered as NAME (@name,\n"
         ".name or a bare name = @name) on NODE, as a target (:0000000a).\n",
         verb_query },
+    { "stats", "NODE [--prometheus]", 1, 1, 0,
+        "Prints NODE's statistics as one JSON object (counters, gauges,\n"
+        "mailboxes and peers: docs/OPERATIONS.md, \"Statistics\"), or with\n"
+        "--prometheus in the Prometheus text format, each sample labelled\n"
+        "node=\"NAME\".\n",
+        verb_stats },
     { "map", "", 0, 0, 0,
         "Prints the cluster map as a node loads it: every entry with its\n"
         "address as a URL, false for a node marked down, groups in the\n"
@@ -335,6 +343,26 @@ print_hex_line(FILE *f, const void *data, size_t len)
 /* Verbs                                                                  */
 /* ---------------------------------------------------------------------- */
 
+/* The string value of a top-level "key" in skc's statistics JSON (whose
+ * keys are unique and whose strings escape every '"'), into buf; "" when
+ * absent. */
+static void
+stats_field(const char *json, const char *key, char *buf, size_t size)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    const char *s = strstr(json, pat);
+    size_t n = 0;
+    if (s != NULL) {
+        s += strlen(pat);
+        while (s[n] != '\0' && s[n] != '"' && n + 1 < size) {
+            n += s[n] == '\\' && s[n + 1] != '\0' ? 2 : 1;
+        }
+        memcpy(buf, s, n < size ? n : size - 1);
+    }
+    buf[n < size ? n : size - 1] = '\0';
+}
+
 static int
 verb_ping(const cli_opts *o, int argc, char **argv)
 {
@@ -360,6 +388,19 @@ verb_ping(const cli_opts *o, int argc, char **argv)
         return rc;
     }
     printf("name: %s\n", peer);
+    /* The node's own name and version come with its statistics (a node
+     * older than 0.4.0 does not answer that request). */
+    char *js = NULL, node[256] = "", version[64] = "";
+    if (skc_node_stats_remote(n, peer, o->timeout_ms, &js) == 0) {
+        stats_field(js, "node", node, sizeof(node));
+        stats_field(js, "version", version, sizeof(version));
+        skc_free(js);
+    }
+    if (node[0] != '\0' && strcmp(node, peer) != 0) {
+        printf("node: %s\n", node);
+    }
+    printf(
+        "version: %s\n", version[0] ? version : "unknown (older than 0.4.0)");
     if (skc_node_map_get(n, &addr, peer) == 0 && addr != NULL) {
         printf("%s: %s\n", addr[0] == '{' ? "group" : "address", addr);
     }
@@ -473,6 +514,36 @@ verb_query(const cli_opts *o, int argc, char **argv)
     printf(":%08x\n", (unsigned)handle);
     skc_node_destroy(n);
     return CLI_EXIT_OK;
+}
+
+static int
+verb_stats(const cli_opts *o, int argc, char **argv)
+{
+    (void)argc;
+    skc_node *n;
+    char *json = NULL;
+    int rc;
+
+    if ((rc = client_node(&n, o, "stats", argv[0], 1)) != 0) {
+        return rc;
+    }
+    rc = skc_node_stats_remote(n, argv[0], o->timeout_ms, &json);
+    if (rc != 0) {
+        rc = fail("stats", rc, skc_last_error());
+        skc_node_destroy(n);
+        return rc;
+    }
+    char err[256];
+    if (!o->prometheus) {
+        printf("%s\n", json);
+    } else if (cli_prometheus(stdout, json, strlen(json), err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "skc stats: %s's statistics: %s\n", argv[0], err);
+        rc = CLI_EXIT_REMOTE;
+    }
+    skc_free(json);
+    skc_node_destroy(n);
+    return rc;
 }
 
 /* The whole file, NUL-terminated; NULL if unreadable. */
@@ -602,7 +673,7 @@ int
 cli_main(int argc, char **argv)
 {
     const cli_verb *v = NULL;
-    cli_opts o = { NULL, CLI_DEFAULT_TIMEOUT_MS, 0, 0 };
+    cli_opts o = { NULL, CLI_DEFAULT_TIMEOUT_MS, 0, 0, 0 };
     int i, nargs, matched;
     const char *val;
 
@@ -634,6 +705,10 @@ cli_main(int argc, char **argv)
         }
         if (strcmp(a, "--raw") == 0 && v->raw_ok) {
             o.raw = 1;
+            continue;
+        }
+        if (strcmp(a, "--prometheus") == 0 && v->run == verb_stats) {
+            o.prometheus = 1;
             continue;
         }
         val = opt_value(argc, argv, &i, "-m", "--map", &matched);

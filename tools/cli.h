@@ -1,5 +1,5 @@
 /* cli.h -- the `skc` command's cluster verbs (ping, call, send, query,
- * map), beside `skc run`, which stays in skc.c.  docs/OPERATIONS.md, "The
+ * stats, map), beside `skc run`, which stays in skc.c.  docs/OPERATIONS.md, "The
  * command line", is their manual. */
 #ifndef SKC_TOOLS_CLI_H
 #define SKC_TOOLS_CLI_H
@@ -22,6 +22,11 @@ int cli_main(int argc, char **argv);
 
 /* The verbs' one-line usages, for `skc --help`. */
 void cli_usage(FILE *f);
+
+/* Prints a node's statistics JSON (skc_node_stats) in the Prometheus
+ * text format (prom.c).  0, or -1 with the reason in err. */
+int cli_prometheus(FILE *f, const char *json, size_t len, char *err,
+    size_t errlen);
 
 /* Names defined in a map file's text (mapkeys.c). */
 typedef struct cli_names {

@@ -51,9 +51,9 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define SKC_VERSION_MAJOR 0
-#define SKC_VERSION_MINOR 3
+#define SKC_VERSION_MINOR 4
 #define SKC_VERSION_PATCH 0
-#define SKC_VERSION_STRING "0.3.0"
+#define SKC_VERSION_STRING "0.4.0"
 /* MAJOR*1000000 + MINOR*1000 + PATCH, as skc_version() returns it. */
 #define SKC_VERSION_NUMBER                                                    \
     (SKC_VERSION_MAJOR * 1000000 + SKC_VERSION_MINOR * 1000 +                 \
@@ -570,7 +570,7 @@ SKC_API int skc_node_map_set_group(skc_node *node, const char *name,
     const char *const *members, size_t count, const char *policy);
 
 /* ---------------------------------------------------------------------- */
-/* Statistics                                                             */
+/* Statistics (since 0.4.0)                                              */
 /* ---------------------------------------------------------------------- */
 
 /* The node's counters and gauges as one JSON object (UTF-8, NUL-ended;

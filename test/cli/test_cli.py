@@ -13,7 +13,9 @@ errors, --raw, --help, and the exit codes.
 Usage: test_cli.py SKC SKC_SYSNODE.  Waits scale with SKC_SYS_SLOW (as the
 system tests'); every process started is killed by its PID at the end.
 """
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,10 +155,13 @@ def test_ping(caddr):
     rc, o, e = expect(["ping"] + M + ["lnode"], 0, "ping the Lua node")
     check("name: lnode" in o and "address: ipc://" in o and "rtt_ms: " in o,
           "ping prints name, address and rtt", o)
+    check(re.search(r"^version: \d+\.\d+\.\d+$", o, re.M) is not None,
+          "ping prints the node's version", o)
     rc, o, e = expect(["ping"] + M + ["cnode"], 0, "ping the C node")
     check("address: %s" % caddr in o, "ping prints the C node's address", o)
     rc, o, e = expect(["ping", caddr], 0, "ping an address, no map")
     check("name: %s" % caddr in o, "ping by address names it", o)
+    check("node: cnode" in o, "ping by address prints the node's name", o)
     rc, o, e = expect(["ping"] + M + ["both"], 0, "ping a group")
     check('group: {"closed","lnode"}' in o and "state: group" in o,
           "ping a group prints its members and state", o)
@@ -342,11 +347,57 @@ def test_map(caddr):
           "no map anywhere: 2", repr(p))
 
 
+PROM_LINE = re.compile(
+    r'^(# TYPE skc_[a-z_]+ (counter|gauge)'
+    r'|skc_[a-z_]+\{node="lnode"(,[a-z]+="[^"]*")*\} [0-9.]+)$')
+
+
+def test_stats():
+    """skc stats: the documented JSON schema; --prometheus; errors."""
+    expect(["call"] + M + ["lnode", "@stock", "GET", "apple"], 0,
+           "a call before the stats", out=["7"])
+    rc, o, e = expect(["stats"] + M + ["lnode"], 0, "stats of the Lua node")
+    try:
+        st = json.loads(o)
+    except ValueError as x:
+        check(False, "stats prints JSON", "%s: %r" % (x, o))
+        return
+    check(st.get("node") == "lnode" and st.get("version"),
+          "stats names the node and its version", o)
+    for section, keys in (
+            ("counters", ("calls_ok", "calls_failed", "sends_ok",
+                          "sends_failed", "requests_in", "calls_in",
+                          "calls_refused", "replies_ok", "replies_failed",
+                          "sends_in", "sends_dropped", "bad_frames",
+                          "bytes_out", "bytes_in")),
+            ("gauges", ("calls_in_flight", "calls_serving", "connections_in",
+                        "connections_in_send", "links_up", "workers",
+                        "workers_busy", "tasks_ready", "services",
+                        "mailbox_messages", "mailbox_bytes"))):
+        got = st.get(section, {})
+        missing = [k for k in keys if k not in got]
+        check(not missing, "stats has every %s key" % section,
+              "missing %s in %r" % (missing, got))
+    check(st["counters"]["calls_in"] >= 1 and st["counters"]["replies_ok"] >= 1,
+          "the call was counted", o)
+    check(isinstance(st.get("mailboxes"), list) and
+          isinstance(st.get("peers"), dict), "stats has mailboxes and peers", o)
+    rc, o, e = expect(["stats", "--prometheus"] + M + ["lnode"], 0,
+                      "stats --prometheus")
+    bad = [l for l in o.splitlines() if not PROM_LINE.match(l)]
+    check(not bad and "skc_calls_in_total{node=\"lnode\"}" in o,
+          "--prometheus prints the text format", "bad lines: %r" % bad[:5])
+    rc, o, e = expect(["stats"] + M + ["cnode"], 0, "stats of the C node")
+    check('"node":"cnode"' in o, "the C node's stats", o)
+    expect(["stats"] + M + ["nowhere"], 3, "stats unknown node: 3")
+    expect(["stats"] + M + ["closed"], 3, "stats unreachable: 3")
+
+
 def test_usage():
     rc, o, e = expect(["--help"], 0, "skc --help")
-    for v in ("ping", "call", "send", "query", "map", "run"):
+    for v in ("ping", "call", "send", "query", "stats", "map", "run"):
         check("skc %s" % v in o, "skc --help lists %s" % v, o)
-    for v in ("ping", "call", "send", "query", "map"):
+    for v in ("ping", "call", "send", "query", "stats", "map"):
         rc, o, e = expect([v, "--help"], 0, "skc %s --help" % v)
         check(o.startswith("usage: skc %s" % v) and "Exit codes" in o,
               "skc %s --help explains it" % v, o)
@@ -359,6 +410,9 @@ def test_usage():
     expect(["call", "-q"] + M + ["lnode", "@probe"], 2, "unknown option: 2",
            err="unknown option '-q'")
     expect(["ping", "--raw"] + M + ["lnode"], 2, "--raw is call's only: 2")
+    expect(["ping", "--prometheus"] + M + ["lnode"], 2,
+           "--prometheus is stats' only: 2")
+    expect(["stats"] + M, 2, "stats without a node: 2")
     expect(["call", "-t", "abc"] + M + ["lnode", "@probe"], 2,
            "a bad deadline: 2", err="-t needs a deadline")
     expect(["call", "-t", "0"] + M + ["lnode", "@probe"], 2,
@@ -388,6 +442,7 @@ def main():
         test_call_c()
         test_send()
         test_query()
+        test_stats()
         test_map(caddr)
     finally:
         for p in children:

@@ -19,7 +19,7 @@ from . import errors
 
 # The binding is written against this header version.  The loaded library
 # must have the same major version (SOVERSION) and at least this version.
-HEADER_VERSION = (0, 3, 0)
+HEADER_VERSION = (0, 4, 0)
 HEADER_VERSION_NUMBER = (HEADER_VERSION[0] * 1000000 + HEADER_VERSION[1] * 1000
                          + HEADER_VERSION[2])
 SONAME = "libskc.so.%d" % HEADER_VERSION[0]
