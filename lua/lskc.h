@@ -176,6 +176,7 @@ int lskc_node_map_get(lua_State *L);
 int lskc_node_monitor(lua_State *L);
 int lskc_node_peer_state(lua_State *L);
 int lskc_node_ping(lua_State *L);
+int lskc_node_stats(lua_State *L);
 int lskc_node_ping_async(lua_State *L);
 int lskc_node_map_set_group(lua_State *L);
 

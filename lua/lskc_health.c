@@ -125,6 +125,27 @@ lskc_node_ping(lua_State *L)
     return 1;
 }
 
+/* node:stats([peer [, timeout_ms]]) -> the statistics JSON (a string):
+ * this node's, or peer's asked over the network (blocking: this node's
+ * handlers do not run meanwhile). */
+int
+lskc_node_stats(lua_State *L)
+{
+    skc_node *node = lskc_check_node(L, 1);
+    const char *peer = luaL_optstring(L, 2, NULL);
+    char *json = NULL;
+    int rc = peer == NULL
+        ? skc_node_stats(node, &json)
+        : skc_node_stats_remote(node, peer, lskc_opt_timeout(L, 3), &json);
+
+    if (rc < 0) {
+        return lskc_fail(L, rc);
+    }
+    lua_pushstring(L, json);
+    skc_free(json);
+    return 1;
+}
+
 /* The end of a ping_async: cb(rtt_us) or cb(nil, message, code), in
  * poll(); dropped while the node is being destroyed, as async calls are. */
 static void

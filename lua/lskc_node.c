@@ -660,6 +660,7 @@ lskc_node_init(lua_State *L)
         { "monitor", lskc_node_monitor },
         { "peer_state", lskc_node_peer_state },
         { "ping", lskc_node_ping },
+        { "stats", lskc_node_stats },
         { "ping_async", lskc_node_ping_async },
         { "service", node_service },
         { "service_destroy", node_service_destroy },

@@ -311,6 +311,25 @@ function cluster.ping(node, ms)
     return rtt / 1000
 end
 
+-- cluster.stats([node [, ms]]) -> the statistics of this node, or of
+-- node (asked over the network), as a JSON string (docs/OPERATIONS.md,
+-- "Statistics").  Asking another node blocks this node for at most ms
+-- (default: as for cluster.call); raises like cluster.call.
+function cluster.stats(node, ms)
+    if node ~= nil then
+        checknode(node, "cluster.stats")
+    end
+    if ms ~= nil then
+        ms = deadline(ms, "cluster.stats")
+    end
+    local json, err, code = R.node():stats(node, ms)
+    if not json then
+        error(string.format("cluster.stats %s: %s (%s)", tostring(node),
+            tostring(err), tostring(code)), 2)
+    end
+    return json
+end
+
 function cluster.get_sender()
     error("cluster.get_sender: skc has no sender services", 2)
 end

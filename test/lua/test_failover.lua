@@ -107,6 +107,12 @@ local function body()
     T.ok(cluster.ping("db", 1000) > 0, "ping a group")
     T.raises({ "cluster.ping ghost", "ENONODE" }, cluster.ping, "ghost", 200)
     T.raises("cluster.ping: expected milliseconds", cluster.ping, "db_a", -1)
+    -- statistics: this node's and a member's (JSON strings)
+    local mine = cluster.stats()
+    T.has(mine, '"counters":{', '"db_a":{"address":"' .. ipc("db_a"),
+        '"state":"up"')
+    T.has(cluster.stats("db_a", 2000), '"node":"db_a"', '"calls_in":')
+    T.raises({ "cluster.stats ghost", "ENONODE" }, cluster.stats, "ghost", 200)
     T.same({ cluster.call("db_b", "@who", "config") }, { "250", "4" },
         "heartbeat keys reach the launcher's config")
 
