@@ -7,7 +7,8 @@ set -eu
 # dpkg-dev and patch unpack and patch it, libmbedtls-dev is its TLS engine.
 PKGS="build-essential cmake pkg-config dpkg-dev patch xz-utils libmbedtls-dev
 libcmocka-dev liblua5.4-dev lua5.4 libmsgpack-dev python3 python3-msgpack
-valgrind clang clang-format iproute2 nftables procps"
+valgrind clang clang-format iproute2 nftables procps python3-pip python3-setuptools
+luarocks"
 
 missing=""
 for p in $PKGS; do

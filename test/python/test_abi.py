@@ -64,6 +64,9 @@ class Version(unittest.TestCase):
         self.assertEqual("%d.%d.%d" % skc.version(), m["SKC_VERSION_STRING"])
         # The binding was written for this header.
         self.assertEqual(skc.HEADER_VERSION, skc.version())
+        # and pip packages it with that version (pyproject.toml).
+        from skc import _version
+        self.assertEqual(_version.__version__, m["SKC_VERSION_STRING"])
 
     def test_soversion_is_major(self):
         major = header_macros()["SKC_VERSION_MAJOR"]
