@@ -285,6 +285,7 @@ typedef struct skci_dispatch {
     pthread_cond_t idle_cond; /* with lock: a service stopped running */
     skci_list ready;          /* lock: skci_task by .ready, in order */
     int busy;                 /* lock: workers running a task */
+    size_t queued_bytes;      /* lock: payload bytes in all mailboxes */
     int stop;                 /* lock */
     pthread_t *threads;       /* set at create */
     int nthreads;             /* set at create */
@@ -345,6 +346,7 @@ typedef struct skci_stats {
     skci_counter replies_ok, replies_failed;
     skci_counter sends_in, sends_dropped;
     skci_counter bad_frames;
+    skci_counter mailbox_full; /* calls and sends refused by the limits */
     skci_counter bytes_in, bytes_out; /* payloads: requests in, replies out */
 } skci_stats;
 
@@ -374,6 +376,9 @@ struct skc_node {
     int32_t send_port;       /* skc_node_opts.send_port */
     int32_t log_burst;       /* lines of one kind per window; < 0 = no limit */
     int32_t max_deadline_ms; /* cap on a peer's call deadline */
+    uint32_t max_mailbox;       /* messages waiting per service */
+    uint32_t max_mailbox_bytes; /* their payload bytes per service */
+    uint32_t max_queued_bytes;  /* payload bytes in all mailboxes */
     skc_log_fn log;
     void *log_arg;
     int log_level;
@@ -445,7 +450,9 @@ int skci_dispatch_init(skc_node *n);
 void skci_dispatch_stop(skc_node *n);
 void skci_dispatch_fini(skc_node *n);
 /* Queues msg for service s (takes msg). Returns 0, SKC_ENOSERVICE when
- * the service died meanwhile (msg untouched), or 1: s is an inline service
+ * the service died meanwhile, SKC_ELIMIT when its mailbox or the node's
+ * queued bytes are at their limit (msg untouched, the reason in the
+ * thread's detail), or 1: s is an inline service
  * and idle, its turn is taken, and the caller must run msg at once with
  * skci_dispatch_run (after releasing its own locks). */
 int skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg);
@@ -461,8 +468,8 @@ int skci_inline_busy(const char *what, const skc_node *target);
 void skci_dispatch_push(skc_node *n, skci_task *t);
 /* A service's mailbox (dq.lock held): the oldest message off it (NULL
  * when empty), and all of it moved to `to`. */
-skc_msg *skci_mail_pop(skci_service *s);
-void skci_mail_take(skci_service *s, skci_list *to);
+skc_msg *skci_mail_pop(skc_node *n, skci_service *s);
+void skci_mail_take(skc_node *n, skci_service *s, skci_list *to);
 /* The run function of a service's task (its mailbox has mail). */
 void skci_dispatch_run_service(skc_node *n, skci_task *t);
 /* msg.c: the message lifecycle and reply routes */

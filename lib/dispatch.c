@@ -89,7 +89,7 @@ skci_dispatch_push(skc_node *n, skci_task *t)
 }
 
 skc_msg *
-skci_mail_pop(skci_service *s)
+skci_mail_pop(skc_node *n, skci_service *s)
 {
     skci_lnode *e = skci_list_pop(&s->mail);
     if (e == NULL) {
@@ -97,14 +97,39 @@ skci_mail_pop(skci_service *s)
     }
     skc_msg *m = SKCI_LIST_ENTRY(e, skc_msg, mail);
     s->mail_bytes -= m->len;
+    n->dq.queued_bytes -= m->len;
     return m;
 }
 
 void
-skci_mail_take(skci_service *s, skci_list *to)
+skci_mail_take(skc_node *n, skci_service *s, skci_list *to)
 {
     skci_list_move(to, &s->mail);
+    n->dq.queued_bytes -= s->mail_bytes;
     s->mail_bytes = 0;
+}
+
+/* Whether msg fits in s's mailbox (dq.lock held); if not, why. */
+static int
+mail_fits(skc_node *n, const skci_service *s, const skc_msg *msg)
+{
+    if (s->mail.len >= n->max_mailbox) {
+        return skci_error(SKC_ELIMIT,
+            "service %s on node '%s' has %zu messages waiting (max_mailbox)",
+            msg->target, n->name, s->mail.len);
+    }
+    if (s->mail_bytes + msg->len > n->max_mailbox_bytes) {
+        return skci_error(SKC_ELIMIT,
+            "service %s on node '%s' has %zu bytes waiting; this message of %zu would pass max_mailbox_bytes (%u)",
+            msg->target, n->name, s->mail_bytes, msg->len,
+            n->max_mailbox_bytes);
+    }
+    if (n->dq.queued_bytes + msg->len > n->max_queued_bytes) {
+        return skci_error(SKC_ELIMIT,
+            "node '%s' has %zu bytes waiting in its mailboxes; this message of %zu would pass max_queued_bytes (%u)",
+            n->name, n->dq.queued_bytes, msg->len, n->max_queued_bytes);
+    }
+    return 0;
 }
 
 int
@@ -127,8 +152,14 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
         pthread_mutex_unlock(&n->dq.lock);
         return 1;
     }
+    int rc = mail_fits(n, s, msg);
+    if (rc != 0) {
+        pthread_mutex_unlock(&n->dq.lock);
+        return rc;
+    }
     skci_list_append(&s->mail, &msg->mail);
     s->mail_bytes += msg->len;
+    n->dq.queued_bytes += msg->len;
     if (!s->scheduled) {
         s->scheduled = 1;
         s->refs++; /* the queue's */
@@ -180,7 +211,7 @@ run_turn(skc_node *n, skci_service *s, skc_msg *m, int is_inline)
             (is_inline && skci_now_ns() > until)) {
             break;
         }
-        m = skci_mail_pop(s);
+        m = skci_mail_pop(n, s);
         pthread_mutex_unlock(&n->dq.lock);
     }
     s->running = 0;
@@ -244,13 +275,13 @@ static void
 run_service(skc_node *n, skci_service *s)
 {
     pthread_mutex_lock(&n->dq.lock);
-    skc_msg *m = skci_mail_pop(s);
+    skc_msg *m = skci_mail_pop(n, s);
     int stopping = n->dq.stop;
     if (m == NULL || s->dead || stopping) {
         /* Dead, or the node is shutting down: nothing more runs. */
         skci_list rest = { NULL, NULL, 0 };
         if (stopping && !s->dead) {
-            skci_mail_take(s, &rest);
+            skci_mail_take(n, s, &rest);
         }
         s->scheduled = 0;
         int last = --s->refs == 0;

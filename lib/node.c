@@ -20,6 +20,9 @@
 #define DEFAULT_MAX_DEADLINE_MS 600000
 #define DEFAULT_HEARTBEAT_MS 1000
 #define DEFAULT_HEARTBEAT_MISSES 3
+#define DEFAULT_MAX_MAILBOX 100000
+#define DEFAULT_MAX_MAILBOX_BYTES (64u * 1024 * 1024)
+#define DEFAULT_MAX_QUEUED_BYTES (256u * 1024 * 1024)
 
 uint32_t
 skc_version(void)
@@ -126,6 +129,11 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->log_burst = o.log_burst == 0 ? DEFAULT_LOG_BURST : o.log_burst;
     n->max_deadline_ms =
         o.max_deadline_ms ? o.max_deadline_ms : DEFAULT_MAX_DEADLINE_MS;
+    n->max_mailbox = o.max_mailbox ? o.max_mailbox : DEFAULT_MAX_MAILBOX;
+    n->max_mailbox_bytes =
+        o.max_mailbox_bytes ? o.max_mailbox_bytes : DEFAULT_MAX_MAILBOX_BYTES;
+    n->max_queued_bytes =
+        o.max_queued_bytes ? o.max_queued_bytes : DEFAULT_MAX_QUEUED_BYTES;
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;

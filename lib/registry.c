@@ -214,7 +214,7 @@ skc_service_destroy(skc_node *node, uint32_t service)
     pthread_mutex_lock(&node->dq.lock);
     s->dead = 1;
     skci_list mail = { NULL, NULL, 0 };
-    skci_mail_take(s, &mail);
+    skci_mail_take(node, s, &mail);
     while (s->running && !pthread_equal(s->runner, pthread_self())) {
         pthread_cond_wait(&node->dq.idle_cond, &node->dq.lock);
     }

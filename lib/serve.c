@@ -100,15 +100,24 @@ deliver_call(skc_node *n, skci_rctx *rctx, skci_tmsg *msg, const skci_req *req,
 void
 skci_serve_call(skc_node *n, const skci_target *t, skc_msg *m)
 {
-    if (skci_registry_deliver(n, t, m) == 0) {
+    int rc = skci_registry_deliver(n, t, m);
+    if (rc == 0) {
         SKCI_COUNT(n, calls_in, 1);
+        return;
+    }
+    SKCI_COUNT(n, calls_refused, 1);
+    char why[SKCI_DETAIL_MAX];
+    if (rc == SKC_ELIMIT) {
+        /* The caller is told at once (its own log shows it); here one
+         * rate-limited line. */
+        SKCI_COUNT(n, mailbox_full, 1);
+        snprintf(why, sizeof(why), "%s", skc_last_error());
+        skci_node_log(n, SKC_LOG_WARN, "refused a call: %s", why);
     } else {
-        SKCI_COUNT(n, calls_refused, 1);
-        char why[SKCI_NAME_MAX + 300];
         snprintf(why, sizeof(why), "node '%s' has no service %s", n->name,
             m->target);
-        skci_msg_drop(m, SKC_ENOSERVICE, why);
     }
+    skci_msg_drop(m, rc == SKC_ELIMIT ? SKC_ELIMIT : SKC_ENOSERVICE, why);
 }
 
 /* The answer to a STATS request: the node's statistics as JSON. */
@@ -223,7 +232,13 @@ skci_on_push(void *arg, skci_tmsg *msg)
     m->payload = req.payload;
     m->len = req.len;
     memcpy(m->target, tname, tlen + 1);
-    if (skci_registry_deliver(n, &req.target, m) != 0) {
+    int rc = skci_registry_deliver(n, &req.target, m);
+    if (rc == SKC_ELIMIT) {
+        SKCI_COUNT(n, sends_dropped, 1);
+        SKCI_COUNT(n, mailbox_full, 1);
+        skci_node_log(n, SKC_LOG_WARN, "dropped a send: %s", skc_last_error());
+        skci_msg_drop(m, SKC_ELIMIT, "mailbox full");
+    } else if (rc != 0) {
         SKCI_COUNT(n, sends_dropped, 1);
         skci_node_log(n, SKC_LOG_WARN,
             "dropped a send to %s: no such service on node '%s'", tname,

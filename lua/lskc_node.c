@@ -301,6 +301,12 @@ parse_opts(lua_State *L, skc_node_opts *o)
         (int32_t)opt_field_int(L, 1, "heartbeat_ms", 0, -1, INT32_MAX);
     o->heartbeat_misses =
         (int32_t)opt_field_int(L, 1, "heartbeat_misses", 0, 0, INT32_MAX);
+    o->max_mailbox =
+        (uint32_t)opt_field_int(L, 1, "max_mailbox", 0, 0, UINT32_MAX);
+    o->max_mailbox_bytes =
+        (uint32_t)opt_field_int(L, 1, "max_mailbox_bytes", 0, 0, UINT32_MAX);
+    o->max_queued_bytes =
+        (uint32_t)opt_field_int(L, 1, "max_queued_bytes", 0, 0, UINT32_MAX);
     o->log_level = parse_log_level(L, 1);
     return parse_log(L, 1);
 }
@@ -309,7 +315,8 @@ parse_opts(lua_State *L, skc_node_opts *o)
  * opts: name, call_timeout (ms), max_msg_size, max_inflight, max_serving,
  *       max_conns, log (function(level, text, node) | true = stderr),
  *       log_level ("error".."debug" or 1..4), heartbeat_ms (-1 = off),
- *       heartbeat_misses. */
+ *       heartbeat_misses, max_mailbox, max_mailbox_bytes,
+ *       max_queued_bytes. */
 int
 lskc_node_new(lua_State *L)
 {

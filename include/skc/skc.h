@@ -173,12 +173,19 @@ typedef struct skc_node_opts {
     int32_t max_deadline_ms;  /* the longest deadline a peer's call gets
                                  here: 600000 (10 min); a call asking for
                                  more, or for none, gets this one */
+    /* since 0.4.0: what peers can make a node hold (docs/RELIABILITY.md,
+     * "Limits"); beyond them a call is answered SKC_ELIMIT at once and a
+     * send is dropped, counted (statistics) and logged */
+    uint32_t max_mailbox;       /* messages waiting per service: 100000 */
+    uint32_t max_mailbox_bytes; /* their payload bytes per service: 64 MiB */
+    uint32_t max_queued_bytes;  /* payload bytes waiting in all mailboxes
+                                   of the node: 256 MiB */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
-            0, 0, 0                                                           \
+            0, 0, 0, 0, 0, 0                                                  \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at

@@ -1432,8 +1432,12 @@ local function create_node()
     end
     -- Peer health (docs/LUA.md): how often an idle link is pinged (ms;
     -- -1 = never) and after how many silent intervals its peer is down.
+    -- Limits (docs/RELIABILITY.md): what peers can make this node hold.
     for key, opt in pairs({ cluster_heartbeat_ms = "heartbeat_ms",
-            cluster_heartbeat_misses = "heartbeat_misses" }) do
+            cluster_heartbeat_misses = "heartbeat_misses",
+            cluster_max_mailbox = "max_mailbox",
+            cluster_max_mailbox_bytes = "max_mailbox_bytes",
+            cluster_max_queued_bytes = "max_queued_bytes" }) do
         if env[key] then
             local v = math.tointeger(tonumber(env[key]))
             if not v then

@@ -84,6 +84,9 @@ main(void)
     FIELD(skc_node_opts, send_port);
     FIELD(skc_node_opts, log_burst);
     FIELD(skc_node_opts, max_deadline_ms);
+    FIELD(skc_node_opts, max_mailbox);
+    FIELD(skc_node_opts, max_mailbox_bytes);
+    FIELD(skc_node_opts, max_queued_bytes);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

@@ -59,9 +59,9 @@ svc_hold(skc_node *n, uint32_t self, skc_msg *m, void *arg)
 }
 
 static skc_node *
-server(char **url)
+server_with(char **url, const skc_node_opts *opts)
 {
-    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    skc_node_opts o = *opts;
     o.name = "srv";
     skc_node *n;
     assert_int_equal(skc_node_create(&n, &o), SKC_OK);
@@ -74,6 +74,13 @@ server(char **url)
     assert_int_equal(skc_name_register(n, "@hold", h), SKC_OK);
     assert_int_equal(skc_node_open(n, url, "127.0.0.1:0"), SKC_OK);
     return n;
+}
+
+static skc_node *
+server(char **url)
+{
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    return server_with(url, &o);
 }
 
 /* A client node "cli" whose map names the server "srv" at url. */
@@ -247,12 +254,114 @@ test_mailbox_gauges(void **state)
     skc_free(url);
 }
 
+/* Waits until n's statistics contain text (bounded); returns them. */
+static char *
+stats_until(skc_node *n, const char *text)
+{
+    int64_t until = now_ms() + scaled(5000);
+    char *j = NULL;
+    do {
+        skc_free(j);
+        j = stats(n);
+        if (strstr(j, text) != NULL) {
+            break;
+        }
+        sleep_ms(10);
+    } while (now_ms() < until);
+    has(j, text);
+    return j;
+}
+
+/* Sends one message to @hold and waits until it runs (held). */
+static void
+hold_one(skc_node *c, skc_node *s)
+{
+    assert_int_equal(
+        skc_node_send(c, "srv", "@hold", "0123456789", 10), SKC_OK);
+    skc_free(stats_until(s, "\"workers_busy\":1,"));
+}
+
+/* max_mailbox and max_mailbox_bytes: beyond them a call gets SKC_ELIMIT
+ * at once, with the reason; a send is dropped and counted. */
+static void
+test_mailbox_limits(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    atomic_store(&hold_release, 0);
+    atomic_store(&sinks, 0);
+    skc_node_opts so = SKC_NODE_OPTS_INIT;
+    so.max_mailbox = 3;
+    so.max_mailbox_bytes = 1000;
+    skc_node *s = server_with(&url, &so);
+    skc_node *c = client(url);
+    /* one runs (held), three wait, two are dropped */
+    hold_one(c, s);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(
+            skc_node_send(c, "srv", "@hold", "0123456789", 10), SKC_OK);
+    }
+    char *j = stats_until(s, "\"sends_dropped\":2,");
+    has(j, "\"mailbox_full\":2,");
+    has(j, "\"mailbox_messages\":3,");
+    skc_free(j);
+    void *rep = NULL;
+    size_t len;
+    assert_int_equal(
+        skc_node_call(c, &rep, &len, "srv", "@hold", "x", 1, scaled(5000)),
+        SKC_ELIMIT);
+    if (strstr(skc_last_error(), "max_mailbox") == NULL ||
+        strstr(skc_last_error(), "@hold") == NULL) {
+        fail_msg("ELIMIT text: %s", skc_last_error());
+    }
+    /* other services are not affected */
+    assert_int_equal(
+        skc_node_call(c, &rep, &len, "srv", "@echo", "ok", 2, scaled(5000)),
+        SKC_OK);
+    skc_free(rep);
+    atomic_store(&hold_release, 1);
+    int64_t until = now_ms() + scaled(5000);
+    while (atomic_load(&sinks) < 4 && now_ms() < until) {
+        sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&sinks), 4);
+    assert_int_equal(skc_node_destroy(c), SKC_OK);
+    assert_int_equal(skc_node_destroy(s), SKC_OK);
+    skc_free(url);
+
+    /* bytes: 25 per service holds two messages of 10 */
+    atomic_store(&hold_release, 0);
+    atomic_store(&sinks, 0);
+    so.max_mailbox = 0;
+    so.max_mailbox_bytes = 25;
+    s = server_with(&url, &so);
+    c = client(url);
+    hold_one(c, s);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(
+            skc_node_send(c, "srv", "@hold", "0123456789", 10), SKC_OK);
+    }
+    j = stats_until(s, "\"sends_dropped\":2,");
+    has(j, "\"mailbox_bytes\":20}");
+    skc_free(j);
+    atomic_store(&hold_release, 1);
+    until = now_ms() + scaled(5000);
+    while (atomic_load(&sinks) < 3 && now_ms() < until) {
+        sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&sinks), 3);
+    assert_int_equal(skc_node_destroy(c), SKC_OK);
+    assert_int_equal(skc_node_destroy(s), SKC_OK);
+    skc_free(url);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_mailbox_gauges),
+        cmocka_unit_test(test_mailbox_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

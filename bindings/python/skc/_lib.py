@@ -68,6 +68,9 @@ class NodeOpts(ctypes.Structure):
         ("send_port", c_int32),
         ("log_burst", c_int32),
         ("max_deadline_ms", c_int32),
+        ("max_mailbox", c_uint32),      # since 0.4.0
+        ("max_mailbox_bytes", c_uint32),
+        ("max_queued_bytes", c_uint32),
     ]
 
 

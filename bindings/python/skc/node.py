@@ -420,11 +420,16 @@ class Node(object):
                   1000); -1 = no heartbeats
     heartbeat_misses  a peer silent for heartbeat_ms * this many is
                   declared down (skc: 3)
+    max_mailbox, max_mailbox_bytes  messages (and their payload bytes)
+                  waiting per service (skc: 100000, 64 MiB); beyond, a call
+                  gets skc.Limit and a send is dropped and counted
+    max_queued_bytes  payload bytes waiting in all mailboxes (skc: 256 MiB)
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
                 "max_conns", "log", "log_level", "heartbeat_ms",
-                "heartbeat_misses")
+                "heartbeat_misses", "max_mailbox", "max_mailbox_bytes",
+                "max_queued_bytes")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -456,7 +461,8 @@ class Node(object):
         self._default_timeout = (float(ct) if ct is not None
                                  else _DEFAULT_CALL_TIMEOUT_S)
         for key in ("max_msg_size", "max_inflight", "max_serving",
-                    "max_conns"):
+                    "max_conns", "max_mailbox", "max_mailbox_bytes",
+                    "max_queued_bytes"):
             v = options.get(key)
             if v is not None:
                 if isinstance(v, bool) or not isinstance(v, int) or \
