@@ -376,7 +376,7 @@ struct skc_node {
     int32_t send_port;       /* skc_node_opts.send_port */
     int32_t log_burst;       /* lines of one kind per window; < 0 = no limit */
     int32_t max_deadline_ms; /* cap on a peer's call deadline */
-    uint32_t max_mailbox;       /* messages waiting per service */
+    uint32_t max_mailbox;    /* messages waiting per service */
     uint32_t max_mailbox_bytes; /* their payload bytes per service */
     uint32_t max_queued_bytes;  /* payload bytes in all mailboxes */
     skc_log_fn log;
