@@ -261,6 +261,7 @@ typedef struct skci_pending {
     pthread_t timer;           /* set at create, joined at destroy */
     int timer_stop;            /* call_lock */
     int64_t timer_until;       /* call_lock: when the timer wakes itself */
+    int64_t sweep_at;          /* call_lock: the next idle-connection sweep */
 } skci_pending;
 
 /* peer.c and node.c: the cluster map as applied, and the peers it names. */
@@ -347,6 +348,7 @@ typedef struct skci_stats {
     skci_counter sends_in, sends_dropped;
     skci_counter bad_frames;
     skci_counter mailbox_full; /* calls and sends refused by the limits */
+    skci_counter conns_closed; /* by the hello and idle timeouts */
     skci_counter bytes_in, bytes_out; /* payloads: requests in, replies out */
 } skci_stats;
 
@@ -379,6 +381,8 @@ struct skc_node {
     uint32_t max_mailbox;    /* messages waiting per service */
     uint32_t max_mailbox_bytes; /* their payload bytes per service */
     uint32_t max_queued_bytes;  /* payload bytes in all mailboxes */
+    int32_t hello_timeout_ms;   /* < 0: never */
+    int32_t idle_timeout_ms;    /* < 0: never */
     skc_log_fn log;
     void *log_arg;
     int log_level;

@@ -23,6 +23,8 @@
 #define DEFAULT_MAX_MAILBOX 100000
 #define DEFAULT_MAX_MAILBOX_BYTES (64u * 1024 * 1024)
 #define DEFAULT_MAX_QUEUED_BYTES (256u * 1024 * 1024)
+#define DEFAULT_HELLO_TIMEOUT_MS 10000
+#define DEFAULT_IDLE_TIMEOUT_MS 60000
 
 uint32_t
 skc_version(void)
@@ -68,6 +70,10 @@ opts_check(const skc_node_opts *o)
     }
     if (o->max_deadline_ms < 0) {
         return skci_error(SKC_EINVAL, "max_deadline_ms is negative");
+    }
+    if (o->hello_timeout_ms < -1 || o->idle_timeout_ms < -1) {
+        return skci_error(SKC_EINVAL,
+            "hello_timeout_ms and idle_timeout_ms must be -1 (never), 0 (default) or more");
     }
     if (o->log_burst < -1) {
         return skci_error(SKC_EINVAL,
@@ -134,6 +140,10 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         o.max_mailbox_bytes ? o.max_mailbox_bytes : DEFAULT_MAX_MAILBOX_BYTES;
     n->max_queued_bytes =
         o.max_queued_bytes ? o.max_queued_bytes : DEFAULT_MAX_QUEUED_BYTES;
+    n->hello_timeout_ms =
+        o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
+    n->idle_timeout_ms =
+        o.idle_timeout_ms ? o.idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;

@@ -27,6 +27,31 @@ call_expire(skc_node *n, skci_call *c)
     }
 }
 
+/* How often connections are checked for the hello and idle timeouts. */
+#define SWEEP_EVERY_MS 1000
+
+/* Closes the connections past the hello or idle timeout (call_lock held
+ * on entry and on return, released meanwhile: the close runs transport
+ * callbacks).  open_lock is only tried: destroy holds it while it stops
+ * this thread. */
+static void
+sweep(skc_node *n)
+{
+    if (n->hello_timeout_ms < 0 && n->idle_timeout_ms < 0) {
+        return;
+    }
+    skci_call_unlock(n);
+    if (pthread_mutex_trylock(&n->open_lock) == 0) {
+        if (n->server != NULL && !atomic_load(&n->closing)) {
+            uint32_t closed = skci_server_sweep(
+                n->server, n->hello_timeout_ms, n->idle_timeout_ms);
+            SKCI_COUNT(n, conns_closed, closed);
+        }
+        pthread_mutex_unlock(&n->open_lock);
+    }
+    skci_call_lock(n);
+}
+
 static void *
 timer_main(void *arg)
 {
@@ -41,9 +66,17 @@ timer_main(void *arg)
                 (skci_call *)((char *)top - offsetof(skci_call, hn));
             call_expire(n, c);
         }
-        /* Heartbeats and redials, then sleep until the next deadline or
-         * the next health check, whichever comes first. */
+        if (now >= n->pend.sweep_at) {
+            n->pend.sweep_at = now + SWEEP_EVERY_MS;
+            sweep(n);
+            continue; /* call_lock was released: look again */
+        }
+        /* Heartbeats and redials, then sleep until the next deadline, the
+         * next health check or the next sweep, whichever comes first. */
         int64_t until = skci_health_tick(n, now);
+        if (n->pend.sweep_at < until) {
+            until = n->pend.sweep_at;
+        }
         top = skci_heap_top(&n->pend.deadlines);
         if (top != NULL && top->when < until) {
             until = top->when;

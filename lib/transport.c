@@ -346,7 +346,7 @@ struct skci_server {
     atomic_int closing;
     nng_listener *listeners;
     size_t nlisteners;
-    skci_idmap pipes;     /* counted inbound pipes -> their socket's counter */
+    skci_idmap pipes;     /* counted inbound pipe id -> server_conn */
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
 };
@@ -380,6 +380,7 @@ rctx_post_recv(skci_rctx *rctx)
 }
 
 static void rctx_cb(void *arg);
+static void server_conn_active(skci_server *s, nng_msg *m);
 
 /* Opens one more context with a receive posted. */
 static int
@@ -453,6 +454,7 @@ rctx_cb(void *arg)
         return;
     }
     nng_msg *m = aio_take_msg(rctx->aio);
+    server_conn_active(s, m);
     if (grow) {
         /* All contexts busy (handlers or deferred replies hold them):
          * add one so other callers keep being served, up to the limit. */
@@ -492,6 +494,7 @@ pull_cb(void *arg)
     }
     if (rv == 0) {
         nng_msg *m = aio_take_msg(s->pull_aio);
+        server_conn_active(s, m);
         s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
         /* Drain what is already queued without another callback hop, but
          * only while draining finds something (probing every 64th time
@@ -502,6 +505,7 @@ pull_cb(void *arg)
         if (s->pull_misses < 2 || (++s->pull_tick & 63) == 0) {
             int got = 0;
             while (got < DRAIN_MAX && nb_recv(s->pull, s->pull_nb, &m) == 0) {
+                server_conn_active(s, m);
                 s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
                 got++;
             }
@@ -510,6 +514,28 @@ pull_cb(void *arg)
     }
     nng_aio_set_timeout(s->pull_aio, RECV_TIMEOUT_MS);
     nng_recv_aio(s->pull, s->pull_aio);
+}
+
+/* An inbound connection, for its port's count and the idle sweep. */
+typedef struct server_conn {
+    uint32_t *count; /* its port's counter */
+    int64_t since;   /* ms: when it connected */
+    int64_t last;    /* ms: its last frame, 0 = none yet */
+    int pull;        /* on the send port */
+} server_conn;
+
+/* A frame arrived on pipe p: its connection is not idle. */
+static void
+server_conn_active(skci_server *s, nng_msg *m)
+{
+    uint32_t id = nng_pipe_id(nng_msg_get_pipe(m));
+    int64_t now = skci_now_ms();
+    pthread_mutex_lock(&s->lk);
+    server_conn *c = skci_idmap_get(&s->pipes, id);
+    if (c != NULL) {
+        c->last = now;
+    }
+    pthread_mutex_unlock(&s->lk);
 }
 
 /* Each port has its own budget of max_conns connections; the two sockets
@@ -522,15 +548,23 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
     uint32_t *count = pull ? &s->npipes_pull : &s->npipes_rep;
     pthread_mutex_lock(&s->lk);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
+        server_conn *c = NULL;
         if (*count >= s->cfg.max_conns) {
             reject = 1;
-        } else if (skci_idmap_set(&s->pipes, id, count) == 0) {
+        } else if ((c = calloc(1, sizeof(*c))) != NULL &&
+            skci_idmap_set(&s->pipes, id, c) == 0) {
+            c->count = count;
+            c->since = skci_now_ms();
+            c->pull = pull;
             (*count)++;
+        } else {
+            free(c); /* no memory: served, not counted or swept */
         }
     } else if (ev == NNG_PIPE_EV_REM_POST) {
-        uint32_t *c = skci_idmap_del(&s->pipes, id);
+        server_conn *c = skci_idmap_del(&s->pipes, id);
         if (c != NULL) {
-            (*c)--;
+            (*c->count)--;
+            free(c);
         }
     }
     pthread_mutex_unlock(&s->lk);
@@ -724,6 +758,78 @@ skci_server_listen(
     return 0;
 }
 
+static void
+conn_free(uint32_t id, void *val, void *arg)
+{
+    (void)id;
+    (void)arg;
+    free(val);
+}
+
+/* The idle sweep's pick: connections to close, by id. */
+typedef struct sweep {
+    int64_t now, hello_ms, idle_ms;
+    int busy_rep, busy_pull; /* half of max_conns or more in use */
+    uint32_t *ids;
+    size_t n, cap;
+    uint32_t silent, idle;
+} sweep;
+
+static void
+sweep_visit(uint32_t id, void *val, void *arg)
+{
+    sweep *w = arg;
+    server_conn *c = val;
+    int silent = !c->pull && c->last == 0 && w->hello_ms > 0 &&
+        w->now - c->since >= w->hello_ms;
+    int idle = w->idle_ms > 0 && (c->pull ? w->busy_pull : w->busy_rep) &&
+        w->now - (c->last ? c->last : c->since) >= w->idle_ms;
+    if (!silent && !idle) {
+        return;
+    }
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 16;
+        uint32_t *v = realloc(w->ids, nc * sizeof(*v));
+        if (v == NULL) {
+            return; /* the next sweep gets it */
+        }
+        w->ids = v;
+        w->cap = nc;
+    }
+    w->ids[w->n++] = id;
+    if (silent) {
+        w->silent++;
+    } else {
+        w->idle++;
+    }
+}
+
+uint32_t
+skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms)
+{
+    sweep w = {
+        .now = skci_now_ms(), .hello_ms = hello_ms, .idle_ms = idle_ms
+    };
+    pthread_mutex_lock(&s->lk);
+    w.busy_rep = s->npipes_rep >= s->cfg.max_conns / 2;
+    w.busy_pull = s->npipes_pull >= s->cfg.max_conns / 2;
+    skci_idmap_each(&s->pipes, sweep_visit, &w);
+    pthread_mutex_unlock(&s->lk);
+    /* Closed without the lock: the close runs server_pipe_event. */
+    for (size_t i = 0; i < w.n; i++) {
+        nng_pipe p = NNG_PIPE_INITIALIZER;
+        p.id = w.ids[i];
+        nng_pipe_close(p);
+    }
+    free(w.ids);
+    if (w.n > 0 && !atomic_load(&s->closing)) {
+        server_log(s, SKC_LOG_INFO,
+            "closed %zu connection(s): %u sent nothing within %d ms of connecting, %u were idle for %d ms",
+            w.n, w.silent, hello_ms, w.idle, idle_ms);
+    }
+    return (uint32_t)w.n;
+}
+
 void
 skci_server_conns(skci_server *s, uint32_t *calls, uint32_t *sends)
 {
@@ -795,6 +901,7 @@ skci_server_destroy(skci_server *s)
     }
     nng_close(s->rep);
     nng_close(s->pull);
+    skci_idmap_each(&s->pipes, conn_free, NULL);
     skci_idmap_fini(&s->pipes);
     pthread_mutex_destroy(&s->lk);
     free(s->listeners);

@@ -52,6 +52,14 @@ int skci_server_create(skci_server **out, const skci_server_cfg *cfg);
 int skci_server_listen(
     skci_server *s, const char *url, int32_t send_port, char **bound);
 
+/* Closes the inbound connections that sent nothing on the call port
+ * within hello_ms of connecting, and, on a port with half its max_conns
+ * or more in use, those that sent nothing for idle_ms (<= 0: that rule is
+ * off); logs how many and returns that number.  Not
+ * from a transport callback, nor under a lock the close's callbacks take.
+ */
+uint32_t skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms);
+
 /* Connections to the call port and to the send port now. */
 void skci_server_conns(skci_server *s, uint32_t *calls, uint32_t *sends);
 

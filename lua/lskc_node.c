@@ -307,6 +307,10 @@ parse_opts(lua_State *L, skc_node_opts *o)
         (uint32_t)opt_field_int(L, 1, "max_mailbox_bytes", 0, 0, UINT32_MAX);
     o->max_queued_bytes =
         (uint32_t)opt_field_int(L, 1, "max_queued_bytes", 0, 0, UINT32_MAX);
+    o->hello_timeout_ms =
+        (int32_t)opt_field_int(L, 1, "hello_timeout_ms", 0, -1, INT32_MAX);
+    o->idle_timeout_ms =
+        (int32_t)opt_field_int(L, 1, "idle_timeout_ms", 0, -1, INT32_MAX);
     o->log_level = parse_log_level(L, 1);
     return parse_log(L, 1);
 }
@@ -316,7 +320,7 @@ parse_opts(lua_State *L, skc_node_opts *o)
  *       max_conns, log (function(level, text, node) | true = stderr),
  *       log_level ("error".."debug" or 1..4), heartbeat_ms (-1 = off),
  *       heartbeat_misses, max_mailbox, max_mailbox_bytes,
- *       max_queued_bytes. */
+ *       max_queued_bytes, hello_timeout_ms, idle_timeout_ms (-1 = never). */
 int
 lskc_node_new(lua_State *L)
 {

@@ -180,12 +180,20 @@ typedef struct skc_node_opts {
     uint32_t max_mailbox_bytes; /* their payload bytes per service: 64 MiB */
     uint32_t max_queued_bytes;  /* payload bytes waiting in all mailboxes
                                    of the node: 256 MiB */
+    int32_t hello_timeout_ms;   /* a connection to the call port that sends
+                                   nothing this long after connecting is
+                                   closed: 10000; -1 = never */
+    int32_t idle_timeout_ms;    /* while half of max_conns or more are in
+                                   use on a port, a connection to it that
+                                   sent nothing this long is closed: 60000;
+                                   -1 = never (heartbeats keep a peer's
+                                   call link busy; its send link redials) */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
-            0, 0, 0, 0, 0, 0                                                  \
+            0, 0, 0, 0, 0, 0, 0, 0                                            \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at

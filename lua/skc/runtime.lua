@@ -1437,7 +1437,9 @@ local function create_node()
             cluster_heartbeat_misses = "heartbeat_misses",
             cluster_max_mailbox = "max_mailbox",
             cluster_max_mailbox_bytes = "max_mailbox_bytes",
-            cluster_max_queued_bytes = "max_queued_bytes" }) do
+            cluster_max_queued_bytes = "max_queued_bytes",
+            cluster_hello_timeout_ms = "hello_timeout_ms",
+            cluster_idle_timeout_ms = "idle_timeout_ms" }) do
         if env[key] then
             local v = math.tointeger(tonumber(env[key]))
             if not v then

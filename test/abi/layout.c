@@ -87,6 +87,8 @@ main(void)
     FIELD(skc_node_opts, max_mailbox);
     FIELD(skc_node_opts, max_mailbox_bytes);
     FIELD(skc_node_opts, max_queued_bytes);
+    FIELD(skc_node_opts, hello_timeout_ms);
+    FIELD(skc_node_opts, idle_timeout_ms);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

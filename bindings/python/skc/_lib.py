@@ -71,6 +71,8 @@ class NodeOpts(ctypes.Structure):
         ("max_mailbox", c_uint32),      # since 0.4.0
         ("max_mailbox_bytes", c_uint32),
         ("max_queued_bytes", c_uint32),
+        ("hello_timeout_ms", c_int32),
+        ("idle_timeout_ms", c_int32),
     ]
 
 

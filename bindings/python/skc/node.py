@@ -424,12 +424,17 @@ class Node(object):
                   waiting per service (skc: 100000, 64 MiB); beyond, a call
                   gets skc.Limit and a send is dropped and counted
     max_queued_bytes  payload bytes waiting in all mailboxes (skc: 256 MiB)
+    hello_timeout_ms  a connection to this node's call port that sends
+                  nothing this long after connecting is closed (skc:
+                  10000); -1 = never
+    idle_timeout_ms  a connection that sends nothing this long is closed
+                  (skc: 60000); -1 = never
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
                 "max_conns", "log", "log_level", "heartbeat_ms",
                 "heartbeat_misses", "max_mailbox", "max_mailbox_bytes",
-                "max_queued_bytes")
+                "max_queued_bytes", "hello_timeout_ms", "idle_timeout_ms")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -470,7 +475,8 @@ class Node(object):
                     raise ValueError("%s must be a positive int, not %r"
                                      % (key, v))
                 setattr(opts, key, v)
-        for key, low in (("heartbeat_ms", -1), ("heartbeat_misses", 1)):
+        for key, low in (("heartbeat_ms", -1), ("heartbeat_misses", 1),
+                         ("hello_timeout_ms", -1), ("idle_timeout_ms", -1)):
             v = options.get(key)
             if v is not None:
                 if isinstance(v, bool) or not isinstance(v, int) or \
