@@ -88,6 +88,7 @@ struct skci_service {
     void *arg;
     skci_list mail;    /* dq.lock: skc_msg by .mail, oldest first */
     size_t mail_bytes; /* dq.lock: their payload bytes */
+    size_t mail_calls; /* dq.lock: how many of them are calls */
     int scheduled;     /* in the ready queue or running */
     int running;
     pthread_t runner;

@@ -97,6 +97,7 @@ skci_mail_pop(skc_node *n, skci_service *s)
     }
     skc_msg *m = SKCI_LIST_ENTRY(e, skc_msg, mail);
     s->mail_bytes -= m->len;
+    s->mail_calls -= m->route != NULL;
     n->dq.queued_bytes -= m->len;
     return m;
 }
@@ -107,6 +108,7 @@ skci_mail_take(skc_node *n, skci_service *s, skci_list *to)
     skci_list_move(to, &s->mail);
     n->dq.queued_bytes -= s->mail_bytes;
     s->mail_bytes = 0;
+    s->mail_calls = 0;
 }
 
 /* Whether msg fits in s's mailbox (dq.lock held); if not, why. */
@@ -123,6 +125,15 @@ mail_fits(skc_node *n, const skci_service *s, const skc_msg *msg)
             "service %s on node '%s' has %zu bytes waiting; this message of %zu would pass max_mailbox_bytes (%u)",
             msg->target, n->name, s->mail_bytes, msg->len,
             n->max_mailbox_bytes);
+    }
+    /* Each waiting call holds one of the node's max_serving slots: one
+     * slow service may hold a quarter of them (at least 8), so the rest
+     * stay for the other services, HELLOs and pings. */
+    size_t share = n->max_serving / 4 > 8 ? n->max_serving / 4 : 8;
+    if (msg->route != NULL && s->mail_calls >= share) {
+        return skci_error(SKC_ELIMIT,
+            "service %s on node '%s' has %zu calls waiting, its share of the node's %u serving slots (max_serving / 4)",
+            msg->target, n->name, s->mail_calls, n->max_serving);
     }
     if (n->dq.queued_bytes + msg->len > n->max_queued_bytes) {
         return skci_error(SKC_ELIMIT,
@@ -159,6 +170,7 @@ skci_dispatch_deliver(skc_node *n, skci_service *s, skc_msg *msg)
     }
     skci_list_append(&s->mail, &msg->mail);
     s->mail_bytes += msg->len;
+    s->mail_calls += msg->route != NULL;
     n->dq.queued_bytes += msg->len;
     if (!s->scheduled) {
         s->scheduled = 1;

@@ -355,6 +355,74 @@ test_mailbox_limits(void **state)
     skc_free(url);
 }
 
+static atomic_int async_ok, async_limit, async_other;
+
+static void
+on_async(
+    int status, const void *data, size_t len, const char *detail, void *arg)
+{
+    (void)data;
+    (void)len;
+    (void)arg;
+    if (status == SKC_OK) {
+        atomic_fetch_add(&async_ok, 1);
+    } else if (status == SKC_ELIMIT && detail != NULL &&
+        strstr(detail, "share of the node's 40 serving slots") != NULL) {
+        atomic_fetch_add(&async_limit, 1);
+    } else {
+        atomic_fetch_add(&async_other, 1);
+    }
+}
+
+/* One slow service holds at most a quarter of max_serving in calls
+ * waiting for it; the next ones get SKC_ELIMIT at once, other services
+ * are still served. */
+static void
+test_serving_share(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    atomic_store(&hold_release, 0);
+    atomic_store(&sinks, 0);
+    atomic_store(&async_ok, 0);
+    atomic_store(&async_limit, 0);
+    atomic_store(&async_other, 0);
+    skc_node_opts so = SKC_NODE_OPTS_INIT;
+    so.max_serving = 40; /* a share of 10 */
+    skc_node *s = server_with(&url, &so);
+    skc_node *c = client(url);
+    hold_one(c, s); /* a send: the handler holds its thread */
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(skc_node_call_async(c, "srv", "@hold", "x", 1,
+                             scaled(10000), on_async, NULL),
+            SKC_OK);
+    }
+    /* ten wait, two are refused */
+    int64_t until = now_ms() + scaled(5000);
+    while (atomic_load(&async_limit) < 2 && now_ms() < until) {
+        sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&async_limit), 2);
+    void *rep;
+    size_t len;
+    assert_int_equal(
+        skc_node_call(c, &rep, &len, "srv", "@echo", "ok", 2, scaled(5000)),
+        SKC_OK);
+    skc_free(rep);
+    atomic_store(&hold_release, 1);
+    until = now_ms() + scaled(5000);
+    while (atomic_load(&async_ok) + atomic_load(&async_other) < 10 &&
+        now_ms() < until) {
+        sleep_ms(5);
+    }
+    /* @hold does not reply: the ten that waited end ENOREPLY */
+    assert_int_equal(atomic_load(&async_other), 10);
+    assert_int_equal(atomic_load(&async_limit), 2);
+    assert_int_equal(skc_node_destroy(c), SKC_OK);
+    assert_int_equal(skc_node_destroy(s), SKC_OK);
+    skc_free(url);
+}
+
 int
 main(void)
 {
@@ -362,6 +430,7 @@ main(void)
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_mailbox_gauges),
         cmocka_unit_test(test_mailbox_limits),
+        cmocka_unit_test(test_serving_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
