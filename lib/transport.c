@@ -36,6 +36,11 @@
 #define TRANSPORT_SLACK 64
 #define RECV_TIMEOUT_MS 60000 /* re-posted on expiry: just a heartbeat */
 #define SEND_TIMEOUT_MS 10000
+/* How long a link's PUSH socket may have no connection (its first connect,
+ * or a reconnect) before skci_link_push refuses sends. */
+#define PUSH_GRACE_MS 3000
+/* A PUSH connection that lived this long was really accepted. */
+#define PUSH_STABLE_MS 500
 #define DRAIN_MAX 32
 
 static int
@@ -946,6 +951,9 @@ struct skci_link {
     uint32_t pipe;      /* current pipe id, 0 = none */
     uint32_t dead_pipe; /* a pipe removed before its ADD arrived */
     atomic_int connected;
+    atomic_int push_pipes;        /* connections of the PUSH socket */
+    atomic_llong push_added_at;   /* ms: when the last one came up */
+    atomic_llong push_down_since; /* ms: since when none has held */
 };
 
 /* Beyond the caller's deadline, a context keeps waiting this long for a
@@ -1068,6 +1076,39 @@ link_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     pthread_mutex_unlock(&l->pipe_lk);
 }
 
+/* The PUSH socket's connections, for skci_link_push.  A connection that
+ * the peer closes at once (its max_conns is full: NNG redials, is let in
+ * and closed again, over and over) does not end the outage. */
+static void
+push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    skci_link *l = arg;
+    long long now = (long long)skci_now_ms();
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        atomic_store(&l->push_added_at, now);
+        atomic_fetch_add(&l->push_pipes, 1);
+    } else if (atomic_fetch_sub(&l->push_pipes, 1) == 1 &&
+        now - atomic_load(&l->push_added_at) >= PUSH_STABLE_MS) {
+        atomic_store(&l->push_down_since, now);
+    }
+}
+
+/* Whether sends on l have had nowhere to go for longer than the grace:
+ * no connection, or none that held PUSH_STABLE_MS, since
+ * push_down_since.  *down receives that time (ms). */
+static int
+push_stuck(skci_link *l, long long *down)
+{
+    long long now = (long long)skci_now_ms();
+    if (atomic_load(&l->push_pipes) > 0 &&
+        now - atomic_load(&l->push_added_at) >= PUSH_STABLE_MS) {
+        return 0;
+    }
+    *down = now - atomic_load(&l->push_down_since);
+    return *down > PUSH_GRACE_MS;
+}
+
 int
 skci_link_create(skci_link **out, const skci_link_cfg *cfg)
 {
@@ -1097,6 +1138,11 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     nng_socket_set_int(l->push, NNG_OPT_SENDBUF, 1024);
     nng_pipe_notify(l->req, NNG_PIPE_EV_ADD_POST, link_pipe_cb, l);
     nng_pipe_notify(l->req, NNG_PIPE_EV_REM_POST, link_pipe_cb, l);
+    atomic_init(&l->push_pipes, 0);
+    atomic_init(&l->push_added_at, 0);
+    atomic_init(&l->push_down_since, (long long)skci_now_ms());
+    nng_pipe_notify(l->push, NNG_PIPE_EV_ADD_POST, push_pipe_cb, l);
+    nng_pipe_notify(l->push, NNG_PIPE_EV_REM_POST, push_pipe_cb, l);
     if (sender_init(&l->push_tx, l->push,
             cfg->push_backlog ? cfg->push_backlog : 65536) != 0) {
         rv = NNG_ENOMEM;
@@ -1266,6 +1312,16 @@ link_push_dial(skci_link *l, const char *url)
 int
 skci_link_push(skci_link *l, skci_tmsg *msg)
 {
+    long long down;
+    if (push_stuck(l, &down)) {
+        /* Never OK for a send that cannot go anywhere: past a grace for
+         * the connect (and a reconnect), the send fails instead of
+         * waiting in a backlog nobody drains. */
+        nng_msg_free((nng_msg *)msg);
+        return skci_error(SKC_EUNREACHABLE,
+            "the peer's send port has not kept a connection for %lld ms (refused, full or unreachable; its log says why); the send was not queued",
+            down);
+    }
     return sender_send(&l->push_tx, (nng_msg *)msg);
 }
 

@@ -475,14 +475,17 @@ SKC_API int skc_node_call_async_ex(skc_node *node, const char *peer,
 /* Sends a one-way message.  Returns once the message is queued; delivery is
  * not acknowledged (like skynet's cluster.send).  Fails at once with
  * SKC_ENODEDOWN, SKC_ENONODE (only with __nowaiting), SKC_ETOOBIG,
- * SKC_EINVAL, SKC_ELIMIT; a message that cannot be delivered later is
- * dropped with a log line.  Sends from one node to one peer are handled
- * in the order sent, and a call to that peer started after this returned
- * (skc_node_call, skc_node_call_async) is put in its service's mailbox
- * after this send, so a call to the same service sees the send's effect
- * (skynet's order).  A send lost with its connection holds that call at
- * most 500 ms (a quarter of its deadline if shorter); the peer then runs
- * it and logs a WARN line.  A peer running an older skc (no order
+ * SKC_EINVAL, SKC_ELIMIT (send backlog full), or SKC_EUNREACHABLE when
+ * the peer's send port has not kept a connection for 3 s (refused, full
+ * or unreachable: the message would go nowhere); a message that cannot
+ * be delivered later is dropped with a log line, and a receiver whose
+ * mailbox is full drops it and counts it (its statistics).  Sends from one
+ * node to one peer are handled in the order sent, and a call to that peer
+ * started after this returned (skc_node_call, skc_node_call_async) is put in
+ * its service's mailbox after this send, so a call to the same service sees
+ * the send's effect (skynet's order).  A send lost with its connection holds
+ * that call at most 500 ms (a quarter of its deadline if shorter); the peer
+ * then runs it and logs a WARN line.  A peer running an older skc (no order
  * feature in its HELLO reply) may handle the call first.  See
  * docs/PROTOCOL.md, "Order of sends and calls". */
 SKC_API int skc_node_send(skc_node *node, const char *peer, const char *target,

@@ -59,10 +59,10 @@ port_of(const char *url)
     return c != NULL ? atoi(c + 1) : 0;
 }
 
-/* A TCP socket that completes the SP header exchange as a REQ peer, then
- * says nothing. */
+/* A TCP socket that completes the SP header exchange as a peer of
+ * protocol proto (0x30 REQ, 0x50 PUSH), then says nothing. */
 static int
-silent_peer(int port)
+raw_peer(int port, unsigned char proto)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -71,7 +71,7 @@ silent_peer(int port)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     /* SP header: 0, 'S', 'P', version 0, protocol REQ (0x30), reserved */
-    const unsigned char hdr[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+    const unsigned char hdr[8] = { 0, 'S', 'P', 0, 0, proto, 0, 0 };
     assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
     unsigned char peer[8];
     size_t got = 0;
@@ -82,6 +82,26 @@ silent_peer(int port)
     }
     assert_int_equal(peer[1], 'S');
     return fd;
+}
+
+/* A TCP port that was free a moment ago. */
+static int
+free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int
+silent_peer(int port)
+{
+    return raw_peer(port, 0x30);
 }
 
 /* Whether the server closed fd within ms. */
@@ -205,6 +225,61 @@ test_idle_link_closed_and_redialed(void **state)
     skc_free(url);
 }
 
+/* A send whose connection to the peer's send port cannot be made fails
+ * with SKC_EUNREACHABLE after a grace, instead of SKC_OK for a message
+ * that goes nowhere; once the port accepts, sends arrive again. */
+static void
+test_send_port_refused(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = "srv";
+    o.max_conns = 1; /* per port */
+    o.hello_timeout_ms = -1;
+    o.idle_timeout_ms = -1;
+    o.send_port = free_port();
+    skc_node *s;
+    assert_int_equal(skc_node_create(&s, &o), SKC_OK);
+    uint32_t h;
+    assert_int_equal(skc_service_create(s, &h, svc_echo, NULL), SKC_OK);
+    assert_int_equal(skc_name_register(s, "@echo", h), SKC_OK);
+    assert_int_equal(skc_node_open(s, &url, "127.0.0.1:0"), SKC_OK);
+    /* a raw PUSH peer takes the send port's only slot */
+    int fd = raw_peer(o.send_port, 0x50);
+    skc_node_opts co = SKC_NODE_OPTS_INIT;
+    co.name = "cli";
+    skc_node *c;
+    assert_int_equal(skc_node_create(&c, &co), SKC_OK);
+    assert_int_equal(skc_node_map_set(c, "srv", url), SKC_OK);
+    void *rep;
+    size_t len;
+    assert_int_equal(
+        skc_node_call(c, &rep, &len, "srv", "@echo", "a", 1, 0), SKC_OK);
+    skc_free(rep);
+    int64_t until = now_ms() + scaled(15000);
+    int rc;
+    while ((rc = skc_node_send(c, "srv", "@echo", "x", 1)) == SKC_OK &&
+        now_ms() < until) {
+        sleep_ms(100);
+    }
+    assert_int_equal(rc, SKC_EUNREACHABLE);
+    if (strstr(skc_last_error(), "send port") == NULL) {
+        fail_msg("EUNREACHABLE text: %s", skc_last_error());
+    }
+    close(fd); /* the slot is free: the client's PUSH redials */
+    long before = stat_of(s, "sends_in");
+    until = now_ms() + scaled(15000);
+    while (stat_of(s, "sends_in") == before && now_ms() < until) {
+        skc_node_send(c, "srv", "@echo", "y", 1);
+        sleep_ms(100);
+    }
+    assert_true(stat_of(s, "sends_in") > before);
+    assert_int_equal(skc_node_destroy(c), SKC_OK);
+    assert_int_equal(skc_node_destroy(s), SKC_OK);
+    skc_free(url);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -226,6 +301,7 @@ main(void)
         cmocka_unit_test(test_silent_connection_closed),
         cmocka_unit_test(test_rules_off),
         cmocka_unit_test(test_idle_link_closed_and_redialed),
+        cmocka_unit_test(test_send_port_refused),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
