@@ -1480,6 +1480,10 @@ skci_link_push_dial(skci_link *l, const char *url)
     if (atomic_load(&l->closed)) {
         return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
     }
+    if (atomic_load(&l->push_pipes) == 0) {
+        /* the grace of sends starts now, not when the link was made */
+        atomic_store(&l->push_down_since, (long long)skci_now_ms());
+    }
     return link_job_start(l, url, JOB_PUSH_DIAL);
 }
 
