@@ -263,6 +263,7 @@ typedef struct skci_pending {
     int timer_stop;            /* call_lock */
     int64_t timer_until;       /* call_lock: when the timer wakes itself */
     int64_t sweep_at;          /* call_lock: the next idle-connection sweep */
+    int64_t unpark_at;         /* call_lock: retry the parked send; 0 = none */
 } skci_pending;
 
 /* peer.c and node.c: the cluster map as applied, and the peers it names. */
@@ -350,6 +351,7 @@ typedef struct skci_stats {
     skci_counter bad_frames;
     skci_counter mailbox_full; /* calls and sends refused by the limits */
     skci_counter conns_closed; /* by the hello and idle timeouts */
+    skci_counter sends_paused; /* times the send port stopped being read */
     skci_counter bytes_in, bytes_out; /* payloads: requests in, replies out */
 } skci_stats;
 
@@ -364,6 +366,14 @@ typedef struct skci_stats {
 typedef struct skci_serving {
     pthread_mutex_t lock;
     skci_list routes; /* lock: skci_route by .link */
+    /* A send whose service's mailbox was full: the send port is not read
+     * until it is in (back-pressure; serve.c, timer.c). */
+    skc_msg *parked;      /* lock */
+    skci_target parked_t; /* lock: its target (names point into its frame) */
+    int parked_order;     /* lock: it carries an order block */
+    uint64_t parked_stream, parked_seq; /* lock */
+    int64_t parked_since;               /* lock: ms */
+    int resume; /* lock: delivered; the send port is to be read */
 } skci_serving;
 
 struct skc_node {
@@ -495,7 +505,13 @@ skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
 
 /* serve.c: the transport's server callbacks */
 void skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg);
-void skci_on_push(void *arg, skci_tmsg *msg);
+int skci_on_push(void *arg, skci_tmsg *msg);
+/* The timer's retry of a parked send (no lock held): delivers it if its
+ * mailbox has room (and reads the send port again), else leaves it.
+ * Returns when to try again (ms), or 0 when nothing is parked. */
+int64_t skci_serve_unpark(skc_node *n);
+/* destroy, once no thread reads or retries: frees a parked send. */
+void skci_serve_parked_drop(skc_node *n);
 /* Puts an incoming call (takes m) in the mailbox of the service t names,
  * or answers it with SKC_ENOSERVICE. */
 void skci_serve_call(skc_node *n, const skci_target *t, skc_msg *m);

@@ -225,6 +225,7 @@ skc_node_destroy(skc_node *node)
     skci_peers_close_links(node);
     skci_call_unlock(node);
     skci_timer_stop(node);
+    skci_serve_parked_drop(node);
     skci_bg_drain(&node->bg);
     skci_dispatch_stop(node);
     skci_dispatch_fini(node);

@@ -194,7 +194,83 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
     answer_now(rctx, reply);
 }
 
+/* How often a parked send is offered to its mailbox again. */
+#define PARK_RETRY_MS 10
+
+/* Keeps a send its service's mailbox has no room for; the transport stops
+ * reading the send port until it is in (the senders' backlogs fill: they
+ * get SKC_ELIMIT instead of this node growing or dropping). */
+static void
+park(skc_node *n, skc_msg *m, const skci_req *req)
+{
+    char why[SKCI_DETAIL_MAX];
+    snprintf(why, sizeof(why), "%s", skc_last_error());
+    int64_t now = skci_now_ms();
+    pthread_mutex_lock(&n->serve.lock);
+    n->serve.parked = m;
+    n->serve.parked_t = req->target;
+    n->serve.parked_order = skci_wire_req_has_order(req->kind, req->flags);
+    n->serve.parked_stream = req->stream;
+    n->serve.parked_seq = req->seq;
+    n->serve.parked_since = now;
+    pthread_mutex_unlock(&n->serve.lock);
+    SKCI_COUNT(n, sends_paused, 1);
+    SKCI_COUNT(n, mailbox_full, 1);
+    skci_node_log(
+        n, SKC_LOG_WARN, "stopped reading sends until there is room: %s", why);
+    skci_call_lock(n);
+    n->pend.unpark_at = now + PARK_RETRY_MS;
+    skci_timer_wake(n, n->pend.unpark_at);
+    skci_call_unlock(n);
+}
+
+int64_t
+skci_serve_unpark(skc_node *n)
+{
+    pthread_mutex_lock(&n->serve.lock);
+    skc_msg *m = n->serve.parked;
+    skci_target t = n->serve.parked_t;
+    int has_order = n->serve.parked_order;
+    uint64_t stream = n->serve.parked_stream, seq = n->serve.parked_seq;
+    int64_t since = n->serve.parked_since;
+    pthread_mutex_unlock(&n->serve.lock);
+    if (m == NULL || atomic_load(&n->closing)) {
+        return 0;
+    }
+    /* Only this thread delivers or drops it while it is parked. */
+    int rc = skci_registry_deliver(n, &t, m);
+    if (rc == SKC_ELIMIT) {
+        return skci_now_ms() + PARK_RETRY_MS;
+    }
+    pthread_mutex_lock(&n->serve.lock);
+    n->serve.parked = NULL;
+    n->serve.resume = 1;
+    pthread_mutex_unlock(&n->serve.lock);
+    if (rc != 0) {
+        SKCI_COUNT(n, sends_dropped, 1);
+        skci_node_log(n, SKC_LOG_WARN,
+            "dropped a send: its service is gone (%s)", skc_errname(rc));
+        skci_msg_drop(m, rc, "no such service");
+    }
+    skci_node_log(n, SKC_LOG_INFO, "reading sends again after %lld ms",
+        (long long)(skci_now_ms() - since));
+    if (has_order) {
+        skci_order_sent(n, stream, seq);
+    }
+    return 0;
+}
+
 void
+skci_serve_parked_drop(skc_node *n)
+{
+    skc_msg *m = n->serve.parked;
+    n->serve.parked = NULL;
+    if (m != NULL) {
+        skci_msg_drop(m, SKC_ECLOSED, "the node is shutting down");
+    }
+}
+
+int
 skci_on_push(void *arg, skci_tmsg *msg)
 {
     skc_node *n = arg;
@@ -211,7 +287,7 @@ skci_on_push(void *arg, skci_tmsg *msg)
         SKCI_COUNT(n, bad_frames, 1);
         skci_node_log(n, SKC_LOG_WARN, "dropped a bad one-way frame: %s", err);
         skci_tmsg_free(msg);
-        return;
+        return 0;
     }
     SKCI_COUNT(n, sends_in, 1);
     SKCI_COUNT(n, bytes_in, req.len);
@@ -224,7 +300,7 @@ skci_on_push(void *arg, skci_tmsg *msg)
         if (skci_wire_req_has_order(req.kind, req.flags)) {
             skci_order_sent(n, req.stream, req.seq); /* lost: no wait */
         }
-        return;
+        return 0;
     }
     m->node = n;
     m->kind = SKC_MSG_SEND;
@@ -234,11 +310,10 @@ skci_on_push(void *arg, skci_tmsg *msg)
     memcpy(m->target, tname, tlen + 1);
     int rc = skci_registry_deliver(n, &req.target, m);
     if (rc == SKC_ELIMIT) {
-        SKCI_COUNT(n, sends_dropped, 1);
-        SKCI_COUNT(n, mailbox_full, 1);
-        skci_node_log(n, SKC_LOG_WARN, "dropped a send: %s", skc_last_error());
-        skci_msg_drop(m, SKC_ELIMIT, "mailbox full");
-    } else if (rc != 0) {
+        park(n, m, &req);
+        return 1;
+    }
+    if (rc != 0) {
         SKCI_COUNT(n, sends_dropped, 1);
         skci_node_log(n, SKC_LOG_WARN,
             "dropped a send to %s: no such service on node '%s'", tname,
@@ -249,4 +324,5 @@ skci_on_push(void *arg, skci_tmsg *msg)
     if (skci_wire_req_has_order(req.kind, req.flags)) {
         skci_order_sent(n, req.stream, req.seq);
     }
+    return 0;
 }

@@ -52,6 +52,39 @@ sweep(skc_node *n)
     skci_call_lock(n);
 }
 
+/* Offers the parked send to its mailbox again and, once it is in, reads
+ * the send port again (call_lock held on entry and return, released
+ * meanwhile; open_lock only tried, as in sweep). */
+static void
+unpark(skc_node *n)
+{
+    n->pend.unpark_at = 0;
+    skci_call_unlock(n);
+    int64_t again = skci_serve_unpark(n);
+    int resumed = 0;
+    pthread_mutex_lock(&n->serve.lock);
+    int resume = n->serve.resume;
+    pthread_mutex_unlock(&n->serve.lock);
+    if (resume && pthread_mutex_trylock(&n->open_lock) == 0) {
+        if (n->server != NULL && !atomic_load(&n->closing)) {
+            skci_server_pull_resume(n->server);
+        }
+        pthread_mutex_unlock(&n->open_lock);
+        resumed = 1;
+    }
+    if (resumed) {
+        pthread_mutex_lock(&n->serve.lock);
+        n->serve.resume = 0;
+        pthread_mutex_unlock(&n->serve.lock);
+    } else if (resume && again == 0) {
+        again = skci_now_ms() + 10; /* open_lock was busy */
+    }
+    skci_call_lock(n);
+    if (again != 0 && (n->pend.unpark_at == 0 || again < n->pend.unpark_at)) {
+        n->pend.unpark_at = again;
+    }
+}
+
 static void *
 timer_main(void *arg)
 {
@@ -66,6 +99,10 @@ timer_main(void *arg)
                 (skci_call *)((char *)top - offsetof(skci_call, hn));
             call_expire(n, c);
         }
+        if (n->pend.unpark_at != 0 && now >= n->pend.unpark_at) {
+            unpark(n);
+            continue; /* call_lock was released: look again */
+        }
         if (now >= n->pend.sweep_at) {
             n->pend.sweep_at = now + SWEEP_EVERY_MS;
             sweep(n);
@@ -76,6 +113,9 @@ timer_main(void *arg)
         int64_t until = skci_health_tick(n, now);
         if (n->pend.sweep_at < until) {
             until = n->pend.sweep_at;
+        }
+        if (n->pend.unpark_at != 0 && n->pend.unpark_at < until) {
+            until = n->pend.unpark_at;
         }
         top = skci_heap_top(&n->pend.deadlines);
         if (top != NULL && top->when < until) {

@@ -39,6 +39,8 @@
 /* How long a link's PUSH socket may have no connection (its first connect,
  * or a reconnect) before skci_link_push refuses sends. */
 #define PUSH_GRACE_MS 3000
+/* The most a link's send backlog holds, besides its message count. */
+#define SEND_BACKLOG_BYTES (64 << 20)
 /* A PUSH connection that lived this long was really accepted. */
 #define PUSH_STABLE_MS 500
 #define DRAIN_MAX 32
@@ -175,6 +177,7 @@ typedef struct sender {
     nng_aio *nb; /* fast-path sends, under lk */
     nng_msg **ring;
     size_t cap, head, count, limit;
+    size_t bytes; /* of the messages in the ring */
     int busy;
     int closed;
 } sender;
@@ -206,6 +209,7 @@ sender_pop(sender *s)
     nng_msg *m = s->ring[s->head];
     s->head = (s->head + 1) % s->cap;
     s->count--;
+    s->bytes -= nng_msg_len(m);
     return m;
 }
 
@@ -274,6 +278,14 @@ sender_send(sender *s, nng_msg *m)
         return skci_error(
             SKC_ELIMIT, "send backlog full (%zu messages)", s->limit);
     }
+    if (s->bytes + nng_msg_len(m) > SEND_BACKLOG_BYTES) {
+        size_t b = s->bytes;
+        pthread_mutex_unlock(&s->lk);
+        nng_msg_free(m);
+        return skci_error(SKC_ELIMIT,
+            "send backlog full (%zu bytes waiting; the limit is %d MiB)", b,
+            SEND_BACKLOG_BYTES >> 20);
+    }
     if (s->count == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 64;
         nng_msg **nr = malloc(nc * sizeof(*nr));
@@ -292,6 +304,7 @@ sender_send(sender *s, nng_msg *m)
     }
     s->ring[(s->head + s->count) % s->cap] = m;
     s->count++;
+    s->bytes += nng_msg_len(m);
     nng_msg *first = NULL;
     if (!s->busy) {
         s->busy = 1;
@@ -344,6 +357,7 @@ struct skci_server {
     nng_aio *pull_aio;
     nng_aio *pull_nb;                /* drains in pull_cb */
     unsigned pull_misses, pull_tick; /* pull_cb only (one at a time) */
+    atomic_int pull_paused;          /* on_push asked for back-pressure */
     pthread_mutex_t lk;
     skci_rctx *ctxs; /* all contexts */
     uint32_t nctx;
@@ -500,7 +514,10 @@ pull_cb(void *arg)
     if (rv == 0) {
         nng_msg *m = aio_take_msg(s->pull_aio);
         server_conn_active(s, m);
-        s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
+        if (s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m) != 0) {
+            atomic_store(&s->pull_paused, 1); /* no receive posted */
+            return;
+        }
         /* Drain what is already queued without another callback hop, but
          * only while draining finds something (probing every 64th time
          * otherwise): a 1.5.2 PULL socket holds one message per pipe, so
@@ -511,8 +528,11 @@ pull_cb(void *arg)
             int got = 0;
             while (got < DRAIN_MAX && nb_recv(s->pull, s->pull_nb, &m) == 0) {
                 server_conn_active(s, m);
-                s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m);
                 got++;
+                if (s->cfg.on_push(s->cfg.arg, (skci_tmsg *)m) != 0) {
+                    atomic_store(&s->pull_paused, 1);
+                    return;
+                }
             }
             s->pull_misses = got > 0 ? 0 : s->pull_misses + 1;
         }
@@ -833,6 +853,15 @@ skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms)
             w.n, w.silent, hello_ms, w.idle, idle_ms);
     }
     return (uint32_t)w.n;
+}
+
+void
+skci_server_pull_resume(skci_server *s)
+{
+    if (atomic_exchange(&s->pull_paused, 0) && !atomic_load(&s->closing)) {
+        nng_aio_set_timeout(s->pull_aio, RECV_TIMEOUT_MS);
+        nng_recv_aio(s->pull, s->pull_aio);
+    }
 }
 
 void

@@ -36,8 +36,10 @@ typedef struct skci_server_cfg {
     uint32_t max_conns;   /* inbound connections on the REP socket */
     /* A request arrived: answer exactly once with skci_server_reply(). */
     void (*on_request)(void *arg, skci_rctx *rctx, skci_tmsg *msg);
-    /* A one-way message arrived on the PULL socket; msg is the callee's. */
-    void (*on_push)(void *arg, skci_tmsg *msg);
+    /* A one-way message arrived on the PULL socket; msg is the callee's.
+     * Returns 0, or 1 to stop reading the send port (back-pressure) until
+     * skci_server_pull_resume(). */
+    int (*on_push)(void *arg, skci_tmsg *msg);
     void (*on_log)(void *arg, int level, const char *text);
     void *arg;
 } skci_server_cfg;
@@ -59,6 +61,10 @@ int skci_server_listen(
  * from a transport callback, nor under a lock the close's callbacks take.
  */
 uint32_t skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms);
+
+/* Reads the send port again after on_push returned 1.  Not from a
+ * transport callback. */
+void skci_server_pull_resume(skci_server *s);
 
 /* Connections to the call port and to the send port now. */
 void skci_server_conns(skci_server *s, uint32_t *calls, uint32_t *sends);

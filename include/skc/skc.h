@@ -174,8 +174,8 @@ typedef struct skc_node_opts {
                                  here: 600000 (10 min); a call asking for
                                  more, or for none, gets this one */
     /* since 0.4.0: what peers can make a node hold (docs/RELIABILITY.md,
-     * "Limits"); beyond them a call is answered SKC_ELIMIT at once and a
-     * send is dropped, counted (statistics) and logged */
+     * "Limits"); beyond them a call is answered SKC_ELIMIT at once and the
+     * node stops reading sends until there is room (back-pressure) */
     uint32_t max_mailbox;       /* messages waiting per service: 100000 */
     uint32_t max_mailbox_bytes; /* their payload bytes per service: 64 MiB */
     uint32_t max_queued_bytes;  /* payload bytes waiting in all mailboxes
@@ -478,8 +478,9 @@ SKC_API int skc_node_call_async_ex(skc_node *node, const char *peer,
  * SKC_EINVAL, SKC_ELIMIT (send backlog full), or SKC_EUNREACHABLE when
  * the peer's send port has not kept a connection for 3 s (refused, full
  * or unreachable: the message would go nowhere); a message that cannot
- * be delivered later is dropped with a log line, and a receiver whose
- * mailbox is full drops it and counts it (its statistics).  Sends from one
+ * be delivered later is dropped with a log line.  A receiver whose
+ * mailbox for it is full stops reading sends until there is room, so the
+ * sender's backlog fills and this returns SKC_ELIMIT.  Sends from one
  * node to one peer are handled in the order sent, and a call to that peer
  * started after this returned (skc_node_call, skc_node_call_async) is put in
  * its service's mailbox after this send, so a call to the same service sees
