@@ -364,6 +364,7 @@ struct skc_node {
     skci_serving serve;
     skci_watch watch;
     skci_order order;
+    struct skci_etcd *etcd; /* etcd.c: set at create, NULL without etcd */
 };
 
 /* The node whose handler/callback runs on this thread, if any. */
@@ -541,6 +542,10 @@ void skci_watch_fini(skc_node *n);
 void skci_watch_path_changed(skc_node *n);
 /* mapapply.c: reads path and merges it (the watch's reload). */
 int skci_map_reload_from(skc_node *n, const char *path);
+/* mapapply.c: checks the entries of l and merges them all, or none (the
+ * error names origin and the entry's line).  0 or the error. */
+int skci_map_apply_list(
+    skc_node *n, const skci_map_list *l, const char *origin);
 
 /* group.c: groups of peers (call_lock held) */
 /* The member of group g a call should go to, never `skip`; NULL (why

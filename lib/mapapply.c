@@ -299,8 +299,8 @@ map_changes_free(struct map_change *ch, size_t count)
     free(ch);
 }
 
-static int
-map_apply_list(skc_node *n, const skci_map_list *l, const char *origin)
+int
+skci_map_apply_list(skc_node *n, const skci_map_list *l, const char *origin)
 {
     struct map_change *ch = calloc(l->n ? l->n : 1, sizeof(*ch));
     if (ch == NULL) {
@@ -333,7 +333,7 @@ map_parse_apply(skc_node *n, const char *text, size_t len, const char *origin)
     if (rc != 0) {
         return skci_error(rc, "%s", err);
     }
-    rc = map_apply_list(n, &l, origin);
+    rc = skci_map_apply_list(n, &l, origin);
     skci_map_list_free(&l);
     return rc;
 }

@@ -173,12 +173,24 @@ typedef struct skc_node_opts {
     int32_t max_deadline_ms;  /* the longest deadline a peer's call gets
                                  here: 600000 (10 min); a call asking for
                                  more, or for none, gets this one */
+    /* since 0.4.0: the cluster map kept in etcd v3 (docs/OPERATIONS.md,
+     * "Running skc with etcd").  etcd NULL = no etcd (the map comes from
+     * files or the map functions). */
+    const char *etcd;          /* "http://127.0.0.1:2379", "https://...",
+                                  or "etcd://host:port/prefix" (http) */
+    const char *etcd_prefix;   /* key prefix: the etcd:// path, else "/skc" */
+    int32_t etcd_ttl_s;        /* lease of this node's key, seconds: 3 */
+    const char *etcd_cafile;   /* https: CA file to verify etcd with */
+    const char *etcd_certfile; /* https: client certificate (PEM) */
+    const char *etcd_keyfile;  /* https: the certificate's key (PEM) */
+    const char *etcd_listen;   /* what skc_node_open(node, name) listens on
+                                  with etcd: "127.0.0.1:0" (a free port) */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
-            0, 0, 0                                                           \
+            0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL                    \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
