@@ -222,6 +222,21 @@ opt_field_int(lua_State *L, int t, const char *key, lua_Integer def,
     return v;
 }
 
+/* A string option, or NULL; the table at t keeps it alive. */
+static const char *
+opt_field_str(lua_State *L, int t, const char *key)
+{
+    const char *v = NULL;
+    if (lua_getfield(L, t, key) != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            luaL_error(L, "skc.node: option '%s' must be a string", key);
+        }
+        v = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 static int
 parse_log_level(lua_State *L, int t)
 {
@@ -301,6 +316,13 @@ parse_opts(lua_State *L, skc_node_opts *o)
         (int32_t)opt_field_int(L, 1, "heartbeat_ms", 0, -1, INT32_MAX);
     o->heartbeat_misses =
         (int32_t)opt_field_int(L, 1, "heartbeat_misses", 0, 0, INT32_MAX);
+    o->etcd = opt_field_str(L, 1, "etcd");
+    o->etcd_prefix = opt_field_str(L, 1, "etcd_prefix");
+    o->etcd_cafile = opt_field_str(L, 1, "etcd_cafile");
+    o->etcd_certfile = opt_field_str(L, 1, "etcd_certfile");
+    o->etcd_keyfile = opt_field_str(L, 1, "etcd_keyfile");
+    o->etcd_listen = opt_field_str(L, 1, "etcd_listen");
+    o->etcd_ttl_s = (int32_t)opt_field_int(L, 1, "etcd_ttl", 0, 0, 3600);
     o->log_level = parse_log_level(L, 1);
     return parse_log(L, 1);
 }
@@ -309,7 +331,8 @@ parse_opts(lua_State *L, skc_node_opts *o)
  * opts: name, call_timeout (ms), max_msg_size, max_inflight, max_serving,
  *       max_conns, log (function(level, text, node) | true = stderr),
  *       log_level ("error".."debug" or 1..4), heartbeat_ms (-1 = off),
- *       heartbeat_misses. */
+ *       heartbeat_misses, etcd, etcd_prefix, etcd_ttl (s), etcd_cafile,
+ *       etcd_certfile, etcd_keyfile, etcd_listen. */
 int
 lskc_node_new(lua_State *L)
 {

@@ -84,6 +84,13 @@ main(void)
     FIELD(skc_node_opts, send_port);
     FIELD(skc_node_opts, log_burst);
     FIELD(skc_node_opts, max_deadline_ms);
+    FIELD(skc_node_opts, etcd);
+    FIELD(skc_node_opts, etcd_prefix);
+    FIELD(skc_node_opts, etcd_ttl_s);
+    FIELD(skc_node_opts, etcd_cafile);
+    FIELD(skc_node_opts, etcd_certfile);
+    FIELD(skc_node_opts, etcd_keyfile);
+    FIELD(skc_node_opts, etcd_listen);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

@@ -68,6 +68,13 @@ class NodeOpts(ctypes.Structure):
         ("send_port", c_int32),
         ("log_burst", c_int32),
         ("max_deadline_ms", c_int32),
+        ("etcd", c_char_p),             # since 0.4.0
+        ("etcd_prefix", c_char_p),
+        ("etcd_ttl_s", c_int32),
+        ("etcd_cafile", c_char_p),
+        ("etcd_certfile", c_char_p),
+        ("etcd_keyfile", c_char_p),
+        ("etcd_listen", c_char_p),
     ]
 
 

@@ -419,11 +419,20 @@ class Node(object):
                   1000); -1 = no heartbeats
     heartbeat_misses  a peer silent for heartbeat_ms * this many is
                   declared down (skc: 3)
+    etcd          the cluster map from etcd v3: "http://127.0.0.1:2379",
+                  "https://..." or "etcd://host:port/prefix"; the node
+                  announces itself when it opens (docs/PYTHON.md)
+    etcd_prefix   key prefix (skc: the etcd:// path, else "/skc")
+    etcd_ttl      lease of this node's key in seconds (skc: 3)
+    etcd_cafile, etcd_certfile, etcd_keyfile  https: files for curl
+    etcd_listen   what open(name) listens on (skc: "127.0.0.1:0")
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
                 "max_conns", "log", "log_level", "heartbeat_ms",
-                "heartbeat_misses")
+                "heartbeat_misses", "etcd", "etcd_prefix", "etcd_ttl",
+                "etcd_cafile", "etcd_certfile", "etcd_keyfile",
+                "etcd_listen")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -472,6 +481,17 @@ class Node(object):
                         key, "-1 (off) or a positive int" if low < 0
                         else "a positive int", v))
                 setattr(opts, key, v)
+        for key in ("etcd", "etcd_prefix", "etcd_cafile", "etcd_certfile",
+                    "etcd_keyfile", "etcd_listen"):
+            if options.get(key) is not None:
+                setattr(opts, key, _bytes(options[key], key))
+        ttl = options.get("etcd_ttl")
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, int) or \
+                    not 0 < ttl <= 3600:
+                raise ValueError("etcd_ttl must be 1..3600 seconds, not %r"
+                                 % (ttl,))
+            opts.etcd_ttl_s = ttl
         lvl = options.get("log_level")
         if lvl is not None:
             if isinstance(lvl, str):
