@@ -304,6 +304,20 @@ SKC_API int skc_node_map_update(skc_node *node, const char *const *names,
 SKC_API int skc_node_map_get(
     skc_node *node, char **out_addr, const char *name);
 
+/* Every name the map has an entry for (since 0.4.0): nodes with an
+ * address, nodes marked down and groups (not options, nor names only
+ * waited for), sorted, each followed by a newline, in *out (release with
+ * skc_free; "" for an empty map).  Returns SKC_OK, SKC_EINVAL,
+ * SKC_ENOMEM. */
+SKC_API int skc_node_map_names(skc_node *node, char **out);
+
+/* Where the map comes from (since 0.4.0), in *out (release with skc_free):
+ * "etcd <endpoint> prefix <prefix>" for a node created with
+ * skc_node_opts.etcd, else "file <path>" for the last file loaded, else
+ * "" (entries set by calls only).  Returns SKC_OK, SKC_EINVAL,
+ * SKC_ENOMEM. */
+SKC_API int skc_node_map_source(skc_node *node, char **out);
+
 /* ---------------------------------------------------------------------- */
 /* Services, messages, replies                                            */
 /* ---------------------------------------------------------------------- */

@@ -76,7 +76,7 @@ class EtcdCluster(unittest.TestCase):
             cls.py = skc.Node("py1", etcd=cls.ep, etcd_prefix=PREFIX,
                               etcd_ttl=TTL, call_timeout=5)
             cls.py.register("echo", lambda *a: a)
-            cls.py.open("py1")
+            cls.py_addr = cls.py.open("py1")
             cls.srv = Server(cls.py)
             conf = skctest.lua_config(
                 cls.tmp, "config_lua", "etcdnode",
@@ -131,6 +131,35 @@ class EtcdCluster(unittest.TestCase):
         self.assertEqual(self.cli.call("py1", "@echo", "y"), "y")
         self.assertIsNone(self.cli.call("lua1", "@sdb", "SET", "k", "v"))
         self.assertEqual(self.cli.call("lua1", "@sdb", "GET", "k"), "v")
+        self.assertEqual(self.cli.map_source(),
+                         "etcd %s prefix %s" % (self.ep, PREFIX))
+        for name in ("c1", "lua1", "py1"):
+            self.assertIn(name, self.cli.map_names())
+
+    def test_1_cli_map(self):
+        # `skc map` names the map's source and lists etcd's entries.
+        url = "etcd://%s%s" % (self.ep[len("http://"):], PREFIX)
+        for args in (["-e", url], ["-m", url],
+                     ["--etcd", self.ep + "/"]):
+            if args[0] == "--etcd":
+                env = dict(os.environ, SKC_MAP=url)
+                p = subprocess.run([skctest.binary("skc"), "map"] + args,
+                                   capture_output=True, timeout=30, env=env)
+                # http:// with no prefix: /skc, where nothing is
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(p.stdout.decode().splitlines(),
+                                 ["-- source: etcd %s prefix /skc" % self.ep])
+                continue
+            p = subprocess.run([skctest.binary("skc"), "map"] + args,
+                               capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            lines = p.stdout.decode().splitlines()
+            self.assertEqual(lines[0], "-- source: etcd %s prefix %s"
+                             % (self.ep, PREFIX))
+            self.assertIn('py1 = "tcp://127.0.0.1:%s"'
+                          % self.py_addr.rsplit(":", 1)[1], lines)
+            self.assertTrue(any(x.startswith("c1 = ") for x in lines),
+                            lines)
 
     def test_2_join_kill_failover(self):
         c2 = c_node(self.ep, "c2")

@@ -218,6 +218,8 @@ _decl("skc_node_map_set", c_int, [c_void_p, c_char_p, c_char_p], True)
 _decl("skc_node_map_update", c_int,
       [c_void_p, P(c_char_p), P(c_char_p), c_size_t], True)
 _decl("skc_node_map_get", c_int, [c_void_p, P(c_void_p), c_char_p], True)
+_decl("skc_node_map_names", c_int, [c_void_p, P(c_void_p)], True)  # 0.4.0
+_decl("skc_node_map_source", c_int, [c_void_p, P(c_void_p)], True)
 _decl("skc_node_map_watch", c_int, [c_void_p, c_int, MAP_RELOAD_FN, c_void_p],
       True)
 _decl("skc_node_map_set_group", c_int,

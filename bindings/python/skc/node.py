@@ -718,6 +718,20 @@ class Node(object):
                             _bytes(name, "name"))
         return _lib.take_string(out.value)
 
+    def map_names(self):
+        """Every name the map has an entry for (nodes, nodes marked down,
+        groups), sorted."""
+        out = ctypes.c_void_p()
+        _L.skc_node_map_names(self._hnd(), ctypes.byref(out))
+        return (_lib.take_string(out.value) or "").splitlines()
+
+    def map_source(self):
+        """Where the map comes from: "etcd <endpoint> prefix <prefix>",
+        "file <path>", or "" (entries set by calls only)."""
+        out = ctypes.c_void_p()
+        _L.skc_node_map_source(self._hnd(), ctypes.byref(out))
+        return _lib.take_string(out.value) or ""
+
     # -- peer health -------------------------------------------------------
 
     def monitor(self, callback):
