@@ -557,7 +557,7 @@ list_add_kv(skci_etcd *es, skci_map_list *l, const cJSON *kv, int deleted)
         val = cJSON_IsString(v) ? b64_decode(v->valuestring, &vlen)
                                 : skci_strdup("");
     }
-    char err[256];
+    char err[256] = "";
     skci_map_entry e;
     int rc = key == NULL || (!deleted && val == NULL)
         ? (snprintf(err, sizeof(err), "bad base64 from etcd"), -1)
@@ -782,7 +782,7 @@ handle_watch_lines(skci_etcd *es)
 static void
 lease_revoke(skci_etcd *es, int64_t id)
 {
-    char ids[32], err[SKCI_DETAIL_MAX];
+    char ids[32], err[SKCI_DETAIL_MAX] = "";
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     cJSON *q = cJSON_CreateObject();
     cJSON_AddStringToObject(q, "ID", ids);
@@ -904,7 +904,7 @@ announce_step(skci_etcd *es)
         free(url);
         return;
     }
-    char err[SKCI_DETAIL_MAX];
+    char err[SKCI_DETAIL_MAX] = "";
     int rc = announce(es, url, err, sizeof(err));
     if (rc != 0) {
         es->next_ann = skci_now_ms() + ETCD_BACKOFF_MAX_MS;
@@ -937,7 +937,7 @@ keepalive_step(skci_etcd *es)
         return;
     }
     es->next_ka = skci_now_ms() + es->ttl_s * 1000 / 3;
-    char ids[32], err[SKCI_DETAIL_MAX];
+    char ids[32], err[SKCI_DETAIL_MAX] = "";
     snprintf(ids, sizeof(ids), "%lld", (long long)es->lease);
     cJSON *q = cJSON_CreateObject();
     cJSON_AddStringToObject(q, "ID", ids);
@@ -989,7 +989,7 @@ etcd_main(void *arg)
             next_read = skci_now_ms() + backoff;
         }
         if (es->watch == NULL && skci_now_ms() >= next_read) {
-            char err[SKCI_DETAIL_MAX];
+            char err[SKCI_DETAIL_MAX] = "";
             if (resync(es, err, sizeof(err)) == 0 && watch_begin(es) == 0) {
                 if (es->down_logged) {
                     skci_node_log(es->node, SKC_LOG_INFO,
@@ -1230,7 +1230,7 @@ skci_etcd_announce(skc_node *n, const char *url)
         skci_cond_wait_until(&es->cond, &es->lock, until);
     }
     int rc = es->announce_done ? es->announce_rc : -1;
-    char err[SKCI_DETAIL_MAX];
+    char err[SKCI_DETAIL_MAX] = "";
     snprintf(err, sizeof(err), "%s",
         es->announce_done ? es->announce_err : "etcd did not answer in time");
     es->announce_asked = 0;

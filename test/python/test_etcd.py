@@ -187,7 +187,7 @@ class EtcdCluster(unittest.TestCase):
     def test_3_duplicate_refused(self):
         dup = skc.Node("py1", etcd=self.ep, etcd_prefix=PREFIX)
         try:
-            with self.assertRaises(skc.Error) as cm:
+            with self.assertRaises(skc.Exists) as cm:
                 dup.open("py1")
             self.assertIn("already announced", str(cm.exception))
         finally:
