@@ -958,6 +958,9 @@ keepalive_step(skci_etcd *es)
     } else {
         skci_node_log(es->node, SKC_LOG_WARN,
             "etcd: keepalive of lease %s: %s", ids, err);
+        /* The watch may be as cut off as this request, with no sign of it
+         * for a long while (TCP): read and watch again. */
+        es->watch_ended = es->watch != NULL;
     }
     cJSON_Delete(r);
 }

@@ -15,7 +15,9 @@
  *     says so, and g fails over to b;
  *  5. a malformed value is logged and ignored; the map goes on;
  *  6. etcd killed: calls to b and c keep working; etcd restarted on the
- *     same data: the watch resumes (a new node d is seen);
+ *     same data: the watch resumes (a new node d is seen); every lease
+ *     revoked behind the nodes' backs: they are down, then announce
+ *     themselves again;
  *  7. b stops cleanly: it is down at once (its lease revoked).
  */
 #include "sys.h"
@@ -66,8 +68,8 @@ find_etcd(void)
 {
     const char *path = getenv("PATH");
     char buf[4096];
-    snprintf(buf, sizeof(buf), "%s:/usr/bin:/usr/sbin",
-        path != NULL ? path : "");
+    snprintf(
+        buf, sizeof(buf), "%s:/usr/bin:/usr/sbin", path != NULL ? path : "");
     for (char *d = strtok(buf, ":"); d != NULL; d = strtok(NULL, ":")) {
         snprintf(etcd_bin, sizeof(etcd_bin), "%s/etcd", d);
         if (access(etcd_bin, X_OK) == 0) {
@@ -84,15 +86,13 @@ etcd_start(void)
     snprintf(name, sizeof(name), "etcd%d", ++etcd_runs);
     snprintf(cluster, sizeof(cluster), "t=%s", peer_url);
     char *argv[] = { etcd_bin, "--name", "t", "--data-dir", data_dir,
-        "--listen-client-urls", endpoint, "--advertise-client-urls",
-        endpoint, "--listen-peer-urls", peer_url,
-        "--initial-advertise-peer-urls", peer_url, "--initial-cluster",
-        cluster, NULL };
+        "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
+        "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls",
+        peer_url, "--initial-cluster", cluster, NULL };
     const char *log = sys_path(name);
     sys_spawn(&etcd_p, "etcd", argv, log, 0);
     CHECK(sys_file_wait(log, "ready to serve client requests", 20000),
-        "etcd did not become ready within %d ms (log %s)", sys_ms(20000),
-        log);
+        "etcd did not become ready within %d ms (log %s)", sys_ms(20000), log);
 }
 
 /* etcdctl put/del; 0 on success. */
@@ -101,9 +101,35 @@ etcdctl(const char *verb, const char *key, const char *value)
 {
     char ep[160];
     snprintf(ep, sizeof(ep), "--endpoints=%s", endpoint);
-    char *argv[] = { "etcdctl", ep, (char *)verb, (char *)key,
-        (char *)value, NULL };
+    char *argv[] = { "etcdctl", ep, (char *)verb, (char *)key, (char *)value,
+        NULL };
     return sys_run(argv, 1);
+}
+
+/* Revokes every lease etcd has, behind the nodes' backs (as if each had
+ * expired); returns how many. */
+static int
+revoke_all_leases(void)
+{
+    char cmd[300], line[128];
+    snprintf(cmd, sizeof(cmd), "etcdctl --endpoints=%s lease list", endpoint);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL, "popen etcdctl");
+    char ids[16][128];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) != NULL && n < 16) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] != '\0' &&
+            strspn(line, "0123456789abcdef") == strlen(line)) {
+            snprintf(ids[n++], sizeof(ids[0]), "%s", line);
+        }
+    }
+    pclose(f);
+    for (int i = 0; i < n; i++) {
+        CHECK(etcdctl("lease", "revoke", ids[i]) == 0, "lease revoke %s",
+            ids[i]);
+    }
+    return n;
 }
 
 static void
@@ -141,7 +167,10 @@ wait_state(skc_node *cli, const char *name, int want, int ms)
     }
     CHECK(map_state(cli, name) == want,
         "'%s' is not %s in the map within %d ms", name,
-        want == 1 ? "an address" : want == 0 ? "down" : "absent", sys_ms(ms));
+        want == 1       ? "an address"
+            : want == 0 ? "down"
+                        : "absent",
+        sys_ms(ms));
     return sys_now_ms() - t0;
 }
 
@@ -149,8 +178,8 @@ static void
 expect_whoami(skc_node *cli, const char *peer, const char *want, int ms)
 {
     char out[600];
-    int rc = sys_call(cli, peer, "@whoami", "?", 1, sys_ms(ms), out,
-        sizeof(out));
+    int rc =
+        sys_call(cli, peer, "@whoami", "?", 1, sys_ms(ms), out, sizeof(out));
     CHECK(rc == SKC_OK && strcmp(out, want) == 0,
         "call %s @whoami: %s (%s), expected %s", peer, skc_errname(rc), out,
         want);
@@ -166,10 +195,10 @@ main(int argc, char **argv)
         return SYS_SKIP;
     }
     setenv("SYS_ETCD_SYSNODE", argv[1], 1);
-    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d",
-        sys_free_port());
-    snprintf(peer_url, sizeof(peer_url), "http://127.0.0.1:%d",
-        sys_free_port());
+    snprintf(
+        endpoint, sizeof(endpoint), "http://127.0.0.1:%d", sys_free_port());
+    snprintf(
+        peer_url, sizeof(peer_url), "http://127.0.0.1:%d", sys_free_port());
     snprintf(data_dir, sizeof(data_dir), "%s", sys_path("etcd.data"));
     etcd_start();
     sys_log("etcd ready on %s", endpoint);
@@ -203,8 +232,8 @@ main(int argc, char **argv)
     sys_expect(&c, "LISTENING ", line, sizeof(line), 15000);
     int64_t t0 = sys_now_ms();
     expect_whoami(cli, "c", "c", 1000);
-    sys_log("2. c joined; callable after %lld ms",
-        (long long)(sys_now_ms() - t0));
+    sys_log(
+        "2. c joined; callable after %lld ms", (long long)(sys_now_ms() - t0));
 
     /* 3. a second c is refused */
     spawn_node(&c2, "c");
@@ -234,8 +263,7 @@ main(int argc, char **argv)
     CHECK(etcdctl("put", PREFIX "/nodes/bad2", "{\"addr\": 5}") == 0, "put");
     CHECK(etcdctl("put", PREFIX "/groups/bad3", "{\"members\": []}") == 0,
         "put");
-    CHECK(etcdctl("put", PREFIX "/nodes/e", "{\"addr\":\"127.0.0.1:1\"}") ==
-            0,
+    CHECK(etcdctl("put", PREFIX "/nodes/e", "{\"addr\":\"127.0.0.1:1\"}") == 0,
         "put");
     wait_state(cli, "e", 1, 2000);
     CHECK(log_seen("malformed value at " PREFIX "/nodes/bad ignored"),
@@ -270,6 +298,23 @@ main(int argc, char **argv)
     expect_whoami(cli, "c", "c", 1000);
     CHECK(log_seen("answers again"), "no log line for etcd's return");
     sys_log("6. etcd restarted: the watch resumed (d seen)");
+
+    /* 6b. the nodes' leases vanish (expired while a node was cut off
+     * from etcd, say): they are down, then announce themselves again at
+     * their next keepalive */
+    int nl = revoke_all_leases();
+    CHECK(nl >= 3, "etcd had %d leases, not those of b, c and d", nl);
+    t0 = sys_now_ms();
+    while (!log_seen("cluster map: c = false") &&
+        sys_now_ms() - t0 < sys_ms(2000)) {
+        sys_sleep_ms(10);
+    }
+    CHECK(log_seen("cluster map: c = false"),
+        "c's revoked lease did not mark it down:\n%s", log_text);
+    wait_state(cli, "c", 1, TTL_S * 1000 + 2000);
+    wait_state(cli, "d", 1, TTL_S * 1000 + 2000);
+    expect_whoami(cli, "c", "c", 1000);
+    sys_log("6b. leases revoked: c and d down, then announced again");
 
     /* 7. a clean stop is seen at once */
     sys_stop_clean(&b, 10000);
