@@ -197,7 +197,11 @@ typedef struct skc_node_opts {
  * once (after a cluster map is loaded or entries are set).
  * opts may be NULL (all defaults).  On success *out is owned by the caller;
  * release it with skc_node_destroy().
- * Returns SKC_OK, SKC_EINVAL (bad option), SKC_ENOMEM, SKC_ETRANSPORT. */
+ * With opts->etcd (since 0.4.0) the map is kept in etcd: create reads the
+ * prefix once (waiting up to 3 s; an etcd that does not answer is logged
+ * and retried in the background) and a thread watches it from then on.
+ * Returns SKC_OK, SKC_EINVAL (bad option; also a non-NULL etcd in a
+ * library built without etcd support), SKC_ENOMEM, SKC_ETRANSPORT. */
 SKC_API int skc_node_create(skc_node **out, const skc_node_opts *opts);
 
 /* Closes every listener and link, ends every pending call with SKC_ECLOSED,
@@ -227,6 +231,12 @@ SKC_API const char *skc_node_name(const skc_node *node);
  * map gives port + 1 to another node, or, with a WARN line, when port + 1
  * is in use; skc_node_opts.send_port fixes it); on ipc:// and inproc://,
  * the address + ".send".
+ * With skc_node_opts.etcd (since 0.4.0) a name is not looked up: the node
+ * takes it, listens on skc_node_opts.etcd_listen, and the first open
+ * announces the node under its name with the bound address (the node
+ * needs a name: SKC_EINVAL otherwise); SKC_EEXIST when a live node has
+ * announced that name (nothing is left open).  An etcd that does not
+ * answer is logged, and the announcement retried in the background.
  * Returns SKC_OK, SKC_EINVAL, SKC_ENONODE / SKC_ENODEDOWN (name not usable),
  * SKC_EEXIST (address in use, or the send_port option's port; nothing is
  * left open), SKC_ETRANSPORT, SKC_ECLOSED. */
