@@ -679,6 +679,8 @@ lskc_node_init(lua_State *L)
         { "map_set", lskc_node_map_set },
         { "map_update", lskc_node_map_update },
         { "map_get", lskc_node_map_get },
+        { "map_names", lskc_node_map_names },
+        { "map_source", lskc_node_map_source },
         { "map_set_group", lskc_node_map_set_group },
         { "monitor", lskc_node_monitor },
         { "peer_state", lskc_node_peer_state },

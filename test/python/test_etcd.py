@@ -127,6 +127,11 @@ class EtcdCluster(unittest.TestCase):
         # Lua called C and Python through etcd; Python calls both.
         self.lua.wait_for(r"C ECHO\s+from lua", 10)
         self.lua.wait_for(r"PY ECHO\s+from lua", 10)
+        self.lua.wait_for(r"SOURCE\s+etcd %s prefix %s$" % (self.ep, PREFIX),
+                          10)
+        names = self.lua.wait_for(r"NAMES\s+(\S+)", 10).group(1)
+        for name in ("c1", "lua1", "py1"):
+            self.assertIn(name, names.split(","))
         self.assertEqual(self.cli.call("c1", "@echo", "x"), "x")
         self.assertEqual(self.cli.call("py1", "@echo", "y"), "y")
         self.assertIsNone(self.cli.call("lua1", "@sdb", "SET", "k", "v"))

@@ -28,4 +28,7 @@ skynet.start(function()
         "from lua"))
     skynet.error("PY ECHO", cluster.call(skynet.getenv("py_node"), "@echo",
         "from lua"))
+    local node = require("skc.runtime").node()
+    skynet.error("SOURCE", node:map_source())
+    skynet.error("NAMES", table.concat(node:map_names(), ","))
 end)
