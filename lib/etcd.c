@@ -137,6 +137,7 @@ struct skci_etcd {
     int watch_ended;
     ebuf wbuf;
     int down_logged; /* etcd unreachable was logged */
+    int backoff;     /* ms before the next read after a failure */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -739,6 +740,7 @@ watch_line(skci_etcd *es, const char *line, size_t len)
         cJSON_Delete(j);
         return;
     }
+    es->backoff = ETCD_BACKOFF_MIN_MS; /* the watch works */
     skci_map_list l = { NULL, 0 };
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(r, "events"))
@@ -978,18 +980,27 @@ set_synced(skci_etcd *es)
     pthread_mutex_unlock(&es->lock);
 }
 
+/* The wait before the next read of the prefix; the one after is longer,
+ * until a watch works again (watch_line). */
+static int
+backoff_next(skci_etcd *es)
+{
+    int b = es->backoff;
+    es->backoff = b * 2 > ETCD_BACKOFF_MAX_MS ? ETCD_BACKOFF_MAX_MS : b * 2;
+    return b;
+}
+
 static void *
 etcd_main(void *arg)
 {
     skci_etcd *es = arg;
-    int backoff = ETCD_BACKOFF_MIN_MS;
     int64_t next_read = 0;
     while (!stopping(es)) {
         if (es->watch != NULL && es->watch_ended) {
             skci_node_log(es->node, SKC_LOG_WARN,
                 "etcd: the watch of %s ended; reading it again", es->prefix);
             watch_end(es);
-            next_read = skci_now_ms() + backoff;
+            next_read = skci_now_ms() + backoff_next(es);
         }
         if (es->watch == NULL && skci_now_ms() >= next_read) {
             char err[SKCI_DETAIL_MAX] = "";
@@ -1000,7 +1011,6 @@ etcd_main(void *arg)
                         es->endpoint, es->prefix, (long long)es->rev + 1);
                 }
                 es->down_logged = 0;
-                backoff = ETCD_BACKOFF_MIN_MS;
             } else if (!stopping(es)) {
                 if (!es->down_logged) {
                     skci_node_log(es->node, SKC_LOG_WARN,
@@ -1008,10 +1018,7 @@ etcd_main(void *arg)
                         es->prefix, err);
                 }
                 es->down_logged = 1;
-                next_read = skci_now_ms() + backoff;
-                backoff = backoff * 2 > ETCD_BACKOFF_MAX_MS
-                    ? ETCD_BACKOFF_MAX_MS
-                    : backoff * 2;
+                next_read = skci_now_ms() + backoff_next(es);
             }
             set_synced(es);
         }
@@ -1155,6 +1162,7 @@ skci_etcd_start(skc_node *n, const skc_node_opts *o)
     skci_cond_init_mono(&es->cond);
     skci_strmap_init(&es->known);
     es->ttl_s = o->etcd_ttl_s > 0 ? o->etcd_ttl_s : ETCD_DEFAULT_TTL_S;
+    es->backoff = ETCD_BACKOFF_MIN_MS;
     int rc = parse_endpoint(es, o);
     if (rc != 0) {
         etcd_free(es);
