@@ -138,6 +138,7 @@ struct skci_etcd {
     ebuf wbuf;
     int down_logged; /* etcd unreachable was logged */
     int backoff;     /* ms before the next read after a failure */
+    int ka_failing;  /* keepalives failed in a row */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -949,17 +950,35 @@ keepalive_step(skci_etcd *es)
         ? request(es, "/v3/lease/keepalive", body, &r, err, sizeof(err))
         : -1;
     free(body);
-    if (rc == 0) {
-        const cJSON *res = cJSON_GetObjectItemCaseSensitive(r, "result");
-        if (json_i64(res, "TTL", 0) <= 0) {
-            skci_node_log(es->node, SKC_LOG_WARN,
-                "etcd: lease %s expired; announcing again", ids);
-            es->lease = 0;
-            es->next_ann = 0;
-        }
-    } else {
+    /* The answer is a stream of one message: {"result": {..., "TTL"}}, or
+     * {"error": {...}} (etcd busy, say), which says nothing of the lease. */
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r, "result");
+    if (rc == 0 && !cJSON_IsObject(res)) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+        snprintf(err, sizeof(err), "%s",
+            cJSON_IsString(m) ? m->valuestring : "an answer without a result");
+        rc = -1;
+    }
+    if (rc == 0 && es->ka_failing > 0) {
+        skci_node_log(es->node, SKC_LOG_INFO,
+            "etcd: lease %s kept alive again (after %d failed keepalives)",
+            ids, es->ka_failing);
+        es->ka_failing = 0;
+    }
+    if (rc == 0 && json_i64(res, "TTL", 0) <= 0) {
+        /* etcd no longer has it (its key went with it) */
         skci_node_log(es->node, SKC_LOG_WARN,
-            "etcd: keepalive of lease %s: %s", ids, err);
+            "etcd: lease %s expired; announcing again", ids);
+        es->lease = 0;
+        es->next_ann = 0;
+    } else if (rc != 0) {
+        if (es->ka_failing++ == 0) {
+            skci_node_log(es->node, SKC_LOG_WARN,
+                "etcd: keepalive of lease %s: %s; trying again", ids, err);
+        }
+        /* Soon again: the lease has a TTL's worth of time left at most. */
+        es->next_ka = skci_now_ms() + ETCD_BACKOFF_MIN_MS * 2;
         /* The watch may be as cut off as this request, with no sign of it
          * for a long while (TCP): read and watch again. */
         es->watch_ended = es->watch != NULL;
