@@ -189,8 +189,6 @@ skc_node_destroy(skc_node *node)
         return skci_inline_busy("skc_node_destroy", node);
     }
     atomic_store(&node->closing, 1);
-    /* First, so that the others see this node down at once. */
-    skci_etcd_stop(node);
     skci_watch_fini(node);
     pthread_mutex_lock(&node->open_lock);
     skci_server *srv = node->server;
@@ -210,6 +208,10 @@ skc_node_destroy(skc_node *node)
         node->server = NULL;
         skci_server_destroy(srv);
     }
+    /* The lease goes once the replies this node owed are out (a caller
+     * told "down" by etcd first would lose its answer), and before
+     * anything else: the others see this node down at once. */
+    skci_etcd_stop(node);
     /* Every pending call ends, every link closes (which also ends the
      * dials in progress), then the threads that did that work end. */
     char why[SKCI_NAME_MAX + 64];

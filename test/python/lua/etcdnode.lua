@@ -15,9 +15,12 @@ skynet.start(function()
     skynet.dispatch("lua", function(_, _, cmd)
         if cmd == "quit" then
             skynet.retpack(true)
-            skynet.error("ETCDNODE QUIT")
-            skynet.kill(sdb)
-            skynet.exit()
+            -- after the reply has left
+            skynet.timeout(10, function()
+                skynet.error("ETCDNODE QUIT")
+                skynet.kill(sdb)
+                skynet.exit()
+            end)
         else
             skynet.retpack(me)
         end
