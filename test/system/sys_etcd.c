@@ -79,16 +79,26 @@ find_etcd(void)
     return 0;
 }
 
+/* tls mode: the files etcd and the nodes use (tls_make) */
+static char ca_crt[512], srv_crt[512], srv_key[512], cli_crt[512],
+    cli_key[512];
+static int tls;
+
 static void
 etcd_start(void)
 {
     char name[32], cluster[300];
     snprintf(name, sizeof(name), "etcd%d", ++etcd_runs);
     snprintf(cluster, sizeof(cluster), "t=%s", peer_url);
-    char *argv[] = { etcd_bin, "--name", "t", "--data-dir", data_dir,
+    char *argv[24] = { etcd_bin, "--name", "t", "--data-dir", data_dir,
         "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
         "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls",
         peer_url, "--initial-cluster", cluster, NULL };
+    if (tls) {
+        char *more[] = { "--cert-file", srv_crt, "--key-file", srv_key,
+            "--client-cert-auth", "--trusted-ca-file", ca_crt, NULL };
+        memcpy(&argv[15], more, sizeof(more));
+    }
     const char *log = sys_path(name);
     sys_spawn(&etcd_p, "etcd", argv, log, 0);
     CHECK(sys_file_wait(log, "ready to serve client requests", 20000),
@@ -138,9 +148,17 @@ spawn_node(sys_proc *p, const char *name)
     char ttl[8];
     snprintf(ttl, sizeof(ttl), "%d", TTL_S);
     const char *sysnode = getenv("SYS_ETCD_SYSNODE");
-    char *argv[] = { (char *)sysnode, "--name", (char *)name, "--etcd",
-        endpoint, "--etcd-prefix", PREFIX, "--etcd-ttl", ttl, (char *)name,
-        NULL };
+    char *argv[24] = { (char *)sysnode, "--name", (char *)name, "--etcd",
+        endpoint, "--etcd-prefix", PREFIX, "--etcd-ttl", ttl };
+    int i = 9;
+    if (tls) {
+        char *more[] = { "--etcd-cafile", ca_crt, "--etcd-certfile", cli_crt,
+            "--etcd-keyfile", cli_key };
+        memcpy(&argv[i], more, sizeof(more));
+        i += 6;
+    }
+    argv[i++] = (char *)name;
+    argv[i] = NULL;
     char err[64];
     snprintf(err, sizeof(err), "%s.err", name);
     sys_spawn(p, name, argv, sys_path(err), 1);
@@ -185,21 +203,109 @@ expect_whoami(skc_node *cli, const char *peer, const char *want, int ms)
         want);
 }
 
+/* A CA, a certificate for etcd (127.0.0.1) and one for the nodes. */
+static void
+tls_make(void)
+{
+    char cmd[4096];
+    const char *d = sys_tmpdir();
+    snprintf(ca_crt, sizeof(ca_crt), "%s/ca.crt", d);
+    snprintf(srv_crt, sizeof(srv_crt), "%s/srv.crt", d);
+    snprintf(srv_key, sizeof(srv_key), "%s/srv.key", d);
+    snprintf(cli_crt, sizeof(cli_crt), "%s/cli.crt", d);
+    snprintf(cli_key, sizeof(cli_key), "%s/cli.key", d);
+    snprintf(cmd, sizeof(cmd),
+        "cd %s && exec >openssl.log 2>&1 && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=skc-ca "
+        "-keyout ca.key -out ca.crt && "
+        "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,"
+        "clientAuth\\n' >ext && "
+        "for n in srv cli; do "
+        "openssl req -newkey rsa:2048 -nodes -subj /CN=$n -keyout $n.key "
+        "-out $n.csr && "
+        "openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key "
+        "-CAcreateserial -days 2 -extfile ext -out $n.crt || exit 1; done",
+        d);
+    CHECK(system(cmd) == 0, "openssl could not make the certificates (%s)",
+        sys_path("openssl.log"));
+}
+
+/* tls mode: etcd over https with client certificates; nodes with the
+ * files find each other, a node without its certificate (or without the
+ * CA) cannot read the map and says why. */
+static int
+main_tls(void)
+{
+    static sys_proc s1;
+    char line[600];
+    tls_make();
+    etcd_start();
+    sys_log("etcd ready on %s (client certificates required)", endpoint);
+    spawn_node(&s1, "s1");
+    sys_expect(&s1, "LISTENING ", line, sizeof(line), 15000);
+
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = "client";
+    o.log = client_log;
+    o.log_level = SKC_LOG_INFO;
+    o.log_burst = -1;
+    o.etcd = endpoint;
+    o.etcd_prefix = PREFIX;
+    o.etcd_cafile = ca_crt;
+    o.etcd_certfile = cli_crt;
+    o.etcd_keyfile = cli_key;
+    skc_node *cli = NULL;
+    int rc = skc_node_create(&cli, &o);
+    CHECK(rc == SKC_OK, "create: %s (%s)", skc_errname(rc), skc_last_error());
+    expect_whoami(cli, "s1", "s1", 5000);
+    CHECK(skc_node_destroy(cli) == SKC_OK, "destroy");
+    sys_log(
+        "https: a node with the CA and a client certificate reads the map");
+
+    /* no client certificate: etcd refuses; no CA: etcd is not trusted */
+    for (int k = 0; k < 2; k++) {
+        pthread_mutex_lock(&log_lk);
+        log_text[0] = '\0';
+        pthread_mutex_unlock(&log_lk);
+        o.etcd_certfile = k == 0 ? NULL : cli_crt;
+        o.etcd_keyfile = k == 0 ? NULL : cli_key;
+        o.etcd_cafile = k == 0 ? ca_crt : NULL;
+        rc = skc_node_create(&cli, &o);
+        CHECK(rc == SKC_OK, "create: %s (%s)", skc_errname(rc),
+            skc_last_error());
+        CHECK(log_seen("etcd: cannot read " PREFIX),
+            "no log line says the map could not be read:\n%s", log_text);
+        CHECK(map_state(cli, "s1") == -1, "s1 is in the map");
+        CHECK(skc_node_destroy(cli) == SKC_OK, "destroy");
+        sys_log("https: without %s the map is not read, and the log says so",
+            k == 0 ? "a client certificate" : "the CA");
+    }
+    sys_stop_clean(&s1, 10000);
+    sys_kill9(&etcd_p);
+    sys_settle();
+    sys_log("PASS");
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     sys_init("etcd", 150);
-    CHECK(argc >= 2, "usage: sys_etcd SYSNODE");
+    CHECK(argc >= 2, "usage: sys_etcd SYSNODE [tls]");
     if (!find_etcd()) {
         printf("SKIP: no etcd binary in PATH (Debian package etcd-server)\n");
         return SYS_SKIP;
     }
     setenv("SYS_ETCD_SYSNODE", argv[1], 1);
-    snprintf(
-        endpoint, sizeof(endpoint), "http://127.0.0.1:%d", sys_free_port());
+    tls = argc > 2 && strcmp(argv[2], "tls") == 0;
+    snprintf(endpoint, sizeof(endpoint), "%s://127.0.0.1:%d",
+        tls ? "https" : "http", sys_free_port());
     snprintf(
         peer_url, sizeof(peer_url), "http://127.0.0.1:%d", sys_free_port());
     snprintf(data_dir, sizeof(data_dir), "%s", sys_path("etcd.data"));
+    if (tls) {
+        return main_tls();
+    }
     etcd_start();
     sys_log("etcd ready on %s", endpoint);
 

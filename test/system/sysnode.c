@@ -8,7 +8,8 @@
  *     --log-burst N       lines of one kind per 10 s (default: no limit;
  *                         0 = the library default, 20)
  *     --runlog FILE       @slow appends "RUN <tag>" here before it works
- *     --etcd URL, --etcd-prefix P, --etcd-ttl S
+ *     --etcd URL, --etcd-prefix P, --etcd-ttl S, --etcd-cafile F,
+ *     --etcd-certfile F, --etcd-keyfile F
  *                         the map from etcd (ADDRESS: the node's name)
  *
  * Prints "LISTENING <url>" once it serves, then runs until SIGTERM/SIGINT
@@ -295,6 +296,12 @@ main(int argc, char **argv)
             o.etcd_prefix = v;
         } else if (strcmp(k, "--etcd-ttl") == 0) {
             o.etcd_ttl_s = atoi(v);
+        } else if (strcmp(k, "--etcd-cafile") == 0) {
+            o.etcd_cafile = v;
+        } else if (strcmp(k, "--etcd-certfile") == 0) {
+            o.etcd_certfile = v;
+        } else if (strcmp(k, "--etcd-keyfile") == 0) {
+            o.etcd_keyfile = v;
         } else if (strcmp(k, "--spin") == 0) {
             spin = atoi(v) < 16 ? atoi(v) : 16;
         } else {
