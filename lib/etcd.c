@@ -298,6 +298,12 @@ skci_etcd_decode(skci_map_entry *e, const char *prefix, const char *key,
     }
     memcpy(e->name, name, nl);
     e->name[nl] = '\0';
+    if (nl >= 2 && name[0] == '_' && name[1] == '_') {
+        /* the map's options (__nowaiting) are each node's own */
+        snprintf(err, errlen, "a name may not start with \"__\"");
+        skci_etcd_entry_free(e);
+        return -1;
+    }
     if (value == NULL) {
         e->kind = SKCI_MAP_DOWN;
         return 1;

@@ -122,6 +122,8 @@ test_malformed(void **state)
         { P "/groups/g", "{\"members\": [\"a\"], \"policy\": \"best\"}",
             "policy" },
         { P "/groups/g", "{\"members\": [\"a\"], \"policy\": 1}", "policy" },
+        { P "/nodes/__nowaiting", "{\"addr\": \"true\"}", "__" },
+        { P "/groups/__x", "{\"members\": [\"a\"]}", "__" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         skci_map_entry e;
