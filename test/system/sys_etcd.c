@@ -15,7 +15,8 @@
  *     says so, and g fails over to b;
  *  5. a malformed value is logged and ignored; the map goes on;
  *  6. etcd killed: calls to b and c keep working; etcd restarted on the
- *     same data: the watch resumes (a new node d is seen); every lease
+ *     same data: the watch resumes (a new node d is seen), and node f
+ *     started while etcd was away is announced now; every lease
  *     revoked behind the nodes' backs: they are down, then announce
  *     themselves again;
  *  7. b stops cleanly: it is down at once (its lease revoked).
@@ -309,7 +310,7 @@ main(int argc, char **argv)
     etcd_start();
     sys_log("etcd ready on %s", endpoint);
 
-    static sys_proc a, b, c, c2, d;
+    static sys_proc a, b, c, c2, d, f;
     char line[600];
     spawn_node(&a, "a");
     spawn_node(&b, "b");
@@ -396,6 +397,10 @@ main(int argc, char **argv)
     CHECK(map_state(cli, "b") == 1 && map_state(cli, "c") == 1,
         "etcd being away changed the map");
     sys_log("6. etcd killed: %d calls answered meanwhile", ncalls);
+    /* a node that starts while etcd is away serves, and is announced
+     * once etcd is back */
+    spawn_node(&f, "f");
+    sys_expect(&f, "LISTENING ", line, sizeof(line), 15000);
     etcd_start();
     spawn_node(&d, "d");
     sys_expect(&d, "LISTENING ", line, sizeof(line), 15000);
@@ -404,12 +409,15 @@ main(int argc, char **argv)
     expect_whoami(cli, "c", "c", 1000);
     CHECK(log_seen("answers again"), "no log line for etcd's return");
     sys_log("6. etcd restarted: the watch resumed (d seen)");
+    wait_state(cli, "f", 1, 5000);
+    expect_whoami(cli, "f", "f", 1000);
+    sys_log("6. f, started while etcd was away, announced once it was back");
 
     /* 6b. the nodes' leases vanish (expired while a node was cut off
      * from etcd, say): they are down, then announce themselves again at
      * their next keepalive */
     int nl = revoke_all_leases();
-    CHECK(nl >= 3, "etcd had %d leases, not those of b, c and d", nl);
+    CHECK(nl >= 4, "etcd had %d leases, not those of b, c, d and f", nl);
     t0 = sys_now_ms();
     while (!log_seen("cluster map: c = false") &&
         sys_now_ms() - t0 < sys_ms(2000)) {
@@ -431,6 +439,7 @@ main(int argc, char **argv)
     CHECK(skc_node_destroy(cli) == SKC_OK, "destroy");
     sys_stop_clean(&c, 10000);
     sys_stop_clean(&d, 10000);
+    sys_stop_clean(&f, 10000);
     sys_kill9(&etcd_p);
     sys_settle();
     sys_log("PASS");
