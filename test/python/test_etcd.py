@@ -6,6 +6,7 @@ node as separate processes and no map file:
 - a new C node is callable within 1 s of its start;
 - kill -9 of a C node: the others see it down within TTL + 1 s (the map
   and the monitor) and a group set once in etcd fails over;
+- etcd killed: calls go on; restarted: the watches resume;
 - a clean stop (the Lua node, the Python node) is seen at once;
 - a second Python node announcing a taken name is refused.
 
@@ -34,9 +35,10 @@ MISSING = (None if ETCD else "no etcd binary (Debian package etcd-server)") \
     or (None if SYSNODE else "skc_sysnode was not built")
 
 
-def start_etcd(tmp):
-    client = "http://127.0.0.1:%d" % skctest.free_port()
-    peer = "http://127.0.0.1:%d" % skctest.free_port()
+def start_etcd(tmp, client=None, peer=None):
+    """Starts etcd (on these URLs and tmp's data dir: a restart)."""
+    client = client or "http://127.0.0.1:%d" % skctest.free_port()
+    peer = peer or "http://127.0.0.1:%d" % skctest.free_port()
     p = Proc([ETCD, "--name", "t", "--data-dir", tmp.join("etcd.data"),
               "--listen-client-urls", client,
               "--advertise-client-urls", client,
@@ -48,7 +50,7 @@ def start_etcd(tmp):
     except BaseException:
         p.kill()
         raise
-    return p, client
+    return p, client, peer
 
 
 def etcdctl(endpoint, *args):
@@ -70,7 +72,7 @@ class EtcdCluster(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = TempDir()
         cls.procs = []
-        cls.etcd, cls.ep = start_etcd(cls.tmp)
+        cls.etcd, cls.ep, cls.peer = start_etcd(cls.tmp)
         cls.procs.append(cls.etcd)
         try:
             cls.c1 = c_node(cls.ep, "c1")
@@ -212,6 +214,25 @@ class EtcdCluster(unittest.TestCase):
         finally:
             dup.close()
         self.assertEqual(self.cli.call("py1", "@echo", "still"), "still")
+
+    def test_3b_etcd_restart(self):
+        # etcd killed: calls go on with the map the nodes have; restarted
+        # on the same data: the watches resume (a new node is seen).
+        type(self).etcd.kill()
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            self.assertEqual(self.cli.call("py1", "@echo", 1), 1)
+            self.assertEqual(self.cli.call("lua1", "@sdb", "GET", "k"), "v")
+            self.assertEqual(self.cli.call("c2", "@echo", 2), 2)
+            time.sleep(0.05)
+        etcd, _, _ = start_etcd(self.tmp, self.ep, self.peer)
+        self.procs.append(etcd)
+        type(self).etcd = etcd
+        c3 = c_node(self.ep, "c3")
+        self.procs.append(c3)
+        self.assertEqual(self.cli.call("c3", "@echo", 3, timeout=5 * SLOW),
+                         3)
+        self.assertEqual(self.cli.call("lua1", "@sdb", "GET", "k"), "v")
 
     def test_4_clean_stop_is_seen_at_once(self):
         # (On a machine so loaded that etcd stalls past the TTL a lease may
