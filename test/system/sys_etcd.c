@@ -204,6 +204,27 @@ expect_whoami(skc_node *cli, const char *peer, const char *want, int ms)
         want);
 }
 
+/* The driver's own node: reads the map from etcd (the files given in tls
+ * mode; NULL ones are left out), logs into log_text, announces nothing. */
+static skc_node *
+client_node(const char *ca, const char *cert, const char *key)
+{
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = "client";
+    o.log = client_log;
+    o.log_level = SKC_LOG_INFO;
+    o.log_burst = -1;
+    o.etcd = endpoint;
+    o.etcd_prefix = PREFIX;
+    o.etcd_cafile = ca;
+    o.etcd_certfile = cert;
+    o.etcd_keyfile = key;
+    skc_node *cli = NULL;
+    int rc = skc_node_create(&cli, &o);
+    CHECK(rc == SKC_OK, "create: %s (%s)", skc_errname(rc), skc_last_error());
+    return cli;
+}
+
 /* A CA, a certificate for etcd (127.0.0.1) and one for the nodes. */
 static void
 tls_make(void)
@@ -245,19 +266,7 @@ main_tls(void)
     spawn_node(&s1, "s1");
     sys_expect(&s1, "LISTENING ", line, sizeof(line), 15000);
 
-    skc_node_opts o = SKC_NODE_OPTS_INIT;
-    o.name = "client";
-    o.log = client_log;
-    o.log_level = SKC_LOG_INFO;
-    o.log_burst = -1;
-    o.etcd = endpoint;
-    o.etcd_prefix = PREFIX;
-    o.etcd_cafile = ca_crt;
-    o.etcd_certfile = cli_crt;
-    o.etcd_keyfile = cli_key;
-    skc_node *cli = NULL;
-    int rc = skc_node_create(&cli, &o);
-    CHECK(rc == SKC_OK, "create: %s (%s)", skc_errname(rc), skc_last_error());
+    skc_node *cli = client_node(ca_crt, cli_crt, cli_key);
     expect_whoami(cli, "s1", "s1", 5000);
     CHECK(skc_node_destroy(cli) == SKC_OK, "destroy");
     sys_log(
@@ -268,12 +277,8 @@ main_tls(void)
         pthread_mutex_lock(&log_lk);
         log_text[0] = '\0';
         pthread_mutex_unlock(&log_lk);
-        o.etcd_certfile = k == 0 ? NULL : cli_crt;
-        o.etcd_keyfile = k == 0 ? NULL : cli_key;
-        o.etcd_cafile = k == 0 ? ca_crt : NULL;
-        rc = skc_node_create(&cli, &o);
-        CHECK(rc == SKC_OK, "create: %s (%s)", skc_errname(rc),
-            skc_last_error());
+        cli = k == 0 ? client_node(ca_crt, NULL, NULL)
+                     : client_node(NULL, cli_crt, cli_key);
         CHECK(log_seen("etcd: cannot read " PREFIX),
             "no log line says the map could not be read:\n%s", log_text);
         CHECK(map_state(cli, "s1") == -1, "s1 is in the map");
@@ -317,16 +322,7 @@ main(int argc, char **argv)
     sys_expect(&a, "LISTENING ", line, sizeof(line), 15000);
     sys_expect(&b, "LISTENING ", line, sizeof(line), 15000);
 
-    skc_node_opts o = SKC_NODE_OPTS_INIT;
-    o.name = "client";
-    o.log = client_log;
-    o.log_level = SKC_LOG_INFO;
-    o.log_burst = -1;
-    o.etcd = endpoint;
-    o.etcd_prefix = PREFIX;
-    skc_node *cli = NULL;
-    int rc = skc_node_create(&cli, &o);
-    CHECK(rc == SKC_OK, "create: %s (%s)", skc_errname(rc), skc_last_error());
+    skc_node *cli = client_node(NULL, NULL, NULL);
     sys_monitor_start(cli);
 
     /* 1. no map file: the map is etcd's */
