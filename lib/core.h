@@ -11,7 +11,8 @@
  *   a link's lk is held across its sockets' close, which waits for the
  *   link's NNG callbacks (they take call_lock); it is only taken on the
  *   transport's own threads, never under call_lock.
- *   logq.lock is a leaf.
+ *   logq.lock is a leaf; so is the etcd source's lock (etcd.c), and its
+ *   thread holds no skc lock while it waits on etcd.
  * No skc lock is held while user code runs (handlers, callbacks, the log
  * callback) or while an NNG socket is closed or dialed.
  */
