@@ -14,6 +14,7 @@
 
 #include "etcd.h"
 #include "map.h"
+#include "skc/skc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,38 @@ test_truncated(void **state)
     }
 }
 
+/* Options that cannot make an etcd map source: refused at create, with
+ * the reason, and no node is made. */
+static void
+test_bad_options(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *etcd, *prefix, *why;
+        int32_t ttl;
+    } bad[] = {
+        { "127.0.0.1:2379", NULL, "expected http://host:port", 0 },
+        { "tcp://127.0.0.1:2379", NULL, "expected http://host:port", 0 },
+        { "etcd:///skc", NULL, "no host:port", 0 },
+        { "http://127.0.0.1:1", "/", "the prefix is empty", 0 },
+        { "http://127.0.0.1:1", NULL, "etcd_ttl_s", -1 },
+        { "http://127.0.0.1:1", NULL, "etcd_ttl_s", 3601 },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        skc_node_opts o = SKC_NODE_OPTS_INIT;
+        o.etcd = bad[i].etcd;
+        o.etcd_prefix = bad[i].prefix;
+        o.etcd_ttl_s = bad[i].ttl;
+        skc_node *n = NULL;
+        int rc = skc_node_create(&n, &o);
+        if (rc != SKC_EINVAL || strstr(skc_last_error(), bad[i].why) == NULL) {
+            fail_msg("etcd %s: rc %d, '%s' (expected '%s')", bad[i].etcd, rc,
+                skc_last_error(), bad[i].why);
+        }
+        assert_null(n);
+    }
+}
+
 /* Built without libcurl/cJSON: the decoder says so, clearly. */
 static void
 test_unsupported(void **state)
@@ -196,6 +229,7 @@ main(void)
         cmocka_unit_test(test_not_ours),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
