@@ -7,6 +7,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build test test-fast test-asan demo demo-c demo-failover \
+        demo-etcd \
         bench fuzz soak \
         install clean
 
@@ -57,6 +58,11 @@ demo-c: build
 # group db = { "db_main", "db_backup" }.
 demo-failover: build
 	@sh examples/lua/failover/run_demo.sh $(BUILD)
+
+# The same gate/db cluster with no map file: the map is kept in etcd
+# (started on loopback); each node announces itself and finds the other.
+demo-etcd: build
+	@sh examples/lua/etcd_cluster/run_demo.sh $(BUILD)
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); \

@@ -11,7 +11,8 @@
  *   a link's lk is held across its sockets' close, which waits for the
  *   link's NNG callbacks (they take call_lock); it is only taken on the
  *   transport's own threads, never under call_lock.
- *   logq.lock is a leaf.
+ *   logq.lock is a leaf; so is the etcd source's lock (etcd.c), and its
+ *   thread holds no skc lock while it waits on etcd.
  * No skc lock is held while user code runs (handlers, callbacks, the log
  * callback) or while an NNG socket is closed or dialed.
  */
@@ -418,6 +419,7 @@ struct skc_node {
     skci_watch watch;
     skci_order order;
     skci_stats stats;
+    struct skci_etcd *etcd; /* etcd.c: set at create, NULL without etcd */
 };
 
 /* The node whose handler/callback runs on this thread, if any. */
@@ -620,6 +622,10 @@ void skci_watch_fini(skc_node *n);
 void skci_watch_path_changed(skc_node *n);
 /* mapapply.c: reads path and merges it (the watch's reload). */
 int skci_map_reload_from(skc_node *n, const char *path);
+/* mapapply.c: checks the entries of l and merges them all, or none (the
+ * error names origin and the entry's line).  0 or the error. */
+int skci_map_apply_list(
+    skc_node *n, const skci_map_list *l, const char *origin);
 
 /* group.c: groups of peers (call_lock held) */
 /* The member of group g a call should go to, never `skip`; NULL (why

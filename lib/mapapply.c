@@ -6,6 +6,7 @@
  */
 #include "core.h"
 #include "error.h"
+#include "etcd.h"
 #include "map.h"
 #include "url.h"
 
@@ -298,8 +299,8 @@ map_changes_free(struct map_change *ch, size_t count)
     free(ch);
 }
 
-static int
-map_apply_list(skc_node *n, const skci_map_list *l, const char *origin)
+int
+skci_map_apply_list(skc_node *n, const skci_map_list *l, const char *origin)
 {
     struct map_change *ch = calloc(l->n ? l->n : 1, sizeof(*ch));
     if (ch == NULL) {
@@ -332,7 +333,7 @@ map_parse_apply(skc_node *n, const char *text, size_t len, const char *origin)
     if (rc != 0) {
         return skci_error(rc, "%s", err);
     }
-    rc = map_apply_list(n, &l, origin);
+    rc = skci_map_apply_list(n, &l, origin);
     skci_map_list_free(&l);
     return rc;
 }
@@ -512,4 +513,70 @@ skc_node_map_set_group(skc_node *node, const char *name,
     skci_group_free(ch.grp);
     free(ch.url);
     return rc;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+skc_node_map_names(skc_node *node, char **out)
+{
+    if (node == NULL || out == NULL) {
+        return skci_error(SKC_EINVAL, "node or out is NULL");
+    }
+    *out = NULL;
+    skci_call_lock(node);
+    size_t count = 0, len = 1;
+    const char **v = calloc(node->peers.byname.count + 1, sizeof(char *));
+    for (size_t b = 0; v != NULL && b < node->peers.byname.nb; b++) {
+        for (skci_strmap_ent *e = node->peers.byname.b[b]; e; e = e->next) {
+            skci_peer *p = e->val;
+            if (p->map != SKCI_PEER_NOT_IN_MAP) {
+                v[count++] = p->name;
+                len += strlen(p->name) + 1;
+            }
+        }
+    }
+    char *text = v != NULL ? skci_user_alloc(len) : NULL;
+    if (text != NULL) {
+        qsort(v, count, sizeof(*v), name_cmp);
+        size_t o = 0;
+        for (size_t i = 0; i < count; i++) {
+            size_t l = strlen(v[i]);
+            memcpy(text + o, v[i], l);
+            text[o + l] = '\n';
+            o += l + 1;
+        }
+        text[o] = '\0';
+    }
+    skci_call_unlock(node);
+    free(v);
+    if (text == NULL) {
+        return skci_error(SKC_ENOMEM, "map_names");
+    }
+    *out = text;
+    return 0;
+}
+
+int
+skc_node_map_source(skc_node *node, char **out)
+{
+    if (node == NULL || out == NULL) {
+        return skci_error(SKC_EINVAL, "node or out is NULL");
+    }
+    char src[SKCI_DETAIL_MAX] = "";
+    if (skci_etcd_source(node, src, sizeof(src)) != 0) {
+        skci_call_lock(node);
+        if (node->peers.map_path != NULL) {
+            snprintf(src, sizeof(src), "file %s", node->peers.map_path);
+        }
+        skci_call_unlock(node);
+    }
+    if ((*out = skci_user_strdup(src)) == NULL) {
+        return skci_error(SKC_ENOMEM, "map_source");
+    }
+    return 0;
 }

@@ -2,6 +2,7 @@
  * destroy.  Cluster-map changes are applied in mapapply.c. */
 #include "core.h"
 #include "error.h"
+#include "etcd.h"
 #include "map.h"
 #include "url.h"
 
@@ -86,6 +87,10 @@ opts_check(const skc_node_opts *o)
     if (o->heartbeat_ms < -1 || o->heartbeat_misses < 0) {
         return skci_error(SKC_EINVAL,
             "heartbeat_ms must be -1 (off), 0 (default) or positive, and heartbeat_misses 0 (default) or positive");
+    }
+    if (o->etcd_ttl_s < 0 || o->etcd_ttl_s > 3600) {
+        return skci_error(
+            SKC_EINVAL, "etcd_ttl_s must be 0 (default: 3) or 1..3600");
     }
     if (o->max_msg_size > 0x7fff0000u) {
         return skci_error(SKC_EINVAL, "max_msg_size above 2 GiB");
@@ -178,6 +183,12 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         skci_node_unref(n);
         return rc;
     }
+    if (o.etcd != NULL && (rc = skci_etcd_start(n, &o)) != 0) {
+        char why[SKCI_DETAIL_MAX];
+        snprintf(why, sizeof(why), "%s", skc_last_error());
+        skc_node_destroy(n);
+        return skci_error(rc, "%s", why);
+    }
     *out = n;
     return 0;
 }
@@ -216,6 +227,10 @@ skc_node_destroy(skc_node *node)
         node->server = NULL;
         skci_server_destroy(srv);
     }
+    /* The lease goes once the replies this node owed are out (a caller
+     * told "down" by etcd first would lose its answer), and before
+     * anything else: the others see this node down at once. */
+    skci_etcd_stop(node);
     /* Every pending call ends, every link closes (which also ends the
      * dials in progress), then the threads that did that work end. */
     char why[SKCI_NAME_MAX + 64];
@@ -251,10 +266,14 @@ static int
 open_url(skc_node *node, const char *where, char **url, const char **name)
 {
     char err[512];
-    if (strchr(where, ':') != NULL) {
-        if (skci_addr_to_url(url, where, err, sizeof(err)) != 0) {
+    const char *listen = skci_etcd_listen(node);
+    if (strchr(where, ':') != NULL || listen != NULL) {
+        /* With etcd the name is announced, not looked up. */
+        const char *addr = strchr(where, ':') != NULL ? where : listen;
+        if (skci_addr_to_url(url, addr, err, sizeof(err)) != 0) {
             return skci_error(SKC_EINVAL, "open: %s", err);
         }
+        *name = addr == where ? NULL : where;
         return 0;
     }
     skci_call_lock(node);
@@ -356,6 +375,12 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
             return rc;
         }
     }
+    if (node->etcd != NULL && node->name[0] == '\0') {
+        pthread_mutex_unlock(&node->open_lock);
+        free(url);
+        return skci_error(SKC_EINVAL,
+            "open: a node whose map is in etcd needs a name to announce (skc_node_opts.name, or open(name))");
+    }
     char *bound = NULL;
     rc = skci_server_listen(
         node->server, url, send_port_for(node, url), &bound);
@@ -367,6 +392,12 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
     }
     skci_node_log(node, SKC_LOG_INFO, "listening on %s", bound);
     free(url);
+    if ((rc = skci_etcd_announce(node, bound)) != 0) {
+        /* Another live node has the name: this one does not serve. */
+        free(bound);
+        skc_node_close_listeners(node);
+        return rc;
+    }
     if (out_addr != NULL) {
         *out_addr = skci_user_strdup(bound);
         free(bound);

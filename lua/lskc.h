@@ -171,6 +171,8 @@ int lskc_node_map_parse(lua_State *L);
 int lskc_node_map_set(lua_State *L);
 int lskc_node_map_update(lua_State *L);
 int lskc_node_map_get(lua_State *L);
+int lskc_node_map_names(lua_State *L);
+int lskc_node_map_source(lua_State *L);
 
 /* lskc_health.c: peer health and groups. */
 int lskc_node_monitor(lua_State *L);

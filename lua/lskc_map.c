@@ -331,3 +331,45 @@ lskc_node_map_get(lua_State *L)
     }
     return 1;
 }
+
+/* node:map_names() -> { name, ... } (sorted) | nil, msg, code
+ * node:map_source() -> "etcd ... prefix ..." | "file ..." | "" */
+static int
+map_text(lua_State *L, int names)
+{
+    skc_node *node = lskc_check_node(L, 1);
+    char *text = NULL;
+    int rc = names ? skc_node_map_names(node, &text)
+                   : skc_node_map_source(node, &text);
+    if (rc < 0) {
+        return lskc_fail(L, rc);
+    }
+    if (!names) {
+        lua_pushstring(L, text);
+        skc_free(text);
+        return 1;
+    }
+    lua_newtable(L);
+    lua_Integer i = 0;
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        lua_pushlstring(L, p, l);
+        lua_rawseti(L, -2, ++i);
+        p += l + (nl != NULL);
+    }
+    skc_free(text);
+    return 1;
+}
+
+int
+lskc_node_map_names(lua_State *L)
+{
+    return map_text(L, 1);
+}
+
+int
+lskc_node_map_source(lua_State *L)
+{
+    return map_text(L, 0);
+}

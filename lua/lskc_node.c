@@ -222,6 +222,21 @@ opt_field_int(lua_State *L, int t, const char *key, lua_Integer def,
     return v;
 }
 
+/* A string option, or NULL; the table at t keeps it alive. */
+static const char *
+opt_field_str(lua_State *L, int t, const char *key)
+{
+    const char *v = NULL;
+    if (lua_getfield(L, t, key) != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            luaL_error(L, "skc.node: option '%s' must be a string", key);
+        }
+        v = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 static int
 parse_log_level(lua_State *L, int t)
 {
@@ -311,6 +326,13 @@ parse_opts(lua_State *L, skc_node_opts *o)
         (int32_t)opt_field_int(L, 1, "hello_timeout_ms", 0, -1, INT32_MAX);
     o->idle_timeout_ms =
         (int32_t)opt_field_int(L, 1, "idle_timeout_ms", 0, -1, INT32_MAX);
+    o->etcd = opt_field_str(L, 1, "etcd");
+    o->etcd_prefix = opt_field_str(L, 1, "etcd_prefix");
+    o->etcd_cafile = opt_field_str(L, 1, "etcd_cafile");
+    o->etcd_certfile = opt_field_str(L, 1, "etcd_certfile");
+    o->etcd_keyfile = opt_field_str(L, 1, "etcd_keyfile");
+    o->etcd_listen = opt_field_str(L, 1, "etcd_listen");
+    o->etcd_ttl_s = (int32_t)opt_field_int(L, 1, "etcd_ttl", 0, 0, 3600);
     o->log_level = parse_log_level(L, 1);
     return parse_log(L, 1);
 }
@@ -320,7 +342,9 @@ parse_opts(lua_State *L, skc_node_opts *o)
  *       max_conns, log (function(level, text, node) | true = stderr),
  *       log_level ("error".."debug" or 1..4), heartbeat_ms (-1 = off),
  *       heartbeat_misses, max_mailbox, max_mailbox_bytes,
- *       max_queued_bytes, hello_timeout_ms, idle_timeout_ms (-1 = never). */
+ *       max_queued_bytes, hello_timeout_ms, idle_timeout_ms (-1 = never),
+ *       etcd, etcd_prefix, etcd_ttl (s), etcd_cafile, etcd_certfile,
+ *       etcd_keyfile, etcd_listen. */
 int
 lskc_node_new(lua_State *L)
 {
@@ -667,6 +691,8 @@ lskc_node_init(lua_State *L)
         { "map_set", lskc_node_map_set },
         { "map_update", lskc_node_map_update },
         { "map_get", lskc_node_map_get },
+        { "map_names", lskc_node_map_names },
+        { "map_source", lskc_node_map_source },
         { "map_set_group", lskc_node_map_set_group },
         { "monitor", lskc_node_monitor },
         { "peer_state", lskc_node_peer_state },

@@ -30,6 +30,7 @@
 
 typedef struct cli_opts {
     const char *map;    /* -m; NULL = $SKC_MAP, then ./clustermap.lua */
+    const char *etcd;   /* -e; or a map given as etcd://host:port/prefix */
     int32_t timeout_ms; /* -t */
     int raw;            /* --raw */
     int verbose;        /* -v */
@@ -81,9 +82,11 @@ static const cli_verb verbs[] = {
         "node=\"NAME\".\n",
         verb_stats },
     { "map", "", 0, 0, 0,
-        "Prints the cluster map as a node loads it: every entry with its\n"
-        "address as a URL, false for a node marked down, groups in the\n"
-        "map's syntax, and the options.\n",
+        "Prints the cluster map as a node loads it: a first line\n"
+        "\"-- source: file PATH\" or \"-- source: etcd ENDPOINT prefix "
+        "PREFIX\",\n"
+        "then every entry with its address as a URL, false for a node\n"
+        "marked down, groups in the map's syntax, and the options.\n",
         verb_map },
 };
 
@@ -93,6 +96,9 @@ static const char options_help[] =
     "Options:\n"
     "  -m, --map MAPFILE   the cluster map (default: $" CLI_MAP_ENV
     ", then " CLI_DEFAULT_MAP ")\n"
+    "  -e, --etcd URL      the map kept in etcd: etcd://HOST:PORT/PREFIX,\n"
+    "                      or http(s)://HOST:PORT (prefix /skc); -m and\n"
+    "                      $" CLI_MAP_ENV " take the etcd:// form too\n"
     "  -t, --timeout MS    deadline in milliseconds (default 5000)\n"
     "  -v, --verbose       log what the client node does on stderr\n"
     "  -h, --help          this text\n"
@@ -118,8 +124,8 @@ void
 cli_usage(FILE *f)
 {
     for (size_t i = 0; i < NVERBS; i++) {
-        fprintf(f, "       skc %s [-m MAPFILE] [-t MS]%s%s%s\n", verbs[i].name,
-            verbs[i].raw_ok ? " [--raw]" : "",
+        fprintf(f, "       skc %s [-m MAPFILE|-e ETCD] [-t MS]%s%s%s\n",
+            verbs[i].name, verbs[i].raw_ok ? " [--raw]" : "",
             verbs[i].args[0] != '\0' ? " " : "", verbs[i].args);
     }
 }
@@ -215,6 +221,18 @@ file_readable(const char *path)
     return access(path, R_OK) == 0;
 }
 
+/* The etcd the map comes from (-e, or -m / $SKC_MAP in the etcd://
+ * form), or NULL. */
+static const char *
+cli_etcd(const cli_opts *o)
+{
+    const char *map = o->map != NULL ? o->map : getenv(CLI_MAP_ENV);
+    if (o->etcd != NULL) {
+        return o->etcd;
+    }
+    return map != NULL && strncmp(map, "etcd://", 7) == 0 ? map : NULL;
+}
+
 /* The client node, with the map loaded.  `peer` (may be NULL) is the
  * node the verb talks to: an address that is not a name in the map
  * becomes an entry of its own, and without a map file such a peer is
@@ -246,10 +264,13 @@ client_node(skc_node **out, const cli_opts *o, const char *verb,
         no.log = skc_log_stderr;
         no.log_level = SKC_LOG_DEBUG;
     }
+    no.etcd = cli_etcd(o);
     if ((rc = skc_node_create(&n, &no)) != 0) {
         return fail(verb, rc, skc_last_error());
     }
-    if (explicit_map || file_readable(map)) {
+    if (no.etcd != NULL) {
+        /* the map is etcd's, read by create */
+    } else if (explicit_map || file_readable(map)) {
         if ((rc = skc_node_map_load(n, map)) != 0) {
             fprintf(stderr, "skc %s: cluster map %s: %s (%s): %s\n", verb, map,
                 skc_strerror(rc), skc_errname(rc), skc_last_error());
@@ -576,6 +597,68 @@ read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* Prints one entry as the map file would have it; 0 if the node has
+ * no such entry (an unused option). */
+static int
+print_entry(skc_node *n, const char *name)
+{
+    char *val = NULL;
+    if (skc_node_map_get(n, &val, name) != 0) {
+        return 0;
+    }
+    if (strspn(name,
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            "0123456789_") == strlen(name) &&
+        !(name[0] >= '0' && name[0] <= '9')) {
+        printf("%s = ", name);
+    } else {
+        fputs("[", stdout);
+        cli_json_print_string(stdout, name, strlen(name));
+        fputs("] = ", stdout);
+    }
+    if (val == NULL) {
+        fputs("false\n", stdout);
+    } else if (val[0] == '{' || strcmp(name, "__nowaiting") == 0) {
+        printf("%s\n", val); /* a group, or an option's true/false */
+    } else {
+        cli_json_print_string(stdout, val, strlen(val));
+        fputc('\n', stdout);
+    }
+    skc_free(val);
+    return 1;
+}
+
+/* The names of the map's entries: the file's, in its order, or (etcd)
+ * the node's, sorted.  0 or an exit code (said on stderr). */
+static int
+map_names(cli_names *names, skc_node *n, const cli_opts *mo)
+{
+    char *text;
+    size_t len;
+    int rc;
+    if (cli_etcd(mo) != NULL) {
+        rc = skc_node_map_names(n, &text);
+        if (rc != 0) {
+            return fail("map", rc, skc_last_error());
+        }
+        rc = cli_lines(names, text, strlen(text));
+        skc_free(text);
+    } else {
+        if ((text = read_file(mo->map, &len)) == NULL) {
+            fprintf(stderr, "skc map: cannot read %s\n", mo->map);
+            return CLI_EXIT_USAGE;
+        }
+        rc = cli_map_names(names, text, len);
+        free(text);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "skc map: out of memory\n");
+        cli_names_free(names);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
 static int
 verb_map(const cli_opts *o, int argc, char **argv)
 {
@@ -583,8 +666,7 @@ verb_map(const cli_opts *o, int argc, char **argv)
     cli_opts mo = *o;
     skc_node *n;
     cli_names names;
-    char *text, *val;
-    size_t len;
+    char *src = NULL;
     int rc;
 
     if (mo.map == NULL) {
@@ -595,44 +677,16 @@ verb_map(const cli_opts *o, int argc, char **argv)
     if ((rc = client_node(&n, &mo, "map", NULL, 0)) != 0) {
         return rc;
     }
-    if ((text = read_file(mo.map, &len)) == NULL) {
-        fprintf(stderr, "skc map: cannot read %s\n", mo.map);
+    if ((rc = map_names(&names, n, &mo)) != 0) {
         skc_node_destroy(n);
-        return CLI_EXIT_USAGE;
+        return rc;
     }
-    if (cli_map_names(&names, text, len) != 0) {
-        fprintf(stderr, "skc map: out of memory\n");
-        cli_names_free(&names);
-        free(text);
-        skc_node_destroy(n);
-        return CLI_EXIT_USAGE;
+    if (skc_node_map_source(n, &src) == 0) {
+        printf("-- source: %s\n", src);
+        skc_free(src);
     }
-    free(text);
     for (size_t i = 0; i < names.count; i++) {
-        const char *name = names.names[i];
-        val = NULL;
-        if (skc_node_map_get(n, &val, name) != 0) {
-            continue; /* not an entry the node knows (an unused option) */
-        }
-        if (strspn(name,
-                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                "0123456789_") == strlen(name) &&
-            !(name[0] >= '0' && name[0] <= '9')) {
-            printf("%s = ", name);
-        } else {
-            fputs("[", stdout);
-            cli_json_print_string(stdout, name, strlen(name));
-            fputs("] = ", stdout);
-        }
-        if (val == NULL) {
-            fputs("false\n", stdout);
-        } else if (val[0] == '{' || strcmp(name, "__nowaiting") == 0) {
-            printf("%s\n", val); /* a group, or an option's true/false */
-        } else {
-            cli_json_print_string(stdout, val, strlen(val));
-            fputc('\n', stdout);
-        }
-        skc_free(val);
+        print_entry(n, names.names[i]);
     }
     cli_names_free(&names);
     skc_node_destroy(n);
@@ -673,7 +727,7 @@ int
 cli_main(int argc, char **argv)
 {
     const cli_verb *v = NULL;
-    cli_opts o = { NULL, CLI_DEFAULT_TIMEOUT_MS, 0, 0, 0 };
+    cli_opts o = { NULL, NULL, CLI_DEFAULT_TIMEOUT_MS, 0, 0, 0 };
     int i, nargs, matched;
     const char *val;
 
@@ -717,6 +771,14 @@ cli_main(int argc, char **argv)
                 return usage_error(v, "%s needs a file name", a);
             }
             o.map = val;
+            continue;
+        }
+        val = opt_value(argc, argv, &i, "-e", "--etcd", &matched);
+        if (matched) {
+            if (val == NULL || val[0] == '\0') {
+                return usage_error(v, "%s needs an etcd URL", a);
+            }
+            o.etcd = val;
             continue;
         }
         val = opt_value(argc, argv, &i, "-t", "--timeout", &matched);

@@ -37,6 +37,8 @@ typedef struct cli_names {
 /* Fills *out with the names, in order, without repeats.  0, or -1 when
  * out of memory (*out then holds what was found; free it). */
 int cli_map_names(cli_names *out, const char *text, size_t len);
+/* The same for text of one name a line (skc_node_map_names). */
+int cli_lines(cli_names *out, const char *text, size_t len);
 void cli_names_free(cli_names *names);
 
 #endif /* SKC_TOOLS_CLI_H */

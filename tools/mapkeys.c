@@ -210,6 +210,23 @@ cli_map_names(cli_names *out, const char *text, size_t len)
     }
 }
 
+int
+cli_lines(cli_names *out, const char *text, size_t len)
+{
+    const char *end = text + len;
+    out->names = NULL;
+    out->count = 0;
+    while (text < end) {
+        const char *nl = memchr(text, '\n', (size_t)(end - text));
+        size_t l = nl != NULL ? (size_t)(nl - text) : (size_t)(end - text);
+        if (l > 0 && add_name(out, text, l) != 0) {
+            return -1;
+        }
+        text += l + 1;
+    }
+    return 0;
+}
+
 void
 cli_names_free(cli_names *names)
 {

@@ -188,19 +188,35 @@ typedef struct skc_node_opts {
                                    sent nothing this long is closed: 60000;
                                    -1 = never (heartbeats keep a peer's
                                    call link busy; its send link redials) */
+    /* since 0.4.0: the cluster map kept in etcd v3 (docs/OPERATIONS.md,
+     * "Running skc with etcd").  etcd NULL = no etcd (the map comes from
+     * files or the map functions). */
+    const char *etcd;          /* "http://127.0.0.1:2379", "https://...",
+                                  or "etcd://host:port/prefix" (http) */
+    const char *etcd_prefix;   /* key prefix: the etcd:// path, else "/skc" */
+    int32_t etcd_ttl_s;        /* lease of this node's key, seconds: 3 */
+    const char *etcd_cafile;   /* https: CA file to verify etcd with */
+    const char *etcd_certfile; /* https: client certificate (PEM) */
+    const char *etcd_keyfile;  /* https: the certificate's key (PEM) */
+    const char *etcd_listen;   /* what skc_node_open(node, name) listens on
+                                  with etcd: "127.0.0.1:0" (a free port) */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
-            0, 0, 0, 0, 0, 0, 0, 0                                            \
+            0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL     \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
  * once (after a cluster map is loaded or entries are set).
  * opts may be NULL (all defaults).  On success *out is owned by the caller;
  * release it with skc_node_destroy().
- * Returns SKC_OK, SKC_EINVAL (bad option), SKC_ENOMEM, SKC_ETRANSPORT. */
+ * With opts->etcd (since 0.4.0) the map is kept in etcd: create reads the
+ * prefix once (waiting up to 3 s; an etcd that does not answer is logged
+ * and retried in the background) and a thread watches it from then on.
+ * Returns SKC_OK, SKC_EINVAL (bad option; also a non-NULL etcd in a
+ * library built without etcd support), SKC_ENOMEM, SKC_ETRANSPORT. */
 SKC_API int skc_node_create(skc_node **out, const skc_node_opts *opts);
 
 /* Closes every listener and link, ends every pending call with SKC_ECLOSED,
@@ -230,6 +246,12 @@ SKC_API const char *skc_node_name(const skc_node *node);
  * map gives port + 1 to another node, or, with a WARN line, when port + 1
  * is in use; skc_node_opts.send_port fixes it); on ipc:// and inproc://,
  * the address + ".send".
+ * With skc_node_opts.etcd (since 0.4.0) a name is not looked up: the node
+ * takes it, listens on skc_node_opts.etcd_listen, and the first open
+ * announces the node under its name with the bound address (the node
+ * needs a name: SKC_EINVAL otherwise); SKC_EEXIST when a live node has
+ * announced that name (nothing is left open).  An etcd that does not
+ * answer is logged, and the announcement retried in the background.
  * Returns SKC_OK, SKC_EINVAL, SKC_ENONODE / SKC_ENODEDOWN (name not usable),
  * SKC_EEXIST (address in use, or the send_port option's port; nothing is
  * left open), SKC_ETRANSPORT, SKC_ECLOSED. */
@@ -306,6 +328,20 @@ SKC_API int skc_node_map_update(skc_node *node, const char *const *names,
  * {"a","b",policy="random"}.  SKC_ENONODE if the name is absent. */
 SKC_API int skc_node_map_get(
     skc_node *node, char **out_addr, const char *name);
+
+/* Every name the map has an entry for (since 0.4.0): nodes with an
+ * address, nodes marked down and groups (not options, nor names only
+ * waited for), sorted, each followed by a newline, in *out (release with
+ * skc_free; "" for an empty map).  Returns SKC_OK, SKC_EINVAL,
+ * SKC_ENOMEM. */
+SKC_API int skc_node_map_names(skc_node *node, char **out);
+
+/* Where the map comes from (since 0.4.0), in *out (release with skc_free):
+ * "etcd <endpoint> prefix <prefix>" for a node created with
+ * skc_node_opts.etcd, else "file <path>" for the last file loaded, else
+ * "" (entries set by calls only).  Returns SKC_OK, SKC_EINVAL,
+ * SKC_ENOMEM. */
+SKC_API int skc_node_map_source(skc_node *node, char **out);
 
 /* ---------------------------------------------------------------------- */
 /* Services, messages, replies                                            */

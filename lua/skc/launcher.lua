@@ -11,7 +11,11 @@
 -- Keys skc uses: start, luaservice, lua_path, lua_cpath, cluster, logger,
 -- cluster_timeout (ms), cluster_heartbeat_ms, cluster_heartbeat_misses,
 -- cluster_watch (true: reload the map file when it changes),
--- max_msg_size, skc_log_level.  Keys skc does not
+-- max_msg_size, skc_log_level; the map kept in etcd: cluster =
+-- "etcd://host:port/prefix" or cluster_etcd = "http(s)://host:port", with
+-- cluster_etcd_prefix, cluster_etcd_ttl (s), cluster_etcd_cafile,
+-- cluster_etcd_certfile, cluster_etcd_keyfile and cluster_listen (what
+-- cluster.open(name) listens on; default 127.0.0.1:0).  Keys skc does not
 -- need (thread, harbor, bootstrap, cpath, lualoader, daemon, ...) are
 -- accepted and ignored.
 

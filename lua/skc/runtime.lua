@@ -1449,6 +1449,28 @@ local function create_node()
             opts[opt] = v
         end
     end
+    -- The map kept in etcd (docs/LUA.md): cluster = "etcd://host:port/
+    -- prefix", or cluster_etcd = "http(s)://host:port" with the keys below.
+    local etcd = env.cluster_etcd
+    if env.cluster and env.cluster:match("^etcd://") then
+        etcd = env.cluster
+    end
+    if etcd then
+        opts.etcd = etcd
+        opts.etcd_prefix = env.cluster_etcd_prefix
+        opts.etcd_cafile = env.cluster_etcd_cafile
+        opts.etcd_certfile = env.cluster_etcd_certfile
+        opts.etcd_keyfile = env.cluster_etcd_keyfile
+        opts.etcd_listen = env.cluster_listen
+        if env.cluster_etcd_ttl then
+            opts.etcd_ttl = math.tointeger(tonumber(env.cluster_etcd_ttl))
+            if not opts.etcd_ttl then
+                error("config key cluster_etcd_ttl: expected an integer, got "
+                    .. env.cluster_etcd_ttl, 0)
+            end
+        end
+        map_file = "etcd " .. etcd
+    end
     local n, err, code = skc.node(opts)
     if not n then
         error("cannot create the skc node: " .. tostring(err) .. " ("
@@ -1481,7 +1503,7 @@ local function boot(cfg)
     logger:setvbuf("line")
     io.stdout:setvbuf("line")
     node = create_node()
-    if env.cluster then
+    if env.cluster and not env.cluster:match("^etcd://") then
         local ok, err, code = node:map_load(env.cluster)
         if not ok then
             error(string_format("cluster map %s: %s (%s)", env.cluster,

@@ -89,6 +89,13 @@ main(void)
     FIELD(skc_node_opts, max_queued_bytes);
     FIELD(skc_node_opts, hello_timeout_ms);
     FIELD(skc_node_opts, idle_timeout_ms);
+    FIELD(skc_node_opts, etcd);
+    FIELD(skc_node_opts, etcd_prefix);
+    FIELD(skc_node_opts, etcd_ttl_s);
+    FIELD(skc_node_opts, etcd_cafile);
+    FIELD(skc_node_opts, etcd_certfile);
+    FIELD(skc_node_opts, etcd_keyfile);
+    FIELD(skc_node_opts, etcd_listen);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

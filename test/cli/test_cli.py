@@ -303,6 +303,7 @@ def test_query():
 
 def test_map(caddr):
     expect(["map"] + M, 0, "map prints every entry", out=[
+        "-- source: file %s" % MAP,
         'lnode = "ipc://%s/lnode.ipc"' % WORK,
         'cnode = "%s"' % caddr,
         "gone = false",
@@ -319,7 +320,8 @@ def test_map(caddr):
                 "  __nowaiting = true,\n"
                 "}\n")
     rc, o, e = expect(["map", "-m", other], 0, "map in the return form",
-                      out=['a = "tcp://x:1"', 'b = "ipc:///tmp/b"',
+                      out=["-- source: file %s" % other,
+                           'a = "tcp://x:1"', 'b = "ipc:///tmp/b"',
                            'g = {"a","b",policy="random"}',
                            "__nowaiting = true"])
     # what map prints loads again to the same map
@@ -327,7 +329,7 @@ def test_map(caddr):
     with open(again, "w") as f:
         f.write(o)
     expect(["map", "-m", again], 0, "map's output is a map",
-           out=o.splitlines())
+           out=["-- source: file %s" % again] + o.splitlines()[1:])
     bad = os.path.join(WORK, "bad.lua")
     with open(bad, "w") as f:
         f.write('a = "x:1"\nb = = 2\n')

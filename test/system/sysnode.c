@@ -8,6 +8,9 @@
  *     --log-burst N       lines of one kind per 10 s (default: no limit;
  *                         0 = the library default, 20)
  *     --runlog FILE       @slow appends "RUN <tag>" here before it works
+ *     --etcd URL, --etcd-prefix P, --etcd-ttl S, --etcd-cafile F,
+ *     --etcd-certfile F, --etcd-keyfile F
+ *                         the map from etcd (ADDRESS: the node's name)
  *
  * Prints "LISTENING <url>" once it serves, then runs until SIGTERM/SIGINT
  * or "quit" on stdin, and exits 0 after destroying its node (so ASan and
@@ -287,6 +290,18 @@ main(int argc, char **argv)
             o.log_level = atoi(v);
         } else if (strcmp(k, "--runlog") == 0) {
             runlog = v;
+        } else if (strcmp(k, "--etcd") == 0) {
+            o.etcd = v;
+        } else if (strcmp(k, "--etcd-prefix") == 0) {
+            o.etcd_prefix = v;
+        } else if (strcmp(k, "--etcd-ttl") == 0) {
+            o.etcd_ttl_s = atoi(v);
+        } else if (strcmp(k, "--etcd-cafile") == 0) {
+            o.etcd_cafile = v;
+        } else if (strcmp(k, "--etcd-certfile") == 0) {
+            o.etcd_certfile = v;
+        } else if (strcmp(k, "--etcd-keyfile") == 0) {
+            o.etcd_keyfile = v;
         } else if (strcmp(k, "--spin") == 0) {
             spin = atoi(v) < 16 ? atoi(v) : 16;
         } else {

@@ -73,6 +73,13 @@ class NodeOpts(ctypes.Structure):
         ("max_queued_bytes", c_uint32),
         ("hello_timeout_ms", c_int32),
         ("idle_timeout_ms", c_int32),
+        ("etcd", c_char_p),
+        ("etcd_prefix", c_char_p),
+        ("etcd_ttl_s", c_int32),
+        ("etcd_cafile", c_char_p),
+        ("etcd_certfile", c_char_p),
+        ("etcd_keyfile", c_char_p),
+        ("etcd_listen", c_char_p),
     ]
 
 
@@ -216,6 +223,8 @@ _decl("skc_node_map_set", c_int, [c_void_p, c_char_p, c_char_p], True)
 _decl("skc_node_map_update", c_int,
       [c_void_p, P(c_char_p), P(c_char_p), c_size_t], True)
 _decl("skc_node_map_get", c_int, [c_void_p, P(c_void_p), c_char_p], True)
+_decl("skc_node_map_names", c_int, [c_void_p, P(c_void_p)], True)  # 0.4.0
+_decl("skc_node_map_source", c_int, [c_void_p, P(c_void_p)], True)
 _decl("skc_node_map_watch", c_int, [c_void_p, c_int, MAP_RELOAD_FN, c_void_p],
       True)
 _decl("skc_node_map_set_group", c_int,

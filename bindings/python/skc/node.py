@@ -422,19 +422,29 @@ class Node(object):
                   declared down (skc: 3)
     max_mailbox, max_mailbox_bytes  messages (and their payload bytes)
                   waiting per service (skc: 100000, 64 MiB); beyond, a call
-                  gets skc.Limit and a send is dropped and counted
+                  gets skc.LimitReached and sends wait (the node stops
+                  reading them until there is room)
     max_queued_bytes  payload bytes waiting in all mailboxes (skc: 256 MiB)
     hello_timeout_ms  a connection to this node's call port that sends
                   nothing this long after connecting is closed (skc:
                   10000); -1 = never
     idle_timeout_ms  a connection that sends nothing this long is closed
                   (skc: 60000); -1 = never
+    etcd          the cluster map from etcd v3: "http://127.0.0.1:2379",
+                  "https://..." or "etcd://host:port/prefix"; the node
+                  announces itself when it opens (docs/PYTHON.md)
+    etcd_prefix   key prefix (skc: the etcd:// path, else "/skc")
+    etcd_ttl      lease of this node's key in seconds (skc: 3)
+    etcd_cafile, etcd_certfile, etcd_keyfile  https: files for curl
+    etcd_listen   what open(name) listens on (skc: "127.0.0.1:0")
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
                 "max_conns", "log", "log_level", "heartbeat_ms",
                 "heartbeat_misses", "max_mailbox", "max_mailbox_bytes",
-                "max_queued_bytes", "hello_timeout_ms", "idle_timeout_ms")
+                "max_queued_bytes", "hello_timeout_ms", "idle_timeout_ms",
+                "etcd", "etcd_prefix", "etcd_ttl", "etcd_cafile",
+                "etcd_certfile", "etcd_keyfile", "etcd_listen")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -485,6 +495,17 @@ class Node(object):
                         key, "-1 (off) or a positive int" if low < 0
                         else "a positive int", v))
                 setattr(opts, key, v)
+        for key in ("etcd", "etcd_prefix", "etcd_cafile", "etcd_certfile",
+                    "etcd_keyfile", "etcd_listen"):
+            if options.get(key) is not None:
+                setattr(opts, key, _bytes(options[key], key))
+        ttl = options.get("etcd_ttl")
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, int) or \
+                    not 0 < ttl <= 3600:
+                raise ValueError("etcd_ttl must be 1..3600 seconds, not %r"
+                                 % (ttl,))
+            opts.etcd_ttl_s = ttl
         lvl = options.get("log_level")
         if lvl is not None:
             if isinstance(lvl, str):
@@ -710,6 +731,20 @@ class Node(object):
         _L.skc_node_map_get(self._hnd(), ctypes.byref(out),
                             _bytes(name, "name"))
         return _lib.take_string(out.value)
+
+    def map_names(self):
+        """Every name the map has an entry for (nodes, nodes marked down,
+        groups), sorted."""
+        out = ctypes.c_void_p()
+        _L.skc_node_map_names(self._hnd(), ctypes.byref(out))
+        return (_lib.take_string(out.value) or "").splitlines()
+
+    def map_source(self):
+        """Where the map comes from: "etcd <endpoint> prefix <prefix>",
+        "file <path>", or "" (entries set by calls only)."""
+        out = ctypes.c_void_p()
+        _L.skc_node_map_source(self._hnd(), ctypes.byref(out))
+        return _lib.take_string(out.value) or ""
 
     # -- peer health -------------------------------------------------------
 
