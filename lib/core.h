@@ -11,7 +11,7 @@
  *   a link's lk is held across its sockets' close, which waits for the
  *   link's NNG callbacks (they take call_lock); it is only taken on the
  *   transport's own threads, never under call_lock.
- *   logq.lock is a leaf.
+ *   logq.lock is a leaf, and so is auth.lock (auth.c).
  * No skc lock is held while user code runs (handlers, callbacks, the log
  * callback) or while an NNG socket is closed or dialed.
  */
@@ -20,6 +20,7 @@
 
 #include "skc/skc.h"
 
+#include "auth.h"
 #include "bg.h"
 #include "error.h"
 #include "map.h"
@@ -203,6 +204,10 @@ struct skci_peer {
     uint64_t ostream;
     uint64_t osent;     /* sends pushed on ostream */
     int64_t olast_send; /* ms: when the last of them was pushed */
+    /* the cluster cookie handshake of the current link (peer.c) */
+    uint8_t auth_nc[SKCI_AUTH_NONCE]; /* our challenge nonce */
+    uint8_t auth_ns[SKCI_AUTH_NONCE]; /* the server's */
+    skci_call *ticket;                /* a send ticket request in flight */
 };
 
 /* A monitor report waiting to be delivered (health.c). */
@@ -341,6 +346,12 @@ struct skc_node {
     int32_t send_port;       /* skc_node_opts.send_port */
     int32_t log_burst;       /* lines of one kind per window; < 0 = no limit */
     int32_t max_deadline_ms; /* cap on a peer's call deadline */
+    int names_only;          /* refuse peers' targets by raw handle */
+    /* who may talk to the node (set at create; auth's tables have their
+     * own lock, a leaf) */
+    skci_auth auth; /* the cluster cookie; auth.key NULL = none */
+    skci_tls tls;   /* TLS settings for tls+tcp:// */
+    int secure;     /* a cookie or TLS: peers' names are checked */
     skc_log_fn log;
     void *log_arg;
     int log_level;
@@ -446,6 +457,8 @@ skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
 /* serve.c: the transport's server callbacks */
 void skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg);
 void skci_on_push(void *arg, skci_tmsg *msg);
+/* A connection is gone: its cookie state goes with it. */
+void skci_on_pipe_gone(void *arg, uint32_t pipe);
 /* Puts an incoming call (takes m) in the mailbox of the service t names,
  * or answers it with SKC_ENOSERVICE. */
 void skci_serve_call(skc_node *n, const skci_target *t, skc_msg *m);

@@ -43,6 +43,7 @@ main(void)
     CONST(SKC_ENOREPLY);
     CONST(SKC_ELIMIT);
     CONST(SKC_ESTATE);
+    CONST(SKC_EAUTH);
 
     CONST(SKC_LOG_ERROR);
     CONST(SKC_LOG_WARN);
@@ -84,6 +85,13 @@ main(void)
     FIELD(skc_node_opts, send_port);
     FIELD(skc_node_opts, log_burst);
     FIELD(skc_node_opts, max_deadline_ms);
+    FIELD(skc_node_opts, cluster_cookie);
+    FIELD(skc_node_opts, cluster_cookie_file);
+    FIELD(skc_node_opts, tls_cert);
+    FIELD(skc_node_opts, tls_key);
+    FIELD(skc_node_opts, tls_ca);
+    FIELD(skc_node_opts, tls_server_name);
+    FIELD(skc_node_opts, names_only);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

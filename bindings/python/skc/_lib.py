@@ -68,6 +68,13 @@ class NodeOpts(ctypes.Structure):
         ("send_port", c_int32),
         ("log_burst", c_int32),
         ("max_deadline_ms", c_int32),
+        ("cluster_cookie", c_char_p),   # since 0.4.0
+        ("cluster_cookie_file", c_char_p),
+        ("tls_cert", c_char_p),
+        ("tls_key", c_char_p),
+        ("tls_ca", c_char_p),
+        ("tls_server_name", c_char_p),
+        ("names_only", c_int32),
     ]
 
 
