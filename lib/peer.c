@@ -672,12 +672,17 @@ hello_failed(skc_node *n, skci_peer *p, skci_call *c)
     /* The peer answered but not as an skc node of our version, or the
      * cookie or the identity check failed (SKC_EAUTH). */
     int status = c->status == SKC_EAUTH ? SKC_EAUTH : SKC_EPROTO;
+    const char *d = c->detail ? c->detail : "";
     char why[SKCI_DETAIL_MAX + 64];
-    snprintf(why, sizeof(why), "node '%s' (%s) %s: %s", p->name,
-        skci_peer_addr(p),
-        status == SKC_EAUTH ? "refused: not authenticated"
-                            : "refused the skc hello",
-        c->detail ? c->detail : "");
+    if (status == SKC_EAUTH && strncmp(d, "node '", 6) == 0) {
+        /* the peer's refusal, already naming it (on_reply) */
+        snprintf(why, sizeof(why), "not authenticated: %s", d);
+    } else {
+        snprintf(why, sizeof(why), "node '%s' (%s) %s: %s", p->name,
+            skci_peer_addr(p),
+            status == SKC_EAUTH ? "not authenticated" : "refused the skc hello",
+            d);
+    }
     skci_node_log(n, SKC_LOG_ERROR, "%s", why);
     free(p->last_error);
     p->last_error = skci_strdup(why);

@@ -243,9 +243,10 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
         } else if (req.target.type != SKCI_TARGET_NONE) {
             deliver_call(n, rctx, msg, &req, tname, tlen);
             return;
+        } else {
+            reply = skci_error_frame(SKC_EPROTO, req.id,
+                "node '%s': a call needs a target", n->name);
         }
-        reply = skci_error_frame(
-            SKC_EPROTO, req.id, "node '%s': a call needs a target", n->name);
         break;
     default:
         reply = skci_error_frame(SKC_EPROTO, req.id,

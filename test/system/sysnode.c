@@ -8,6 +8,9 @@
  *     --log-burst N       lines of one kind per 10 s (default: no limit;
  *                         0 = the library default, 20)
  *     --runlog FILE       @slow appends "RUN <tag>" here before it works
+ *     --cookie S, --cookie-file F   the cluster cookie (docs/SECURITY.md)
+ *     --tls-cert F, --tls-key F, --tls-ca F, --tls-server-name N
+ *     --names-only 1      refuse peers' targets by raw handle
  *
  * Prints "LISTENING <url>" once it serves, then runs until SIGTERM/SIGINT
  * or "quit" on stdin, and exits 0 after destroying its node (so ASan and
@@ -287,6 +290,20 @@ main(int argc, char **argv)
             o.log_level = atoi(v);
         } else if (strcmp(k, "--runlog") == 0) {
             runlog = v;
+        } else if (strcmp(k, "--cookie") == 0) {
+            o.cluster_cookie = v;
+        } else if (strcmp(k, "--cookie-file") == 0) {
+            o.cluster_cookie_file = v;
+        } else if (strcmp(k, "--tls-cert") == 0) {
+            o.tls_cert = v;
+        } else if (strcmp(k, "--tls-key") == 0) {
+            o.tls_key = v;
+        } else if (strcmp(k, "--tls-ca") == 0) {
+            o.tls_ca = v;
+        } else if (strcmp(k, "--tls-server-name") == 0) {
+            o.tls_server_name = v;
+        } else if (strcmp(k, "--names-only") == 0) {
+            o.names_only = atoi(v);
         } else if (strcmp(k, "--spin") == 0) {
             spin = atoi(v) < 16 ? atoi(v) : 16;
         } else {

@@ -1,0 +1,387 @@
+/* sys_auth.c -- the cluster cookie, the identity check and names_only
+ * (issue #17), between processes and against a hostile raw client.
+ *
+ *   sys_auth SYSNODE
+ *
+ * A node "db" runs with a cookie.  Checks: a client with the cookie calls
+ * and sends (the sends arrive, so the send connection proved the cookie
+ * too); a wrong and a missing cookie end the call within its deadline with
+ * SKC_EAUTH and the reason, their sends never arrive, and the node logs
+ * the refusal with the peer's address; a raw NNG client (this driver links
+ * NNG and plays a peer without the cookie) gets SKC_EAUTH for CALL, QUERY
+ * and HELLO with no node name in the text, a forged proof is refused, and
+ * its raw sends (plain, or after a garbage auth frame) are never handled;
+ * a map name that reaches a node of another name is refused (identity);
+ * a node with names_only refuses a call by raw handle while the other
+ * node takes it; a cookie file readable by others is refused at create,
+ * one of mode 600 works; after the node restarts on its port, calls and
+ * sends work again (new HELLO, new send ticket).
+ */
+#include "sys.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define COOKIE "s3cret-cookie"
+#define EAUTH_STATUS 21 /* -SKC_EAUTH on the wire */
+
+static sys_proc srv, srv2;
+static const char *sysnode;
+static char url[256], pull_url[256], url2[256];
+
+static skc_node *
+client(const char *name, const char *cookie, const char *cookie_file)
+{
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.name = name;
+    o.cluster_cookie = cookie;
+    o.cluster_cookie_file = cookie_file;
+    o.log = skc_log_stderr;
+    o.log_level = SKC_LOG_WARN;
+    skc_node *n = NULL;
+    int rc = skc_node_create(&n, &o);
+    CHECK(rc == SKC_OK, "create %s: %s (%s)", name, skc_errname(rc),
+        skc_last_error());
+    return n;
+}
+
+static void
+map(skc_node *n, const char *name, const char *addr)
+{
+    CHECK(skc_node_map_set(n, name, addr) == SKC_OK, "map_set: %s",
+        skc_last_error());
+}
+
+/* 1 if nothing listens on 127.0.0.1:port. */
+static int
+port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void
+start_db(sys_proc *p, const char *name, const char *addr, const char *extra,
+    const char *extra_val, char *out, size_t size)
+{
+    char *argv[16];
+    int i = 0;
+    argv[i++] = (char *)sysnode;
+    argv[i++] = (char *)"--name";
+    argv[i++] = (char *)name;
+    argv[i++] = (char *)"--cookie";
+    argv[i++] = (char *)COOKIE;
+    if (extra != NULL) {
+        argv[i++] = (char *)extra;
+        argv[i++] = (char *)extra_val;
+    }
+    argv[i++] = (char *)addr;
+    argv[i] = NULL;
+    static char errs[2][512];
+    char *ep = errs[p == &srv ? 0 : 1];
+    snprintf(ep, 512, "%s", sys_path(p == &srv ? "db.log" : "db2.log"));
+    sys_spawn(p, name, argv, ep, 1);
+    sys_expect(p, "LISTENING ", out, size, sys_ms(10000));
+}
+
+/* A call that must fail with SKC_EAUTH within its deadline, its detail
+ * containing `why`. */
+static void
+expect_eauth(skc_node *n, const char *peer, const char *target,
+    const char *why)
+{
+    char out[800];
+    int64_t t0 = sys_now_ms();
+    int rc = sys_call(n, peer, target, "x", 1, 3000, out, sizeof(out));
+    int64_t el = sys_now_ms() - t0;
+    CHECK(rc == SKC_EAUTH, "%s %s: want EAUTH, got %s (%s)", peer, target,
+        skc_errname(rc), out);
+    CHECK(el <= 3000 + sys_ms(SYS_LATE_MS), "EAUTH after %lld ms",
+        (long long)el);
+    CHECK(strstr(out, why) != NULL, "detail '%s' lacks '%s'", out, why);
+    sys_log("%s %s: EAUTH in %lld ms: %s", peer, target, (long long)el, out);
+}
+
+/* The sends @sink of peer has counted reaches want within 5 s. */
+static void
+expect_sink(skc_node *n, const char *peer, long want)
+{
+    long got = -1;
+    int64_t end = sys_now_ms() + sys_ms(5000);
+    for (int i = 0; i < 500 && sys_now_ms() < end; i++) {
+        if ((got = sys_sink_count(n, peer, 3000)) == want) {
+            return;
+        }
+        sys_sleep_ms(10);
+    }
+    CHECK(0, "@sink on %s counted %ld sends, want %ld", peer, got, want);
+}
+
+/* ---- a raw peer without the cookie ---- */
+
+static nng_msg *
+frame(uint8_t kind, uint32_t flags, uint8_t ttype, const char *name,
+    uint32_t handle, const void *payload, size_t pl)
+{
+    uint8_t b[512];
+    size_t nl = name ? strlen(name) : 0;
+    b[0] = 'S';
+    b[1] = 'K';
+    b[2] = 1;
+    b[3] = kind;
+    sys_put_u32(b + 4, flags);
+    sys_put_u32(b + 8, 2000);
+    sys_put_u32(b + 12, 65536);
+    sys_put_u64(b + 16, 9);
+    b[24] = ttype;
+    b[25] = (uint8_t)nl;
+    sys_put_u32(b + 26, handle);
+    memcpy(b + 30, name ? name : "", nl);
+    sys_put_u32(b + 30 + nl, (uint32_t)pl);
+    memcpy(b + 34 + nl, payload, pl);
+    nng_msg *m;
+    CHECK(nng_msg_alloc(&m, 0) == 0 && nng_msg_append(m, b, 34 + nl + pl) ==
+            0,
+        "msg");
+    return m;
+}
+
+/* Sends m on REQ socket s; the reply's status and text (with len). */
+static uint32_t
+exchange(nng_socket s, nng_msg *m, char *text, size_t size, size_t *len)
+{
+    int rv = nng_sendmsg(s, m, 0);
+    CHECK(rv == 0, "raw send: %s", nng_strerror(rv));
+    CHECK((rv = nng_recvmsg(s, &m, 0)) == 0, "raw recv: %s", nng_strerror(rv));
+    const uint8_t *b = nng_msg_body(m);
+    size_t bl = nng_msg_len(m);
+    CHECK(bl >= 20 && b[3] == 0x81, "malformed reply");
+    uint32_t st = sys_get_u32(b + 4);
+    size_t tl = bl - 20 < size - 1 ? bl - 20 : size - 1;
+    memcpy(text, b + 20, tl);
+    text[tl] = '\0';
+    *len = bl - 20;
+    nng_msg_free(m);
+    return st;
+}
+
+static void
+raw_peer(void)
+{
+    nng_socket s;
+    CHECK(nng_req0_open(&s) == 0, "req0_open");
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, sys_ms(3000));
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, sys_ms(3000));
+    nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
+    int rv = nng_dial(s, url, NULL, 0);
+    CHECK(rv == 0, "dial %s: %s", url, nng_strerror(rv));
+    char text[600];
+    size_t len;
+    uint32_t st = exchange(
+        s, frame(1, 0, 2, "echo", 0, "hi", 2), text, sizeof(text), &len);
+    CHECK(st == EAUTH_STATUS, "raw CALL @echo: status %u (%s)", st, text);
+    CHECK(strstr(text, "db") == NULL, "the refusal names the node: %s", text);
+    sys_log("raw CALL @echo: %s", text);
+    st = exchange(s, frame(1, 0, 1, NULL, 1, "hi", 2), text, sizeof(text),
+        &len);
+    CHECK(st == EAUTH_STATUS, "raw CALL :1: status %u (%s)", st, text);
+    st = exchange(
+        s, frame(4, 0, 2, "echo", 0, "", 0), text, sizeof(text), &len);
+    CHECK(st == EAUTH_STATUS, "raw QUERY: status %u (%s)", st, text);
+    st = exchange(s, frame(3, 2, 0, NULL, 0, "raw", 3), text, sizeof(text),
+        &len);
+    CHECK(st == EAUTH_STATUS, "raw HELLO: status %u (%s)", st, text);
+    st = exchange(s, frame(5, 0, 0, NULL, 0, "", 0), text, sizeof(text), &len);
+    CHECK(st == EAUTH_STATUS, "raw PING: status %u (%s)", st, text);
+    /* The challenge is answered (a nonce, nothing else) ... */
+    uint8_t nonce[32] = { 1, 2, 3 };
+    st = exchange(s, frame(6, 0, 0, NULL, 0, nonce, 32), text, sizeof(text),
+        &len);
+    CHECK(st == 0 && len == 32, "raw challenge: status %u, %zu bytes", st,
+        len);
+    /* ... but a forged proof is not. */
+    uint8_t forged[3 + 32] = { 'r', 'a', 'w' };
+    st = exchange(s, frame(3, 2 | 4, 0, NULL, 0, forged, sizeof(forged)),
+        text, sizeof(text), &len);
+    CHECK(st == EAUTH_STATUS && strstr(text, "wrong cluster cookie"),
+        "forged proof: status %u (%s)", st, text);
+    st = exchange(
+        s, frame(1, 0, 2, "echo", 0, "hi", 2), text, sizeof(text), &len);
+    CHECK(st == EAUTH_STATUS, "CALL after a forged proof: status %u", st);
+    /* A ticket is only for authenticated connections. */
+    st = exchange(s, frame(6, 0, 0, NULL, 0, "", 0), text, sizeof(text), &len);
+    CHECK(st == EAUTH_STATUS, "raw ticket request: status %u (%s)", st, text);
+    nng_close(s);
+
+    /* The send port: a plain SEND, then a garbage auth frame on a second
+     * connection; neither is handled and each costs its connection. */
+    for (int k = 0; k < 2; k++) {
+        nng_socket p;
+        CHECK(nng_push0_open(&p) == 0, "push0_open");
+        nng_socket_set_ms(p, NNG_OPT_SENDTIMEO, sys_ms(3000));
+        rv = nng_dial(p, pull_url, NULL, 0);
+        CHECK(rv == 0, "dial %s: %s", pull_url, nng_strerror(rv));
+        uint8_t ticket[48] = { 7 };
+        nng_msg *m = k == 0 ? frame(2, 0, 2, "sink", 0, "raw", 3)
+                            : frame(6, 0, 0, NULL, 0, ticket, 48);
+        CHECK(nng_sendmsg(p, m, 0) == 0, "raw push");
+        if (k == 1) {
+            m = frame(2, 0, 2, "sink", 0, "raw", 3);
+            if (nng_sendmsg(p, m, NNG_FLAG_NONBLOCK) != 0) {
+                nng_msg_free(m);
+            }
+        }
+        sys_sleep_ms(200);
+        nng_close(p);
+    }
+}
+
+static void
+cookie_file(void)
+{
+    const char *path = sys_path("cookie");
+    sys_write_file(path, COOKIE "\n");
+    CHECK(chmod(path, 0644) == 0, "chmod");
+    skc_node_opts o = SKC_NODE_OPTS_INIT;
+    o.cluster_cookie_file = path;
+    skc_node *n = NULL;
+    int rc = skc_node_create(&n, &o);
+    CHECK(rc == SKC_EINVAL && strstr(skc_last_error(), "chmod 600"),
+        "a world-readable cookie file: %s (%s)", skc_errname(rc),
+        skc_last_error());
+    sys_log("cookie file of mode 644: %s", skc_last_error());
+    CHECK(chmod(path, 0600) == 0, "chmod");
+    n = client("filecli", NULL, path);
+    map(n, "db", url);
+    char out[600];
+    rc = sys_call(n, "db", "@echo", "f", 1, 5000, out, sizeof(out));
+    CHECK(rc == SKC_OK, "cookie file client: %s (%s)", skc_errname(rc), out);
+    skc_node_destroy(n);
+}
+
+int
+main(int argc, char **argv)
+{
+    CHECK(argc == 2, "usage: sys_auth SYSNODE");
+    sys_init("auth", 180);
+    sysnode = argv[1];
+    int port = 0;
+    for (int i = 0; i < 50 && port == 0; i++) {
+        int p = sys_free_port();
+        if (p < 65535 && port_free(p + 1)) {
+            port = p;
+        }
+    }
+    CHECK(port != 0, "no two free ports");
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    snprintf(pull_url, sizeof(pull_url), "tcp://127.0.0.1:%d", port + 1);
+    start_db(&srv, "db", addr, NULL, NULL, url, sizeof(url));
+    start_db(&srv2, "db2", "127.0.0.1:0", "--names-only", "1", url2,
+        sizeof(url2));
+    const char *log = sys_path("db.log");
+
+    /* 1. the right cookie: calls and sends */
+    skc_node *good = client("good", COOKIE, NULL);
+    map(good, "db", url);
+    map(good, "db2", url2);
+    char out[800];
+    int rc = sys_call(good, "db", "@echo", "hi", 2, 5000, out, sizeof(out));
+    CHECK(rc == SKC_OK && strcmp(out, "hi") == 0, "good call: %s (%s)",
+        skc_errname(rc), out);
+    for (int i = 0; i < 5; i++) {
+        CHECK(skc_node_send(good, "db", "@sink", "s", 1) == SKC_OK, "send");
+    }
+    expect_sink(good, "db", 5);
+    sys_log("right cookie: call and 5 sends ok");
+
+    /* 2. a wrong and a missing cookie: refused on the call port, and the
+     * sends queued behind the HELLO never arrive */
+    skc_node *bad = client("bad", "not-the-cookie", NULL);
+    skc_node *none = client("none", NULL, NULL);
+    map(bad, "db", url);
+    map(none, "db", url);
+    skc_node_send(bad, "db", "@sink", "b", 1);
+    skc_node_send(none, "db", "@sink", "n", 1);
+    expect_eauth(bad, "db", "@echo", "wrong cluster cookie");
+    expect_eauth(none, "db", "@echo", "requires the cluster cookie");
+    CHECK(sys_file_wait(log, "refused a connection from 127.0.0.1:",
+              sys_ms(3000)),
+        "no refusal with the peer's address in the node's log");
+    CHECK(sys_file_count(log, "wrong cluster cookie") >= 1,
+        "no 'wrong cluster cookie' line in the log");
+
+    /* 3. a raw peer without the cookie, both ports */
+    raw_peer();
+    CHECK(sys_file_wait(log, "on the send port: a frame of kind 2",
+              sys_ms(3000)),
+        "the raw send was not refused in the log");
+    CHECK(sys_file_wait(log, "on the send port: an unknown, used or expired",
+              sys_ms(3000)),
+        "the garbage auth frame was not refused in the log");
+    expect_sink(good, "db", 5);
+    sys_log("raw peer: nothing handled on either port");
+
+    /* 4. identity: a map name that reaches a node of another name */
+    map(good, "cache", url);
+    expect_eauth(good, "cache", "@echo", "identity check");
+
+    /* 5. names_only: a call by raw handle */
+    uint32_t h = 0;
+    CHECK(skc_node_query(good, &h, "db2", "@echo", 5000) == SKC_OK,
+        "query: %s", skc_last_error());
+    char target[16];
+    snprintf(target, sizeof(target), ":%x", h);
+    expect_eauth(good, "db2", target, "by name only");
+    CHECK(skc_node_query(good, &h, "db", "@echo", 5000) == SKC_OK, "query");
+    snprintf(target, sizeof(target), ":%x", h);
+    rc = sys_call(good, "db", target, "h", 1, 5000, out, sizeof(out));
+    CHECK(rc == SKC_OK, "by handle on db: %s (%s)", skc_errname(rc), out);
+
+    /* 6. the cookie from a file */
+    cookie_file();
+
+    /* 7. the node restarts on its port: a new HELLO, a new send ticket */
+    sys_stop_clean(&srv, sys_ms(10000));
+    start_db(&srv, "db", addr, NULL, NULL, url, sizeof(url));
+    rc = SKC_EUNREACHABLE;
+    int64_t end = sys_now_ms() + sys_ms(10000);
+    for (int i = 0; i < 200 && rc != SKC_OK && sys_now_ms() < end; i++) {
+        rc = sys_call(good, "db", "@echo", "again", 5, 2000, out, sizeof(out));
+        if (rc != SKC_OK) {
+            sys_sleep_ms(50);
+        }
+    }
+    CHECK(rc == SKC_OK, "after the restart: %s (%s)", skc_errname(rc), out);
+    for (int i = 0; i < 3; i++) {
+        CHECK(skc_node_send(good, "db", "@sink", "s", 1) == SKC_OK, "send");
+    }
+    expect_sink(good, "db", 3);
+    sys_log("after the restart: call and 3 sends ok");
+
+    skc_node_destroy(bad);
+    skc_node_destroy(none);
+    skc_node_destroy(good);
+    sys_stop_clean(&srv, sys_ms(10000));
+    sys_stop_clean(&srv2, sys_ms(10000));
+    sys_log("PASS");
+    return 0;
+}
