@@ -32,7 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <time.h>
 
 /* Overhead NNG adds on top of our frame when it counts RECVMAXSZ. */
 #define TRANSPORT_SLACK 64
@@ -487,16 +487,16 @@ sender_send(sender *s, nng_msg *m)
     return 0;
 }
 
-/* Gates the sender (on: everything waits in the backlog) or opens it on
- * socket sock, draining the backlog in order. */
+/* Moves the sender to socket sock and gates it (on: everything waits in
+ * the backlog) or opens it, draining the backlog in order. */
 static void
 sender_gate(sender *s, int on, nng_socket sock)
 {
     nng_msg *first = NULL;
     pthread_mutex_lock(&s->lk);
     s->gated = on;
+    s->sock = sock;
     if (!on) {
-        s->sock = sock;
         if (!s->busy && !s->closed && s->count > 0) {
             s->busy = 1;
             first = sender_pop(s);
@@ -1067,6 +1067,9 @@ struct skci_link {
      * and its one connection (link_push_dial_auth) */
     atomic_uint push_id;
     atomic_uint push_pipe;
+    atomic_llong push_up_at; /* ms: when its connection came up */
+    atomic_int push_lost;    /* on_push_lost was called for this socket */
+    atomic_int push_backoff; /* ms to wait before the next socket */
 };
 
 /* Beyond the caller's deadline, a context keeps waiting this long for a
@@ -1417,40 +1420,78 @@ link_push_dial(skci_link *l, const char *url)
     return dial_error(rv, url);
 }
 
+/* The current authenticated PUSH socket has lost its connection (or
+ * never kept one): sends wait, and the owner is asked once for a new
+ * auth frame.  A connection refused at once (the peer's max_conns, a bad
+ * ticket) is not redialed at once: 100 ms, doubling to 1 s. */
+static void
+link_push_lost(skci_link *l)
+{
+    if (atomic_exchange(&l->push_lost, 1) || atomic_load(&l->closed)) {
+        return;
+    }
+    int b = atomic_load(&l->push_backoff);
+    b = skci_now_ms() - atomic_load(&l->push_up_at) >= 1000 ? 0
+        : b == 0                                           ? 100
+                                                           : b * 2;
+    atomic_store(&l->push_backoff, b < 1000 ? b : 1000);
+    pthread_mutex_lock(&l->push_tx.lk);
+    l->push_tx.gated = 1;
+    pthread_mutex_unlock(&l->push_tx.lk);
+    l->cfg.on_push_lost(l->cfg.arg);
+}
+
 /* The PUSH socket of an authenticated link keeps its first connection
- * only (the auth frame went out on it); losing it asks for a new frame.
- * NNG thread: only closes pipes and reports. */
+ * only (the auth frame went out on it, or is lost with it); a later one
+ * means the first is gone, even if NNG never reported its removal.  Sends
+ * wait in the backlog until that connection is up (behind the auth frame
+ * in the socket's queue).  NNG thread: only closes pipes, starts sends
+ * and reports. */
 static void
 link_push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     skci_link *l = arg;
     uint32_t sock = (uint32_t)nng_socket_id(nng_pipe_socket(p));
     uint32_t id = (uint32_t)nng_pipe_id(p);
+    int current = sock == atomic_load(&l->push_id);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
         unsigned none = 0;
-        if (sock != atomic_load(&l->push_id) ||
-            !atomic_compare_exchange_strong(&l->push_pipe, &none, id)) {
-            nng_pipe_close(p);
+        if (current &&
+            atomic_compare_exchange_strong(&l->push_pipe, &none, id)) {
+            atomic_store(&l->push_up_at, skci_now_ms());
+            return;
+        }
+        nng_pipe_close(p);
+        if (current) {
+            link_push_lost(l);
         }
         return;
     }
-    if (sock == atomic_load(&l->push_id) &&
-        id == atomic_load(&l->push_pipe) && !atomic_load(&l->closed)) {
-        /* What is sent from now on waits for the next socket. */
-        pthread_mutex_lock(&l->push_tx.lk);
-        l->push_tx.gated = 1;
-        pthread_mutex_unlock(&l->push_tx.lk);
-        l->cfg.on_push_lost(l->cfg.arg);
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        if (current && id == atomic_load(&l->push_pipe) &&
+            !atomic_load(&l->push_lost)) {
+            sender_gate(&l->push_tx, 0, nng_pipe_socket(p));
+        }
+        return;
+    }
+    if (current && id == atomic_load(&l->push_pipe)) {
+        link_push_lost(l);
     }
 }
 
 /* Replaces the PUSH socket by a new one dialing url whose first message is
  * auth (consumed): the receiver handles nothing on a send connection
- * before its auth frame.  Sends pushed meanwhile wait in the backlog; the
- * old socket's queue is lost with it, as a dropped connection's is. */
+ * before its auth frame.  Sends wait in the backlog until its connection
+ * is up; what the old socket still held is lost with it, as a dropped
+ * connection's messages are. */
 static int
 link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
 {
+    for (int w = atomic_load(&l->push_backoff);
+         w > 0 && !atomic_load(&l->closed); w -= 20) {
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
     nng_socket ns;
     int rv = nng_push0_open(&ns);
     if (rv != 0) {
@@ -1460,6 +1501,7 @@ link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
     nng_socket_set_size(ns, NNG_OPT_RECVMAXSZ, 1024);
     nng_socket_set_int(ns, NNG_OPT_SENDBUF, 1024);
     nng_pipe_notify(ns, NNG_PIPE_EV_ADD_PRE, link_push_pipe_cb, l);
+    nng_pipe_notify(ns, NNG_PIPE_EV_ADD_POST, link_push_pipe_cb, l);
     nng_pipe_notify(ns, NNG_PIPE_EV_REM_POST, link_push_pipe_cb, l);
     /* Queued in the new socket before it has any connection: it is the
      * first frame on the first one. */
@@ -1477,6 +1519,7 @@ link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
         return dial_error(rv, url);
     }
     atomic_store(&l->push_pipe, 0);
+    atomic_store(&l->push_lost, 0);
     atomic_store(&l->push_id, (unsigned)nng_socket_id(ns));
     nng_socket old = l->push;
     l->push = ns;
@@ -1484,8 +1527,9 @@ link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
     l->push_url = skci_strdup(url);
     l->push_dialer = d;
     l->has_push_dialer = 1;
+    /* Gated until the new socket's connection is up (ADD_POST). */
+    sender_gate(&l->push_tx, 1, ns);
     rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    sender_gate(&l->push_tx, 0, ns);
     /* Under lk, as in link_close (no dialer beside a socket's close). */
     nng_close(old);
     pthread_mutex_unlock(&l->lk);

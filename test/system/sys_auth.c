@@ -77,9 +77,10 @@ port_free(int port)
     return ok;
 }
 
+/* Starts a node with the cookie and the options in extra (NULL-ended). */
 static void
-start_db(sys_proc *p, const char *name, const char *addr, const char *extra,
-    const char *extra_val, char *out, size_t size)
+start_db(sys_proc *p, const char *name, const char *addr,
+    const char *const *extra, char *out, size_t size)
 {
     char *argv[16];
     int i = 0;
@@ -88,9 +89,8 @@ start_db(sys_proc *p, const char *name, const char *addr, const char *extra,
     argv[i++] = (char *)name;
     argv[i++] = (char *)"--cookie";
     argv[i++] = (char *)COOKIE;
-    if (extra != NULL) {
-        argv[i++] = (char *)extra;
-        argv[i++] = (char *)extra_val;
+    for (; extra != NULL && *extra != NULL && i < 13; extra++) {
+        argv[i++] = (char *)*extra;
     }
     argv[i++] = (char *)addr;
     argv[i] = NULL;
@@ -294,9 +294,26 @@ main(int argc, char **argv)
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     snprintf(pull_url, sizeof(pull_url), "tcp://127.0.0.1:%d", port + 1);
-    start_db(&srv, "db", addr, NULL, NULL, url, sizeof(url));
-    start_db(&srv2, "db2", "127.0.0.1:0", "--names-only", "1", url2,
-        sizeof(url2));
+    start_db(&srv, "db", addr, NULL, url, sizeof(url));
+    int port2 = 0;
+    for (int i = 0; i < 50 && port2 == 0; i++) {
+        int p = sys_free_port();
+        if (p < 65535 && p != port && p != port + 1 && port_free(p + 1)) {
+            port2 = p;
+        }
+    }
+    CHECK(port2 != 0, "no two free ports");
+    char addr2[64], pull2[64];
+    snprintf(addr2, sizeof(addr2), "127.0.0.1:%d", port2);
+    snprintf(pull2, sizeof(pull2), "tcp://127.0.0.1:%d", port2 + 1);
+    static const char *const db2_opts[] = { "--names-only", "1",
+        "--max-conns", "1", NULL };
+    start_db(&srv2, "db2", addr2, db2_opts, url2, sizeof(url2));
+    /* db2's one send connection is taken before the client comes. */
+    nng_socket squat;
+    CHECK(nng_push0_open(&squat) == 0, "push0_open");
+    int rv = nng_dial(squat, pull2, NULL, 0);
+    CHECK(rv == 0, "dial %s: %s", pull2, nng_strerror(rv));
     const char *log = sys_path("db.log");
 
     /* 1. the right cookie: calls and sends */
@@ -356,12 +373,28 @@ main(int argc, char **argv)
     rc = sys_call(good, "db", target, "h", 1, 5000, out, sizeof(out));
     CHECK(rc == SKC_OK, "by handle on db: %s (%s)", skc_errname(rc), out);
 
-    /* 6. the cookie from a file */
+    /* 6. db2's send port was full when the client came (step 5): its
+     * authenticated send connection was refused again and again, each
+     * time with a new ticket and a back-off.  Once the squatter leaves,
+     * a new connection proves the cookie and the sends arrive.  (Sends
+     * made while connections are refused may be lost with them, as on
+     * any dropped PUSH connection.) */
+    sys_sleep_ms(300);
+    nng_close(squat);
+    for (int i = 0; i < 3; i++) {
+        CHECK(skc_node_send(good, "db2", "@sink", "s", 1) == SKC_OK, "send");
+    }
+    expect_sink(good, "db2", 3);
+    CHECK(sys_file_count(sys_path("db2.log"), "max_conns") >= 2,
+        "db2 did not refuse the send connection");
+    sys_log("send connection refused, re-authenticated, then sends ok");
+
+    /* 7. the cookie from a file */
     cookie_file();
 
-    /* 7. the node restarts on its port: a new HELLO, a new send ticket */
+    /* 8. the node restarts on its port: a new HELLO, a new send ticket */
     sys_stop_clean(&srv, sys_ms(10000));
-    start_db(&srv, "db", addr, NULL, NULL, url, sizeof(url));
+    start_db(&srv, "db", addr, NULL, url, sizeof(url));
     rc = SKC_EUNREACHABLE;
     int64_t end = sys_now_ms() + sys_ms(10000);
     for (int i = 0; i < 200 && rc != SKC_OK && sys_now_ms() < end; i++) {
