@@ -229,13 +229,14 @@ static void start_hello(skc_node *n, skci_peer *p);
 /* A dial failed (call_lock held): the peer's queued calls fail now, as
  * skynet's sender fails them when its connect fails. */
 static void
-dial_failed(skc_node *n, skci_peer *p, const char *detail)
+dial_failed(skc_node *n, skci_peer *p, int rc, const char *detail)
 {
     link_state_set(p, SKCI_LINK_NONE);
     free(p->last_error);
     p->last_error = skci_strdup(detail);
     char why[SKCI_DETAIL_MAX + 64];
-    snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name, detail);
+    snprintf(why, sizeof(why), "node '%s' %s: %s", p->name,
+        rc == SKC_EAUTH ? "refused the connection" : "unreachable", detail);
     /* WARN when calls wait for it; a watched member that is not up yet
      * (members start in any order) is INFO, and a redial that fails
      * again is no news. */
@@ -246,8 +247,13 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
         "%s", why);
     /* Calls sent through a group move to another member first. */
     skci_health_set(n, p, SKC_PEER_DOWN,
-        strstr(detail, "refused") != NULL ? "refused" : "unreachable");
-    skci_call_fail_list(n, p->qhead, SKC_EUNREACHABLE, why);
+        rc == SKC_EAUTH                   ? "not authenticated"
+            : strstr(detail, "refused") != NULL ? "refused"
+                                                : "unreachable");
+    /* A TLS refusal (transport.c says SKC_EAUTH) is not a network
+     * problem: the caller is told so. */
+    skci_call_fail_list(
+        n, p->qhead, rc == SKC_EAUTH ? SKC_EAUTH : SKC_EUNREACHABLE, why);
 }
 
 /* The link's first connect ended (transport thread, no lock held). */
@@ -262,7 +268,7 @@ on_dialed(void *arg, int rc, const char *detail)
         if (rc == 0) {
             start_hello(n, p);
         } else {
-            dial_failed(n, p, detail);
+            dial_failed(n, p, rc, detail);
         }
     }
     skci_call_unlock(n);

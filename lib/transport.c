@@ -1299,16 +1299,20 @@ dial_error(int rv, const char *url)
     }
     if (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH) {
         return skci_error(SKC_EAUTH,
-            "dial %s: TLS handshake failed (%s): a certificate refused by either side (none, expired, or not signed by the CA), or the peer does not speak TLS",
+            "dial %s: TLS handshake failed (%s): a certificate refused by either side (none, expired, not signed by the CA, or another server name), or the peer does not speak TLS",
             url, nng_strerror(rv));
     }
     if (rv == NNG_ECONNSHUT || rv == NNG_EPROTO || rv == NNG_ECONNRESET) {
+        /* The peer hung up in the middle of the handshake: with TLS it
+         * refused us (mbedTLS says no more), without it may want TLS. */
+        if (url_is_tls(url)) {
+            return skci_error(SKC_EAUTH,
+                "dial %s: %s during the TLS handshake: the peer refused our TLS certificate (none, expired or not signed by its CA), or it does not speak TLS",
+                url, nng_strerror(rv));
+        }
         return skci_error(SKC_EUNREACHABLE,
-            "dial %s: %s during the connection handshake: %s", url,
-            nng_strerror(rv),
-            url_is_tls(url)
-                ? "the peer refused the TLS handshake or does not speak TLS"
-                : "the peer may be a tls+tcp:// port, or not an skc node");
+            "dial %s: %s during the connection handshake: the peer may be a TLS port (tls+tcp://), or not an skc node",
+            url, nng_strerror(rv));
     }
     return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
 }
@@ -1332,11 +1336,10 @@ link_dial(skci_link *l, const char *url)
             nng_dialer_close(d);
         }
         pthread_mutex_unlock(&l->lk);
-        if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
+        if (atomic_load(&l->closed)) {
             return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
         }
-        return skci_error(
-            SKC_EUNREACHABLE, "dial %s: %s", url, nng_strerror(rv));
+        return dial_error(rv, url);
     }
     pthread_mutex_lock(&l->lk);
     l->dialer = d;
