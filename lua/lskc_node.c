@@ -222,6 +222,20 @@ opt_field_int(lua_State *L, int t, const char *key, lua_Integer def,
     return v;
 }
 
+/* The string option key of the table at t, or NULL; the value stays on
+ * the stack (it must live until the node is created). */
+static const char *
+opt_field_str(lua_State *L, int t, const char *key)
+{
+    if (lua_getfield(L, t, key) == LUA_TNIL) {
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        luaL_error(L, "skc.node: option '%s' must be a string", key);
+    }
+    return lua_tostring(L, -1);
+}
+
 static int
 parse_log_level(lua_State *L, int t)
 {
@@ -274,7 +288,8 @@ parse_log(lua_State *L, int t)
 
 /* Reads the options (nil or a table at index 1) into o.  Pushes the values
  * of `name` (index 2), which must stay alive until the node is created,
- * and `log` (index 3).  Returns the LOG_ kind. */
+ * and `log` (index 3), then the string options (cookie, TLS) above them.
+ * Returns the LOG_ kind. */
 static int
 parse_opts(lua_State *L, skc_node_opts *o)
 {
@@ -302,14 +317,25 @@ parse_opts(lua_State *L, skc_node_opts *o)
     o->heartbeat_misses =
         (int32_t)opt_field_int(L, 1, "heartbeat_misses", 0, 0, INT32_MAX);
     o->log_level = parse_log_level(L, 1);
-    return parse_log(L, 1);
+    int kind = parse_log(L, 1);
+    o->cluster_cookie = opt_field_str(L, 1, "cluster_cookie");
+    o->cluster_cookie_file = opt_field_str(L, 1, "cluster_cookie_file");
+    o->tls_cert = opt_field_str(L, 1, "tls_cert");
+    o->tls_key = opt_field_str(L, 1, "tls_key");
+    o->tls_ca = opt_field_str(L, 1, "tls_ca");
+    o->tls_server_name = opt_field_str(L, 1, "tls_server_name");
+    lua_getfield(L, 1, "names_only");
+    o->names_only = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return kind;
 }
 
 /* skc.node([opts]) -> node | nil, msg, code
  * opts: name, call_timeout (ms), max_msg_size, max_inflight, max_serving,
  *       max_conns, log (function(level, text, node) | true = stderr),
  *       log_level ("error".."debug" or 1..4), heartbeat_ms (-1 = off),
- *       heartbeat_misses. */
+ *       heartbeat_misses, cluster_cookie, cluster_cookie_file, tls_cert,
+ *       tls_key, tls_ca, tls_server_name (strings), names_only (boolean). */
 int
 lskc_node_new(lua_State *L)
 {

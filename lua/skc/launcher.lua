@@ -11,7 +11,10 @@
 -- Keys skc uses: start, luaservice, lua_path, lua_cpath, cluster, logger,
 -- cluster_timeout (ms), cluster_heartbeat_ms, cluster_heartbeat_misses,
 -- cluster_watch (true: reload the map file when it changes),
--- max_msg_size, skc_log_level.  Keys skc does not
+-- max_msg_size, skc_log_level, cluster_cookie or cluster_cookie_file,
+-- cluster_tls_cert, cluster_tls_key, cluster_tls_ca,
+-- cluster_tls_server_name, cluster_names_only (docs/SECURITY.md).  Keys
+-- skc does not
 -- need (thread, harbor, bootstrap, cpath, lualoader, daemon, ...) are
 -- accepted and ignored.
 

@@ -419,11 +419,23 @@ class Node(object):
                   1000); -1 = no heartbeats
     heartbeat_misses  a peer silent for heartbeat_ms * this many is
                   declared down (skc: 3)
+    cluster_cookie  the cluster's shared secret (str or bytes): every
+                  connection, both ways, proves it (docs/SECURITY.md)
+    cluster_cookie_file  read the cookie from this file's first line; it
+                  must not be readable by group or others
+    tls_cert, tls_key  PEM files of this node's certificate and key, for
+                  tls+tcp:// addresses (listening and dialing)
+    tls_ca        PEM CA file: peers must show a certificate it signed
+                  (mutual TLS)
+    tls_server_name  the name the servers' certificates must carry
+    names_only    True: peers may not target services by raw handle
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
                 "max_conns", "log", "log_level", "heartbeat_ms",
-                "heartbeat_misses")
+                "heartbeat_misses", "cluster_cookie", "cluster_cookie_file",
+                "tls_cert", "tls_key", "tls_ca", "tls_server_name",
+                "names_only")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -472,6 +484,10 @@ class Node(object):
                         key, "-1 (off) or a positive int" if low < 0
                         else "a positive int", v))
                 setattr(opts, key, v)
+        for key in ("cluster_cookie", "cluster_cookie_file", "tls_cert",
+                    "tls_key", "tls_ca", "tls_server_name"):
+            setattr(opts, key, _bytes(options.get(key), key))
+        opts.names_only = 1 if options.get("names_only") else 0
         lvl = options.get("log_level")
         if lvl is not None:
             if isinstance(lvl, str):
