@@ -52,7 +52,8 @@ skci_auth_proof(uint8_t out[SKCI_AUTH_MAC], const uint8_t *key, size_t keylen,
     int what, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
     const char *name, size_t namelen)
 {
-    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    const mbedtls_md_info_t *info =
+        mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
     mbedtls_md_context_t ctx;
     mbedtls_md_init(&ctx);
     const char *label = auth_labels[what];
@@ -186,8 +187,8 @@ ticket_new(skci_auth *a, const char *name, uint8_t t[SKCI_AUTH_TICKET])
 int
 skci_auth_hello(skci_auth *a, uint32_t pipe, const char *name, size_t namelen,
     const uint8_t mac[SKCI_AUTH_MAC], const char *sname,
-    uint8_t sproof[SKCI_AUTH_MAC], uint8_t ticket[SKCI_AUTH_TICKET],
-    char *why, size_t whylen)
+    uint8_t sproof[SKCI_AUTH_MAC], uint8_t ticket[SKCI_AUTH_TICKET], char *why,
+    size_t whylen)
 {
     uint8_t want[SKCI_AUTH_MAC];
     int rc = SKC_EAUTH;
@@ -228,8 +229,8 @@ skci_auth_ticket(skci_auth *a, uint32_t pipe, uint8_t ticket[SKCI_AUTH_TICKET])
 {
     pthread_mutex_lock(&a->lock);
     auth_pipe *p = skci_idmap_get(&a->pipes, pipe);
-    int rc = p != NULL && p->authed ? ticket_new(a, p->name, ticket)
-                                    : SKC_EAUTH;
+    int rc =
+        p != NULL && p->authed ? ticket_new(a, p->name, ticket) : SKC_EAUTH;
     pthread_mutex_unlock(&a->lock);
     return rc;
 }
@@ -256,9 +257,8 @@ skci_auth_push(skci_auth *a, uint32_t pipe, const uint8_t *pl, size_t len,
     uint8_t want[SKCI_AUTH_MAC];
     if (k == NULL) {
         snprintf(why, whylen, "an unknown, used or expired ticket");
-    } else if (skci_auth_proof(want, a->key, a->keylen, SKCI_PROOF_PUSH,
-                   k->t, SKCI_AUTH_TICKET, NULL, 0, k->name,
-                   strlen(k->name)) != 0 ||
+    } else if (skci_auth_proof(want, a->key, a->keylen, SKCI_PROOF_PUSH, k->t,
+                   SKCI_AUTH_TICKET, NULL, 0, k->name, strlen(k->name)) != 0 ||
         !skci_auth_mac_equal(want, pl + SKCI_AUTH_TICKET)) {
         snprintf(why, whylen, "wrong cluster cookie");
     } else {

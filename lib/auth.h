@@ -18,7 +18,7 @@
 #define SKCI_AUTH_HELLO_BLOCK (SKCI_AUTH_MAC + SKCI_AUTH_TICKET)
 /* A send-port auth frame's payload: ticket + proof. */
 #define SKCI_AUTH_PUSH_LEN (SKCI_AUTH_TICKET + SKCI_AUTH_MAC)
-#define SKCI_AUTH_TICKETS 256        /* outstanding tickets per node */
+#define SKCI_AUTH_TICKETS 256 /* outstanding tickets per node */
 #define SKCI_AUTH_TICKET_TTL_MS 30000
 
 /* What the proofs are about (each has its own label, so one proof can
@@ -70,8 +70,8 @@ int skci_auth_challenge(skci_auth *a, uint32_t pipe,
  * reason in why. */
 int skci_auth_hello(skci_auth *a, uint32_t pipe, const char *name,
     size_t namelen, const uint8_t mac[SKCI_AUTH_MAC], const char *sname,
-    uint8_t sproof[SKCI_AUTH_MAC], uint8_t ticket[SKCI_AUTH_TICKET],
-    char *why, size_t whylen);
+    uint8_t sproof[SKCI_AUTH_MAC], uint8_t ticket[SKCI_AUTH_TICKET], char *why,
+    size_t whylen);
 /* A new ticket for the client of an authenticated pipe (its send
  * connection was lost).  0 or SKC_EAUTH. */
 int skci_auth_ticket(

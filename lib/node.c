@@ -93,8 +93,8 @@ cookie_file_read(skc_node *n, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        return skci_error(SKC_EIO, "cluster_cookie_file %s: cannot open it",
-            path);
+        return skci_error(
+            SKC_EIO, "cluster_cookie_file %s: cannot open it", path);
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -143,8 +143,8 @@ node_security(skc_node *n, const skc_node_opts *o)
 {
     int rc = 0;
     if (o->cluster_cookie != NULL && o->cluster_cookie_file != NULL) {
-        return skci_error(SKC_EINVAL,
-            "cluster_cookie and cluster_cookie_file are both set");
+        return skci_error(
+            SKC_EINVAL, "cluster_cookie and cluster_cookie_file are both set");
     }
     if (o->cluster_cookie != NULL) {
         size_t len = strlen(o->cluster_cookie);

@@ -247,7 +247,7 @@ dial_failed(skc_node *n, skci_peer *p, int rc, const char *detail)
         "%s", why);
     /* Calls sent through a group move to another member first. */
     skci_health_set(n, p, SKC_PEER_DOWN,
-        rc == SKC_EAUTH                   ? "not authenticated"
+        rc == SKC_EAUTH                         ? "not authenticated"
             : strstr(detail, "refused") != NULL ? "refused"
                                                 : "unreachable");
     /* A TLS refusal (transport.c says SKC_EAUTH) is not a network
@@ -400,8 +400,8 @@ start_hello(skc_node *n, skci_peer *p)
 {
     link_state_set(p, SKCI_LINK_HELLO);
     if (n->auth.key == NULL) {
-        p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)",
-            n->name, strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
+        p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", n->name,
+            strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
     } else if (skci_auth_random(p->auth_nc, SKCI_AUTH_NONCE) == 0) {
         p->hello = internal_request(n, p, SKCI_KIND_AUTH, "(cookie challenge)",
             p->auth_nc, SKCI_AUTH_NONCE, HELLO_TIMEOUT_MS, challenge_done);
@@ -527,8 +527,8 @@ skci_peer_heartbeat(skc_node *n, skci_peer *p)
 static void hello_failed(skc_node *n, skci_peer *p, skci_call *c);
 
 /* Sets c's outcome to an error (it becomes why the hello failed). */
-static void
-hello_error(skci_call *c, int status, const char *fmt, ...) SKCI_PRINTF(3, 4);
+static void hello_error(skci_call *c, int status, const char *fmt, ...)
+    SKCI_PRINTF(3, 4);
 
 static void
 hello_error(skci_call *c, int status, const char *fmt, ...)
@@ -686,7 +686,8 @@ hello_failed(skc_node *n, skci_peer *p, skci_call *c)
     } else {
         snprintf(why, sizeof(why), "node '%s' (%s) %s: %s", p->name,
             skci_peer_addr(p),
-            status == SKC_EAUTH ? "not authenticated" : "refused the skc hello",
+            status == SKC_EAUTH ? "not authenticated"
+                                : "refused the skc hello",
             d);
     }
     skci_node_log(n, SKC_LOG_ERROR, "%s", why);

@@ -106,7 +106,8 @@ auth_request(skc_node *n, const skci_req *req, uint32_t pipe)
     }
     if (req->len == 0) {
         if (skci_auth_ticket(a, pipe, out) != 0) {
-            auth_refused(n, pipe, "call", "a ticket request before the handshake");
+            auth_refused(
+                n, pipe, "call", "a ticket request before the handshake");
             return skci_error_frame(SKC_EAUTH, req->id,
                 "a ticket needs an authenticated connection");
         }

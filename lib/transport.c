@@ -147,11 +147,10 @@ skci_pipe_addr(uint32_t pipe, char *buf, size_t len)
     } else if (sa.s_family == NNG_AF_INET6) {
         const uint8_t *a = sa.s_in6.sa_addr;
         const uint8_t *pt = (const uint8_t *)&sa.s_in6.sa_port;
-        snprintf(buf, len,
-            "[%x:%x:%x:%x:%x:%x:%x:%x]:%u", a[0] << 8 | a[1], a[2] << 8 | a[3],
-            a[4] << 8 | a[5], a[6] << 8 | a[7], a[8] << 8 | a[9],
-            a[10] << 8 | a[11], a[12] << 8 | a[13], a[14] << 8 | a[15],
-            (unsigned)(pt[0] << 8 | pt[1]));
+        snprintf(buf, len, "[%x:%x:%x:%x:%x:%x:%x:%x]:%u", a[0] << 8 | a[1],
+            a[2] << 8 | a[3], a[4] << 8 | a[5], a[6] << 8 | a[7],
+            a[8] << 8 | a[9], a[10] << 8 | a[11], a[12] << 8 | a[13],
+            a[14] << 8 | a[15], (unsigned)(pt[0] << 8 | pt[1]));
     } else if (sa.s_family == NNG_AF_IPC) {
         snprintf(buf, len, "ipc://%s", sa.s_ipc.sa_path);
     } else if (sa.s_family == NNG_AF_INPROC) {
@@ -222,8 +221,8 @@ tls_config_make(nng_tls_config **out, const skci_tls *t, int server)
     }
     int rc = 0;
     if (server && (t->cert == NULL || t->key == NULL)) {
-        rc = skci_error(SKC_EINVAL,
-            "a tls+tcp:// listener needs tls_cert and tls_key");
+        rc = skci_error(
+            SKC_EINVAL, "a tls+tcp:// listener needs tls_cert and tls_key");
     }
     if (rc == 0 && (t->cert != NULL) != (t->key != NULL)) {
         rc = skci_error(SKC_EINVAL, "tls_cert and tls_key go together");
@@ -243,19 +242,20 @@ tls_config_make(nng_tls_config **out, const skci_tls *t, int server)
     }
     if (rc == 0 && t->ca != NULL &&
         (rv = nng_tls_config_ca_file(c, t->ca)) != 0) {
-        rc = skci_error(SKC_EINVAL, "TLS CA file %s: %s", t->ca,
-            nng_strerror(rv));
+        rc = skci_error(
+            SKC_EINVAL, "TLS CA file %s: %s", t->ca, nng_strerror(rv));
     }
     if (rc == 0 && !server && t->server_name != NULL &&
         (rv = nng_tls_config_server_name(c, t->server_name)) != 0) {
-        rc = transport_error(rv, SKC_EINVAL, "TLS server name", t->server_name);
+        rc =
+            transport_error(rv, SKC_EINVAL, "TLS server name", t->server_name);
     }
     if (rc == 0) {
         /* A CA: the peer must show a certificate it signed (mutual on the
          * server side).  Without one, encryption only. */
-        rv = nng_tls_config_auth_mode(c, t->ca != NULL
-                ? NNG_TLS_AUTH_MODE_REQUIRED
-                : NNG_TLS_AUTH_MODE_NONE);
+        rv = nng_tls_config_auth_mode(c,
+            t->ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED
+                          : NNG_TLS_AUTH_MODE_NONE);
         if (rv != 0) {
             rc = transport_error(rv, SKC_ETRANSPORT, "TLS auth mode", NULL);
         }
@@ -1435,8 +1435,8 @@ link_push_lost(skci_link *l)
     }
     int b = atomic_load(&l->push_backoff);
     b = skci_now_ms() - atomic_load(&l->push_up_at) >= 1000 ? 0
-        : b == 0                                           ? 100
-                                                           : b * 2;
+        : b == 0                                            ? 100
+                                                            : b * 2;
     atomic_store(&l->push_backoff, b < 1000 ? b : 1000);
     pthread_mutex_lock(&l->push_tx.lk);
     l->push_tx.gated = 1;
@@ -1616,7 +1616,7 @@ typedef struct link_job {
     skci_link *l;
     char *url;
     nng_msg *auth; /* JOB_PUSH_DIAL of an authenticated link */
-    int what; /* JOB_DIAL, JOB_PUSH_DIAL, JOB_CLOSE */
+    int what;      /* JOB_DIAL, JOB_PUSH_DIAL, JOB_CLOSE */
 } link_job;
 
 #define JOB_DIAL 0

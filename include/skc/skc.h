@@ -175,23 +175,23 @@ typedef struct skc_node_opts {
                                  here: 600000 (10 min); a call asking for
                                  more, or for none, gets this one */
     /* since 0.4.0: who may talk to this node (docs/SECURITY.md) */
-    const char *cluster_cookie; /* shared secret, 1..1024 bytes; every
-                                   connection, both ports, must prove it
-                                   (HMAC challenge-response in the HELLO).
-                                   NULL = no cookie */
+    const char *cluster_cookie;      /* shared secret, 1..1024 bytes; every
+                                        connection, both ports, must prove it
+                                        (HMAC challenge-response in the HELLO).
+                                        NULL = no cookie */
     const char *cluster_cookie_file; /* read the cookie from this file (its
                                         first line); the file must not be
                                         readable by group or others */
-    const char *tls_cert;        /* PEM certificate for tls+tcp:// (both
-                                    ports, listeners and dialers) */
-    const char *tls_key;         /* PEM private key of tls_cert */
-    const char *tls_ca;          /* PEM CA file: peers must present a
-                                    certificate it signed (mutual TLS) */
-    const char *tls_server_name; /* name checked against the server's
-                                    certificate when dialing; NULL = no
-                                    name check (the CA still applies) */
-    int32_t names_only;          /* 1 = refuse calls and sends from peers
-                                    that target a raw handle (":hex") */
+    const char *tls_cert;            /* PEM certificate for tls+tcp:// (both
+                                        ports, listeners and dialers) */
+    const char *tls_key;             /* PEM private key of tls_cert */
+    const char *tls_ca;              /* PEM CA file: peers must present a
+                                        certificate it signed (mutual TLS) */
+    const char *tls_server_name;     /* name checked against the server's
+                                        certificate when dialing; NULL = no
+                                        name check (the CA still applies) */
+    int32_t names_only;              /* 1 = refuse calls and sends from peers
+                                        that target a raw handle (":hex") */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \

@@ -104,8 +104,8 @@ start_db(sys_proc *p, const char *name, const char *addr,
 /* A call that must fail with SKC_EAUTH within its deadline, its detail
  * containing `why`. */
 static void
-expect_eauth(skc_node *n, const char *peer, const char *target,
-    const char *why)
+expect_eauth(
+    skc_node *n, const char *peer, const char *target, const char *why)
 {
     char out[800];
     int64_t t0 = sys_now_ms();
@@ -157,8 +157,7 @@ frame(uint8_t kind, uint32_t flags, uint8_t ttype, const char *name,
     sys_put_u32(b + 30 + nl, (uint32_t)pl);
     memcpy(b + 34 + nl, payload, pl);
     nng_msg *m;
-    CHECK(nng_msg_alloc(&m, 0) == 0 && nng_msg_append(m, b, 34 + nl + pl) ==
-            0,
+    CHECK(nng_msg_alloc(&m, 0) == 0 && nng_msg_append(m, b, 34 + nl + pl) == 0,
         "msg");
     return m;
 }
@@ -200,27 +199,27 @@ raw_peer(void)
     CHECK(st == EAUTH_STATUS, "raw CALL @echo: status %u (%s)", st, text);
     CHECK(strstr(text, "db") == NULL, "the refusal names the node: %s", text);
     sys_log("raw CALL @echo: %s", text);
-    st = exchange(s, frame(1, 0, 1, NULL, 1, "hi", 2), text, sizeof(text),
-        &len);
+    st = exchange(
+        s, frame(1, 0, 1, NULL, 1, "hi", 2), text, sizeof(text), &len);
     CHECK(st == EAUTH_STATUS, "raw CALL :1: status %u (%s)", st, text);
     st = exchange(
         s, frame(4, 0, 2, "echo", 0, "", 0), text, sizeof(text), &len);
     CHECK(st == EAUTH_STATUS, "raw QUERY: status %u (%s)", st, text);
-    st = exchange(s, frame(3, 2, 0, NULL, 0, "raw", 3), text, sizeof(text),
-        &len);
+    st = exchange(
+        s, frame(3, 2, 0, NULL, 0, "raw", 3), text, sizeof(text), &len);
     CHECK(st == EAUTH_STATUS, "raw HELLO: status %u (%s)", st, text);
     st = exchange(s, frame(5, 0, 0, NULL, 0, "", 0), text, sizeof(text), &len);
     CHECK(st == EAUTH_STATUS, "raw PING: status %u (%s)", st, text);
     /* The challenge is answered (a nonce, nothing else) ... */
     uint8_t nonce[32] = { 1, 2, 3 };
-    st = exchange(s, frame(6, 0, 0, NULL, 0, nonce, 32), text, sizeof(text),
-        &len);
-    CHECK(st == 0 && len == 32, "raw challenge: status %u, %zu bytes", st,
-        len);
+    st = exchange(
+        s, frame(6, 0, 0, NULL, 0, nonce, 32), text, sizeof(text), &len);
+    CHECK(
+        st == 0 && len == 32, "raw challenge: status %u, %zu bytes", st, len);
     /* ... but a forged proof is not. */
     uint8_t forged[3 + 32] = { 'r', 'a', 'w' };
-    st = exchange(s, frame(3, 2 | 4, 0, NULL, 0, forged, sizeof(forged)),
-        text, sizeof(text), &len);
+    st = exchange(s, frame(3, 2 | 4, 0, NULL, 0, forged, sizeof(forged)), text,
+        sizeof(text), &len);
     CHECK(st == EAUTH_STATUS && strstr(text, "wrong cluster cookie"),
         "forged proof: status %u (%s)", st, text);
     st = exchange(
@@ -306,8 +305,8 @@ main(int argc, char **argv)
     char addr2[64], pull2[64];
     snprintf(addr2, sizeof(addr2), "127.0.0.1:%d", port2);
     snprintf(pull2, sizeof(pull2), "tcp://127.0.0.1:%d", port2 + 1);
-    static const char *const db2_opts[] = { "--names-only", "1",
-        "--max-conns", "1", NULL };
+    static const char *const db2_opts[] = { "--names-only", "1", "--max-conns",
+        "1", NULL };
     start_db(&srv2, "db2", addr2, db2_opts, url2, sizeof(url2));
     /* db2's one send connection is taken before the client comes. */
     nng_socket squat;
@@ -340,16 +339,16 @@ main(int argc, char **argv)
     skc_node_send(none, "db", "@sink", "n", 1);
     expect_eauth(bad, "db", "@echo", "wrong cluster cookie");
     expect_eauth(none, "db", "@echo", "requires the cluster cookie");
-    CHECK(sys_file_wait(log, "refused a connection from 127.0.0.1:",
-              sys_ms(3000)),
+    CHECK(sys_file_wait(
+              log, "refused a connection from 127.0.0.1:", sys_ms(3000)),
         "no refusal with the peer's address in the node's log");
     CHECK(sys_file_count(log, "wrong cluster cookie") >= 1,
         "no 'wrong cluster cookie' line in the log");
 
     /* 3. a raw peer without the cookie, both ports */
     raw_peer();
-    CHECK(sys_file_wait(log, "on the send port: a frame of kind 2",
-              sys_ms(3000)),
+    CHECK(sys_file_wait(
+              log, "on the send port: a frame of kind 2", sys_ms(3000)),
         "the raw send was not refused in the log");
     CHECK(sys_file_wait(log, "on the send port: an unknown, used or expired",
               sys_ms(3000)),

@@ -180,8 +180,8 @@ main(int argc, char **argv)
     char *b[] = { argv[1], (char *)"--name", (char *)"plain",
         (char *)"127.0.0.1:0", NULL };
     sys_spawn(&plain, "plain", b, file("plain.log"), 1);
-    sys_expect(&plain, "LISTENING ", plain_url, sizeof(plain_url),
-        sys_ms(10000));
+    sys_expect(
+        &plain, "LISTENING ", plain_url, sizeof(plain_url), sys_ms(10000));
     sys_log("db on %s, plain on %s", url, plain_url);
 
     /* 1. mutual TLS and the cookie: calls and sends */
@@ -204,17 +204,16 @@ main(int argc, char **argv)
 
     /* 2. refusals, each within the deadline and saying what */
     skc_node *nocert = client("nocert", NULL, COOKIE, "db");
-    expect_refused(nocert, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS",
-        "certificate");
+    expect_refused(
+        nocert, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS", "certificate");
     skc_node *other = client("other", "other", COOKIE, "db");
-    expect_refused(other, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS",
-        "certificate");
+    expect_refused(
+        other, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS", "certificate");
     skc_node *old = client("old", "old", COOKIE, "db");
-    expect_refused(old, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS",
-        "certificate");
+    expect_refused(old, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS", "certificate");
     skc_node *name = client("wrongname", "cli", COOKIE, "notdb");
-    expect_refused(name, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS",
-        "certificate");
+    expect_refused(
+        name, "db", url, SKC_EAUTH, SKC_EAUTH, "TLS", "certificate");
     /* plaintext to the TLS port, TLS to a plaintext port */
     skc_node *clear = client("clear", NULL, COOKIE, NULL);
     char tcp_url[256];
@@ -224,8 +223,8 @@ main(int argc, char **argv)
     char tls_url[256];
     snprintf(tls_url, sizeof(tls_url), "tls+tcp://%s",
         strstr(plain_url, "://") + 3);
-    expect_refused(good, "plain", tls_url, SKC_EAUTH, SKC_EAUTH, "TLS",
-        "handshake");
+    expect_refused(
+        good, "plain", tls_url, SKC_EAUTH, SKC_EAUTH, "TLS", "handshake");
     /* the right certificate, a wrong cookie */
     skc_node *badcookie = client("badcookie", "cli", "wrong", "db");
     expect_refused(badcookie, "db", url, SKC_EAUTH, SKC_EAUTH,
