@@ -543,15 +543,23 @@ hello_error(skci_call *c, int status, const char *fmt, ...)
     c->detail = skci_strdup(buf);
 }
 
+/* 1 when c is the hello step in progress on p's current link (it is
+ * then no longer in progress), 0 when its link was replaced. */
+static int
+hello_step_current(skci_peer *p, skci_call *c)
+{
+    if (p->hello != c) {
+        return 0;
+    }
+    p->hello = NULL;
+    return p->lr != NULL && p->link_state == SKCI_LINK_HELLO;
+}
+
 static void
 challenge_done(skc_node *n, skci_call *c)
 {
     skci_peer *p = c->peer;
-    if (p->hello != c) {
-        return;
-    }
-    p->hello = NULL;
-    if (p->lr == NULL || p->link_state != SKCI_LINK_HELLO) {
+    if (!hello_step_current(p, c)) {
         return;
     }
     if (c->status == 0 && c->len == SKCI_AUTH_NONCE) {
@@ -611,12 +619,8 @@ static void
 hello_done(skc_node *n, skci_call *c)
 {
     skci_peer *p = c->peer;
-    if (p->hello != c) {
+    if (!hello_step_current(p, c)) {
         return; /* the link it belonged to was replaced */
-    }
-    p->hello = NULL;
-    if (p->lr == NULL || p->link_state != SKCI_LINK_HELLO) {
-        return;
     }
     const uint8_t *ticket = NULL, *data = NULL;
     size_t len = 0;

@@ -28,11 +28,11 @@
 #define SYS_SKIP 77 /* ctest SKIP_RETURN_CODE */
 
 /* A failed check: prints where and why, then exit(1) (children killed). */
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            sys_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                \
-        }                                                                    \
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            sys_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                 \
+        }                                                                     \
     } while (0)
 
 void sys_fail(const char *file, int line, const char *cond, const char *fmt,
@@ -78,12 +78,12 @@ int sys_slow(void);
 typedef struct sys_proc {
     char name[32];
     pid_t pid;
-    int in_fd;   /* its stdin (write end), -1 if closed */
-    int out_fd;  /* its stdout (read end) */
+    int in_fd;  /* its stdin (write end), -1 if closed */
+    int out_fd; /* its stdout (read end) */
     char buf[16384];
     size_t blen;
     int eof;
-    int status;  /* wait status once reaped */
+    int status; /* wait status once reaped */
     int reaped;
     char errpath[512]; /* its stderr goes here */
 } sys_proc;
@@ -103,8 +103,8 @@ int sys_readline(sys_proc *p, char *line, size_t size, int timeout_ms);
 /* Reads lines until one starts with prefix; the rest of that line goes to
  * rest (may be NULL).  Other lines are skipped.  Fails the test
  * on timeout or end of file. */
-void sys_expect(sys_proc *p, const char *prefix, char *rest, size_t size,
-    int timeout_ms);
+void sys_expect(
+    sys_proc *p, const char *prefix, char *rest, size_t size, int timeout_ms);
 
 /* Writes a line to its stdin. */
 void sys_send_line(sys_proc *p, const char *line);
@@ -169,6 +169,9 @@ int sys_run(char *const argv[], int quiet);
 
 /* A client node with defaults plus log to stderr at WARN. */
 skc_node *sys_client(const char *name, uint32_t max_inflight);
+/* A node made with options o, logging to stderr at WARN unless o sets a
+ * log; fails the test if it cannot be made. */
+skc_node *sys_node_create(skc_node_opts *o);
 
 /* One synchronous call; returns the status; reply text (if any) copied to
  * out (NUL-terminated, may be NULL). */
@@ -188,7 +191,7 @@ typedef struct sys_result {
 } sys_result;
 
 typedef struct sys_batch {
-    void *lk;   /* pthread_mutex_t *, kept opaque to spare the include */
+    void *lk; /* pthread_mutex_t *, kept opaque to spare the include */
     void *cv;
     int n;
     int ndone;
@@ -208,5 +211,10 @@ int sys_batch_wait(sys_batch *b, int count, int timeout_ms);
 void sys_put_u32(uint8_t *b, uint32_t v);
 uint32_t sys_get_u32(const uint8_t *b);
 void sys_put_u64(uint8_t *b, uint64_t v);
+/* Writes a request frame (docs/PROTOCOL.md) into b: version 1, kind,
+ * flags, deadline 2000 ms, max_reply 65536, id 9, the target (type,
+ * name or handle) and pl payload bytes.  Returns its length. */
+size_t sys_put_req(uint8_t *b, uint8_t kind, uint32_t flags, uint8_t ttype,
+    const char *name, uint32_t handle, const void *payload, size_t pl);
 
 #endif

@@ -46,13 +46,7 @@ client(const char *name, const char *cookie, const char *cookie_file)
     o.name = name;
     o.cluster_cookie = cookie;
     o.cluster_cookie_file = cookie_file;
-    o.log = skc_log_stderr;
-    o.log_level = SKC_LOG_WARN;
-    skc_node *n = NULL;
-    int rc = skc_node_create(&n, &o);
-    CHECK(rc == SKC_OK, "create %s: %s (%s)", name, skc_errname(rc),
-        skc_last_error());
-    return n;
+    return sys_node_create(&o);
 }
 
 static void
@@ -141,24 +135,9 @@ frame(uint8_t kind, uint32_t flags, uint8_t ttype, const char *name,
     uint32_t handle, const void *payload, size_t pl)
 {
     uint8_t b[512];
-    size_t nl = name ? strlen(name) : 0;
-    b[0] = 'S';
-    b[1] = 'K';
-    b[2] = 1;
-    b[3] = kind;
-    sys_put_u32(b + 4, flags);
-    sys_put_u32(b + 8, 2000);
-    sys_put_u32(b + 12, 65536);
-    sys_put_u64(b + 16, 9);
-    b[24] = ttype;
-    b[25] = (uint8_t)nl;
-    sys_put_u32(b + 26, handle);
-    memcpy(b + 30, name ? name : "", nl);
-    sys_put_u32(b + 30 + nl, (uint32_t)pl);
-    memcpy(b + 34 + nl, payload, pl);
+    size_t len = sys_put_req(b, kind, flags, ttype, name, handle, payload, pl);
     nng_msg *m;
-    CHECK(nng_msg_alloc(&m, 0) == 0 && nng_msg_append(m, b, 34 + nl + pl) == 0,
-        "msg");
+    CHECK(nng_msg_alloc(&m, 0) == 0 && nng_msg_append(m, b, len) == 0, "msg");
     return m;
 }
 
@@ -186,10 +165,7 @@ raw_peer(void)
 {
     nng_socket s;
     CHECK(nng_req0_open(&s) == 0, "req0_open");
-    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, 0);
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, sys_ms(3000));
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, sys_ms(3000));
-    nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
     int rv = nng_dial(s, url, NULL, 0);
     CHECK(rv == 0, "dial %s: %s", url, nng_strerror(rv));
     char text[600];

@@ -102,13 +102,7 @@ client(const char *name, const char *cert, const char *cookie,
     }
     o.tls_ca = file("ca.pem");
     o.tls_server_name = server_name;
-    o.log = skc_log_stderr;
-    o.log_level = SKC_LOG_WARN;
-    skc_node *n = NULL;
-    int rc = skc_node_create(&n, &o);
-    CHECK(rc == SKC_OK, "create %s: %s (%s)", name, skc_errname(rc),
-        skc_last_error());
-    return n;
+    return sys_node_create(&o);
 }
 
 /* A call from n to peer at addr that must fail within its deadline with
