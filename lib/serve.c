@@ -56,6 +56,17 @@ auth_refused(skc_node *n, uint32_t pipe, const char *port, const char *why)
         "refused a connection from %s on the %s port: %s", addr, port, why);
 }
 
+/* A connection's cookie state was just made: if the connection is gone
+ * already (its removal may be reported before its last request is
+ * handled), the state goes now, so none outlives its connection. */
+static void
+auth_pipe_check(skc_node *n, uint32_t pipe)
+{
+    if (!skci_pipe_alive(pipe)) {
+        skci_auth_pipe_gone(&n->auth, pipe);
+    }
+}
+
 /* The cookie's part of a request: the handshake (AUTH, HELLO with a
  * proof), and the refusal of anything else on a connection that has not
  * proven the cookie.  The reply, or NULL when the request goes on. */
@@ -100,6 +111,7 @@ auth_request(skc_node *n, const skci_req *req, uint32_t pipe)
     uint8_t out[SKCI_AUTH_NONCE];
     if (req->len == SKCI_AUTH_NONCE) {
         int rc = skci_auth_challenge(a, pipe, req->payload, out);
+        auth_pipe_check(n, pipe);
         return rc == 0
             ? skci_reply_frame(0, req->id, out, SKCI_AUTH_NONCE)
             : skci_error_frame(rc, req->id, "cannot make a challenge");
@@ -273,6 +285,7 @@ push_auth(skc_node *n, skci_tmsg *msg, uint32_t pipe)
                 "a frame of kind %u before the auth frame", req.kind);
         } else if (skci_auth_push(&n->auth, pipe, req.payload, req.len, why,
                        sizeof(why)) == 0) {
+            auth_pipe_check(n, pipe);
             skci_tmsg_free(msg);
             return;
         }

@@ -121,6 +121,15 @@ skci_tmsg_pipe(const skci_tmsg *m)
     return nng_pipe_id(p) > 0 ? (uint32_t)nng_pipe_id(p) : 0;
 }
 
+int
+skci_pipe_alive(uint32_t pipe)
+{
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = pipe;
+    nng_sockaddr sa;
+    return nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != NNG_ENOENT;
+}
+
 void
 skci_pipe_close(uint32_t pipe)
 {

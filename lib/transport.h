@@ -27,6 +27,8 @@ void skci_tmsg_trim_front(skci_tmsg *m, size_t n);
 
 /* The pipe (connection) id a received message came in on; 0 if none. */
 uint32_t skci_tmsg_pipe(const skci_tmsg *m);
+/* 1 while the connection of that pipe id exists. */
+int skci_pipe_alive(uint32_t pipe);
 /* Closes a connection by its pipe id (any thread, never blocks). */
 void skci_pipe_close(uint32_t pipe);
 /* The peer's address of a connection ("tcp://1.2.3.4:5678"), or "?". */

@@ -186,6 +186,15 @@ raw_peer(void)
     CHECK(st == EAUTH_STATUS, "raw HELLO: status %u (%s)", st, text);
     st = exchange(s, frame(5, 0, 0, NULL, 0, "", 0), text, sizeof(text), &len);
     CHECK(st == EAUTH_STATUS, "raw PING: status %u (%s)", st, text);
+    /* Garbage handshakes: an error that says what, and the node goes on. */
+    st = exchange(
+        s, frame(6, 0, 0, NULL, 0, "short", 5), text, sizeof(text), &len);
+    CHECK(st == 12 && strstr(text, "5 bytes"), "a 5-byte challenge: %u (%s)",
+        st, text);
+    st = exchange(
+        s, frame(3, 2 | 4, 0, NULL, 0, "abc", 3), text, sizeof(text), &len);
+    CHECK(st == 12 && strstr(text, "proof of 3 bytes"),
+        "a 3-byte proof: %u (%s)", st, text);
     /* The challenge is answered (a nonce, nothing else) ... */
     uint8_t nonce[32] = { 1, 2, 3 };
     st = exchange(
