@@ -4,10 +4,12 @@
 set -eu
 
 # NNG itself is built from Debian's source package (cmake/nng/build.sh):
-# dpkg-dev and patch unpack and patch it, libmbedtls-dev is its TLS engine.
+# dpkg-dev and patch unpack and patch it, libmbedtls-dev is its TLS engine
+# (and the cluster cookie's HMAC, lib/auth.c); openssl makes the TLS
+# tests' certificates.
 PKGS="build-essential cmake pkg-config dpkg-dev patch xz-utils libmbedtls-dev
 libcmocka-dev liblua5.4-dev lua5.4 libmsgpack-dev python3 python3-msgpack
-valgrind clang clang-format iproute2 nftables procps"
+valgrind clang clang-format iproute2 nftables procps openssl"
 
 missing=""
 for p in $PKGS; do
