@@ -114,12 +114,13 @@ expect_refused(skc_node *n, const char *peer, const char *addr, int code1,
     CHECK(skc_node_map_set(n, peer, addr) == SKC_OK, "map_set");
     char out[800];
     int64_t t0 = sys_now_ms();
-    int rc = sys_call(n, peer, "@echo", "x", 1, 4000, out, sizeof(out));
+    int32_t deadline = sys_ms(4000);
+    int rc = sys_call(n, peer, "@echo", "x", 1, deadline, out, sizeof(out));
     int64_t el = sys_now_ms() - t0;
     CHECK(rc == code1 || rc == code2, "%s: want %s or %s, got %s (%s)",
         skc_node_name(n), skc_errname(code1), skc_errname(code2),
         skc_errname(rc), out);
-    CHECK(el <= 4000 + sys_ms(SYS_LATE_MS), "refused after %lld ms",
+    CHECK(el <= deadline + sys_ms(SYS_LATE_MS), "refused after %lld ms",
         (long long)el);
     CHECK(strstr(out, w1) != NULL || strstr(out, w2) != NULL,
         "%s: the detail '%s' says neither '%s' nor '%s'", skc_node_name(n),
@@ -132,7 +133,8 @@ static void
 good_call(skc_node *n, const char *peer)
 {
     char out[800];
-    int rc = sys_call(n, peer, "@echo", "hi", 2, 5000, out, sizeof(out));
+    int rc =
+        sys_call(n, peer, "@echo", "hi", 2, sys_ms(5000), out, sizeof(out));
     CHECK(rc == SKC_OK && strcmp(out, "hi") == 0, "%s -> %s: %s (%s)",
         skc_node_name(n), peer, skc_errname(rc), out);
 }
@@ -188,7 +190,7 @@ main(int argc, char **argv)
     long got = 0;
     int64_t end = sys_now_ms() + sys_ms(5000);
     for (int k = 0; k < 200 && got != 4 && sys_now_ms() < end; k++) {
-        got = sys_sink_count(good, "db", 3000);
+        got = sys_sink_count(good, "db", sys_ms(3000));
         if (got != 4) {
             sys_sleep_ms(20);
         }
