@@ -12,6 +12,13 @@
  *    never block, dial, close or free their own aio.
  *  - nng_msg_insert overflows for > 32 bytes: frames are built by callers
  *    in a body allocated at full size, never inserted.
+ *  - TLS: NNG_OPT_TLS_CONFIG goes on each listener and dialer before it
+ *    starts, never on the socket (nanomsg/nng#1835); mbedTLS's refusals
+ *    come back only as "Cryptographic error" or a closed connection, so
+ *    dial errors name the likely causes.
+ *  - An authenticated PUSH socket (cluster cookie) keeps one connection:
+ *    its auth frame must be the first frame on it, and NNG would redial
+ *    the same socket and send queued frames first (link_push_dial_auth).
  */
 #include "transport.h"
 
