@@ -405,6 +405,14 @@ start_hello(skc_node *n, skci_peer *p)
     } else if (skci_auth_random(p->auth_nc, SKCI_AUTH_NONCE) == 0) {
         p->hello = internal_request(n, p, SKCI_KIND_AUTH, "(cookie challenge)",
             p->auth_nc, SKCI_AUTH_NONCE, HELLO_TIMEOUT_MS, challenge_done);
+    } else {
+        /* No random bytes (getrandom failed): no challenge can be made,
+         * and a call must not wait for one. */
+        skci_node_log(n, SKC_LOG_ERROR,
+            "no random bytes for the cookie challenge to node '%s'", p->name);
+        skci_peer_detach(n, p);
+        skci_call_fail_list(n, p->qhead, SKC_EAUTH,
+            "no random bytes for the cluster cookie challenge");
     }
 }
 
