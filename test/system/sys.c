@@ -646,8 +646,8 @@ sys_node_create(skc_node_opts *o)
     }
     skc_node *n = NULL;
     int rc = skc_node_create(&n, o);
-    CHECK(rc == SKC_OK, "skc_node_create %s: %s (%s)", o->name ? o->name : "",
-        skc_strerror(rc), skc_last_error());
+    CHECK(rc == SKC_OK, "skc_node_create %s: %s (%s)",
+        o->name ? o->name : "", skc_strerror(rc), skc_last_error());
     return n;
 }
 
@@ -863,8 +863,8 @@ static pthread_mutex_t mon_lk = PTHREAD_MUTEX_INITIALIZER;
 static char mon_text[8192];
 
 static void
-mon_report(
-    void *arg, const char *peer, int up, const char *reason, const char *addr)
+mon_report(void *arg, const char *peer, int up, const char *reason,
+    const char *addr)
 {
     (void)arg;
     (void)addr;
@@ -900,8 +900,8 @@ sys_monitor_wait(const char *text, int ms)
     }
     pthread_mutex_lock(&mon_lk);
     CHECK(strstr(mon_text, text) != NULL,
-        "no monitor report '%s' within %d ms; reports:\n%s", text, sys_ms(ms),
-        mon_text);
+        "no monitor report '%s' within %d ms; reports:\n%s", text,
+        sys_ms(ms), mon_text);
     pthread_mutex_unlock(&mon_lk);
 }
 

@@ -28,11 +28,11 @@
 #define SYS_SKIP 77 /* ctest SKIP_RETURN_CODE */
 
 /* A failed check: prints where and why, then exit(1) (children killed). */
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            sys_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                 \
-        }                                                                     \
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            sys_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                \
+        }                                                                    \
     } while (0)
 
 void sys_fail(const char *file, int line, const char *cond, const char *fmt,
@@ -78,12 +78,12 @@ int sys_slow(void);
 typedef struct sys_proc {
     char name[32];
     pid_t pid;
-    int in_fd;  /* its stdin (write end), -1 if closed */
-    int out_fd; /* its stdout (read end) */
+    int in_fd;   /* its stdin (write end), -1 if closed */
+    int out_fd;  /* its stdout (read end) */
     char buf[16384];
     size_t blen;
     int eof;
-    int status; /* wait status once reaped */
+    int status;  /* wait status once reaped */
     int reaped;
     char errpath[512]; /* its stderr goes here */
 } sys_proc;
@@ -103,8 +103,8 @@ int sys_readline(sys_proc *p, char *line, size_t size, int timeout_ms);
 /* Reads lines until one starts with prefix; the rest of that line goes to
  * rest (may be NULL).  Other lines are skipped.  Fails the test
  * on timeout or end of file. */
-void sys_expect(
-    sys_proc *p, const char *prefix, char *rest, size_t size, int timeout_ms);
+void sys_expect(sys_proc *p, const char *prefix, char *rest, size_t size,
+    int timeout_ms);
 
 /* Writes a line to its stdin. */
 void sys_send_line(sys_proc *p, const char *line);
@@ -191,7 +191,7 @@ typedef struct sys_result {
 } sys_result;
 
 typedef struct sys_batch {
-    void *lk; /* pthread_mutex_t *, kept opaque to spare the include */
+    void *lk;   /* pthread_mutex_t *, kept opaque to spare the include */
     void *cv;
     int n;
     int ndone;

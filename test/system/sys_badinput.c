@@ -58,8 +58,8 @@ good_main(void *arg)
         }
         void *out = NULL;
         size_t ol = 0;
-        int rc = skc_node_call(
-            n, &out, &ol, "victim", "@echo", buf, len, sys_ms(5000));
+        int rc = skc_node_call(n, &out, &ol, "victim", "@echo", buf, len,
+            sys_ms(5000));
         if (rc == SKC_OK && ol == len && memcmp(out, buf, len) == 0) {
             atomic_fetch_add(&good_ok, 1);
         } else if (atomic_fetch_add(&good_bad, 1) == 0) {
@@ -138,8 +138,7 @@ close_after_redial(nng_socket s)
     while (atomic_load(&raw_pipes) < 2 && sys_now_ms() < until) {
         sys_sleep_ms(10);
     }
-    CHECK(atomic_load(&raw_pipes) >= 2,
-        "a raw socket did not reconnect "
+    CHECK(atomic_load(&raw_pipes) >= 2, "a raw socket did not reconnect "
         "after the node dropped its connection");
     nng_close(s);
 }
@@ -190,8 +189,8 @@ req_exchange(nng_socket s, const void *data, size_t len, uint32_t *status,
     }
     const uint8_t *b = nng_msg_body(m);
     size_t bl = nng_msg_len(m);
-    CHECK(bl >= 20 && b[0] == 'S' && b[1] == 'K' && b[2] == 1 && b[3] == 0x81,
-        "the node answered with a malformed reply frame");
+    CHECK(bl >= 20 && b[0] == 'S' && b[1] == 'K' && b[2] == 1 &&
+        b[3] == 0x81, "the node answered with a malformed reply frame");
     CHECK(sys_get_u32(b + 16) == bl - 20, "reply length field disagrees");
     *status = sys_get_u32(b + 4);
     size_t tl = bl - 20 < size - 1 ? bl - 20 : size - 1;
@@ -204,8 +203,8 @@ req_exchange(nng_socket s, const void *data, size_t len, uint32_t *status,
 /* A bad request: answered with EPROTO (12) carrying `why`, and logged
  * ("rejected a bad request frame: why") unless log is 0. */
 static void
-expect_rejected(
-    nng_socket s, const char *name, const frame *f, const char *why, int log)
+expect_rejected(nng_socket s, const char *name, const frame *f,
+    const char *why, int log)
 {
     uint32_t st = 0;
     char text[1200];
@@ -217,13 +216,13 @@ expect_rejected(
         text, why);
     if (log) {
         char needle[400];
-        snprintf(
-            needle, sizeof(needle), "rejected a bad request frame: %s", why);
+        snprintf(needle, sizeof(needle), "rejected a bad request frame: %s",
+            why);
         int64_t until = sys_now_ms() + sys_ms(2000);
         while (sys_file_count(srvlog, needle) <= 0 ||
             sys_file_count(srvlog, why) <= before) {
-            CHECK(sys_now_ms() < until, "%s: the node did not log '%s'", name,
-                needle);
+            CHECK(sys_now_ms() < until, "%s: the node did not log '%s'",
+                name, needle);
             sys_sleep_ms(20);
         }
     }
@@ -252,8 +251,8 @@ push(nng_socket s, const void *data, size_t len)
 }
 
 static int
-expect_dropped_soft(
-    nng_socket s, const char *name, const frame *f, const char *needle)
+expect_dropped_soft(nng_socket s, const char *name, const frame *f,
+    const char *needle)
 {
     int before = sys_file_count(srvlog, needle);
     push(s, f->b, f->len);
@@ -269,13 +268,11 @@ expect_dropped_soft(
 }
 
 static void
-expect_dropped(
-    nng_socket s, const char *name, const frame *f, const char *needle)
+expect_dropped(nng_socket s, const char *name, const frame *f,
+    const char *needle)
 {
-    CHECK(expect_dropped_soft(s, name, f, needle),
-        "send port, %s: the node "
-        "did not log '%s'",
-        name, needle);
+    CHECK(expect_dropped_soft(s, name, f, needle), "send port, %s: the node "
+        "did not log '%s'", name, needle);
 }
 
 /* ---- raw TCP ---- */
@@ -340,10 +337,8 @@ expect_closed(int fd, const char *name)
         if (r == 0 || r == -2) {
             break;
         }
-        CHECK(sys_now_ms() < until,
-            "raw TCP, %s: the node kept the "
-            "connection open",
-            name);
+        CHECK(sys_now_ms() < until, "raw TCP, %s: the node kept the "
+            "connection open", name);
     }
     close(fd);
     sys_log("raw TCP,   %-22s -> connection closed by the node", name);
@@ -385,6 +380,7 @@ url_port(const char *u)
     return c ? atoi(c + 1) : 0;
 }
 
+
 int
 main(int argc, char **argv)
 {
@@ -402,8 +398,8 @@ main(int argc, char **argv)
     skc_node *good = sys_client("good", 0);
     CHECK(skc_node_map_set(good, "victim", url) == SKC_OK, "map_set");
     char out[700];
-    int rc = sys_call(
-        good, "victim", "@echo", "hi", 2, sys_ms(5000), out, sizeof(out));
+    int rc = sys_call(good, "victim", "@echo", "hi", 2, sys_ms(5000), out,
+        sizeof(out));
     CHECK(rc == SKC_OK, "warm-up: %s (%s)", skc_errname(rc), out);
     pthread_t gt;
     pthread_create(&gt, NULL, good_main, good);
@@ -424,9 +420,8 @@ main(int argc, char **argv)
         nng_msg_append(m, f.b, f.len);
         nng_sendmsg(s, m, 0);
         CHECK(nng_recvmsg(s, &m, 0) == 0, "hello: no answer");
-        CHECK(nng_msg_len(m) > 28 &&
-                sys_get_u32((uint8_t *)nng_msg_body(m) + 4) == 0,
-            "hello refused");
+        CHECK(nng_msg_len(m) > 28 && sys_get_u32((uint8_t *)nng_msg_body(m)
+            + 4) == 0, "hello refused");
         const uint8_t *b = (const uint8_t *)nng_msg_body(m) + 20;
         CHECK(sys_get_u32(b) == MAX_MSG, "hello announces max_msg %u",
             sys_get_u32(b));
@@ -435,23 +430,24 @@ main(int argc, char **argv)
         snprintf(pull_url, sizeof(pull_url), "%.*s", (int)ul,
             (const char *)b + 8 + nl);
         nng_msg_free(m);
-        sys_log("the node's send port (from a hand-made HELLO): %s", pull_url);
+        sys_log("the node's send port (from a hand-made HELLO): %s",
+            pull_url);
     }
 
     raw(&f, "", 0);
     expect_rejected(s, "empty message", &f,
         "frame of 0 bytes is shorter than a header", 1);
     raw(&f, "SK\1", 3);
-    expect_rejected(
-        s, "3 bytes", &f, "frame of 3 bytes is shorter than a header", 1);
+    expect_rejected(s, "3 bytes", &f,
+        "frame of 3 bytes is shorter than a header", 1);
     raw(&f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
     expect_rejected(s, "garbage (HTTP)", &f, "bad magic 0x4745", 1);
     req(&f, 2, 1, 2, "echo", 0, "x");
-    expect_rejected(
-        s, "protocol version 2", &f, "unsupported protocol version 2", 1);
+    expect_rejected(s, "protocol version 2", &f,
+        "unsupported protocol version 2", 1);
     req(&f, 0, 1, 2, "echo", 0, "x");
-    expect_rejected(
-        s, "protocol version 0", &f, "unsupported protocol version 0", 1);
+    expect_rejected(s, "protocol version 0", &f,
+        "unsupported protocol version 0", 1);
     req(&f, 1, 1, 2, "echo", 0, "x");
     f.len = 20;
     expect_rejected(s, "truncated header", &f,
@@ -459,23 +455,23 @@ main(int argc, char **argv)
     req(&f, 1, 9, 2, "echo", 0, "x");
     expect_rejected(s, "unknown kind 9", &f, "unknown request kind 9", 1);
     req(&f, 1, 0x81, 2, "echo", 0, "x");
-    expect_rejected(
-        s, "a reply as request", &f, "unknown request kind 129", 1);
+    expect_rejected(s, "a reply as request", &f,
+        "unknown request kind 129", 1);
     req(&f, 1, 1, 7, NULL, 0, "x");
     expect_rejected(s, "target type 7", &f, "unknown target type 7", 1);
     req(&f, 1, 1, 2, NULL, 0, "x");
     expect_rejected(s, "empty target name", &f, "empty target name", 1);
     req(&f, 1, 1, 1, "echo", 5, "x");
-    expect_rejected(
-        s, "handle with a name", &f, "target type 1 with a name", 1);
+    expect_rejected(s, "handle with a name", &f,
+        "target type 1 with a name", 1);
     req(&f, 1, 1, 2, "echo", 0, "x");
     f.b[25] = 200;
     expect_rejected(s, "name length lies", &f,
         "truncated frame: target name of 200 bytes does not fit", 1);
     req(&f, 1, 1, 2, "ec\1o", 0, "x");
     f.b[32] = 0;
-    expect_rejected(
-        s, "NUL in the name", &f, "target name contains a NUL byte", 1);
+    expect_rejected(s, "NUL in the name", &f,
+        "target name contains a NUL byte", 1);
     req(&f, 1, 1, 2, "echo", 0, "0123456789");
     sys_put_u32(f.b + 34, 1000);
     expect_rejected(s, "payload length > data", &f,
@@ -487,13 +483,13 @@ main(int argc, char **argv)
     expect_rejected(s, "payload length < data", &f,
         "payload length field says 2 bytes, frame carries 10", 1);
     req(&f, 1, 2, 2, "sink", 0, "x");
-    expect_rejected(
-        s, "a send on the call port", &f, "cannot be sent as a request", 0);
+    expect_rejected(s, "a send on the call port", &f,
+        "cannot be sent as a request", 0);
     req(&f, 1, 1, 0, NULL, 0, "x");
     expect_rejected(s, "a call without target", &f, "needs a target", 0);
     req(&f, 1, 1, 2, "nosuch", 0, "x");
     CHECK(req_exchange(s, f.b, f.len, &st, out, sizeof(out)) &&
-            st == (uint32_t)-SKC_ENOSERVICE && strstr(out, "@nosuch"),
+        st == (uint32_t)-SKC_ENOSERVICE && strstr(out, "@nosuch"),
         "unknown service: %u %s", st, out);
 
     /* random frames: each gets an answer, nothing else changes */
@@ -547,8 +543,8 @@ main(int argc, char **argv)
     expect_dropped(s, "empty message", &f,
         "dropped a bad one-way frame: frame of 0 bytes");
     raw(&f, "\xff\xfe garbage", 10);
-    expect_dropped(
-        s, "garbage", &f, "dropped a bad one-way frame: bad magic 0xfffe");
+    expect_dropped(s, "garbage", &f,
+        "dropped a bad one-way frame: bad magic 0xfffe");
     req(&f, 9, 2, 2, "sink", 0, "x");
     expect_dropped(s, "protocol version 9", &f,
         "dropped a bad one-way frame: unsupported protocol version 9");
@@ -566,8 +562,8 @@ main(int argc, char **argv)
     /* bug B1 (docs/RELIABILITY.md, fixed in 74ba73e): skci_on_push logged
      * an uninitialised buffer for a well-formed frame that is not a SEND */
     req(&f, 1, 1, 2, "sink", 0, "x");
-    CHECK(expect_dropped_soft(s, "a call on the send port", &f, "not a send"),
-        "a CALL frame on the send port was not logged "
+    CHECK(expect_dropped_soft(s, "a call on the send port", &f,
+              "not a send"), "a CALL frame on the send port was not logged "
         "as 'not a send' (regression of bug B1)");
     {
         size_t big = 4 * MAX_MSG;
@@ -628,20 +624,17 @@ main(int argc, char **argv)
         }
         CHECK(rl >= 24 && rl <= sizeof(rep) - 8, "answer of %llu bytes",
             (unsigned long long)rl);
-        CHECK(tcp_read(fd, rep + 8, (size_t)rl, sys_ms(3000)) == (ssize_t)rl,
-            "short answer");
+        CHECK(tcp_read(fd, rep + 8, (size_t)rl, sys_ms(3000)) ==
+            (ssize_t)rl, "short answer");
         CHECK(memcmp(rep + 8, body, 4) == 0, "request id not echoed");
         const uint8_t *sk = rep + 12;
         CHECK(sk[0] == 'S' && sk[1] == 'K' && sk[3] == 0x81 &&
-                sys_get_u32(sk + 4) == (uint32_t)-SKC_EPROTO,
+            sys_get_u32(sk + 4) == (uint32_t)-SKC_EPROTO,
             "raw TCP answer is not an EPROTO reply");
         sys_log("raw TCP,   %-22s -> EPROTO \"%.*s\"", "framed garbage",
             (int)(rl - 24), (const char *)sk + 20);
-        CHECK(sys_file_wait(srvlog,
-                  "rejected a bad request frame: bad "
-                  "magic 0x5858",
-                  sys_ms(2000)),
-            "not logged");
+        CHECK(sys_file_wait(srvlog, "rejected a bad request frame: bad "
+            "magic 0x5858", sys_ms(2000)), "not logged");
         close(fd);
     }
     {
@@ -660,15 +653,11 @@ main(int argc, char **argv)
     {
         int fd = sp_connect(url_port(pull_url), sp_push);
         sp_send(fd, "JUNKJUNK", 8, 8);
-        CHECK(sys_file_wait(srvlog,
-                  "dropped a bad one-way frame: bad magic "
-                  "0x4a55",
-                  sys_ms(3000)),
-            "raw TCP junk on the send port was "
+        CHECK(sys_file_wait(srvlog, "dropped a bad one-way frame: bad magic "
+            "0x4a55", sys_ms(3000)), "raw TCP junk on the send port was "
             "not logged");
         sys_log("raw TCP,   %-22s -> logged \"dropped a bad one-way "
-                "frame: bad magic 0x4a55\"",
-            "send-port junk");
+            "frame: bad magic 0x4a55\"", "send-port junk");
         close(fd);
     }
 
@@ -689,13 +678,11 @@ main(int argc, char **argv)
         }
         sys_sleep_ms(50);
     } while (sys_now_ms() < until);
-    CHECK(sinks == atomic_load(&good_sends) + 1,
-        "@sink counted %ld sends; "
-        "the good client sent %ld plus 1 valid raw one",
-        sinks, atomic_load(&good_sends));
+    CHECK(sinks == atomic_load(&good_sends) + 1, "@sink counted %ld sends; "
+        "the good client sent %ld plus 1 valid raw one", sinks,
+        atomic_load(&good_sends));
     sys_log("FIGURE badinput good_calls=%ld good_failures=0 good_sends=%ld "
-            "all_delivered=yes",
-        ok, atomic_load(&good_sends));
+        "all_delivered=yes", ok, atomic_load(&good_sends));
     for (int i = 0; i < 5; i++) {
         close(idle[i]);
     }
