@@ -237,14 +237,15 @@ main(int argc, char **argv)
         "a missing key: %s (%s)", skc_errname(rc), skc_last_error());
     sys_log("missing key: %s", skc_last_error());
 
-    skc_node_destroy(nocert);
-    skc_node_destroy(other);
-    skc_node_destroy(old);
-    skc_node_destroy(name);
-    skc_node_destroy(clear);
-    skc_node_destroy(badcookie);
-    skc_node_destroy(good);
+    /* Each step said, so that a stop that hangs shows where. */
+    skc_node *all[] = { nocert, other, old, name, clear, badcookie, good };
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
+        sys_log("destroying client %s", skc_node_name(all[k]));
+        skc_node_destroy(all[k]);
+    }
+    sys_log("stopping db");
     sys_stop_clean(&srv, sys_ms(10000));
+    sys_log("stopping plain");
     sys_stop_clean(&plain, sys_ms(10000));
     sys_log("PASS");
     return 0;
