@@ -277,6 +277,7 @@ typedef struct meas {
     int diag;
     const char *srv_var;
     const char *cli_var;
+    int vs_skc; /* side b is plain skc, not raw NNG (security rows) */
 } meas;
 
 typedef struct drv {
@@ -338,8 +339,9 @@ read_cpu_model(char *buf, size_t cap)
     fclose(f);
 }
 
-#define NROWS_MAIN 19
-#define NROWS 28
+#define NROWS_MAIN 23
+#define NROWS 32
+#define ROW_SEC 19 /* the security rows: cookie and mutual TLS */
 static row rows[NROWS] = {
     { "call 32 B, 1 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 32 B, 16 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
@@ -370,6 +372,15 @@ static row rows[NROWS] = {
         NULL },
     { "inline: send 32 B, counted at receiver", "msgs/s", 0, 0, { 0 }, { 0 },
         0, NULL },
+    /* the cluster cookie and mutual TLS against plain skc (SECURITY.md) */
+    { "cookie: call 32 B, 16 in flight (raw col: skc)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
+    { "cookie: send 32 B (raw col: skc)", "msgs/s", 0, 0, { 0 }, { 0 }, 0,
+        NULL },
+    { "mTLS: call 32 B, 16 in flight (raw col: skc)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
+    { "mTLS: call 1 MiB, 1 in flight (raw col: skc)", "MB/s", 0, 1, { 0 },
+        { 0 }, 0, NULL },
     /* --decompose: the skc column is raw NNG changed one way at a time */
     { "call 16: skc", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 16: raw REQ socket (skc's link up to 0.1)", "calls/s", 0, 0, { 0 },
@@ -390,33 +401,38 @@ static row rows[NROWS] = {
 };
 
 static const meas measures[] = {
-    { M_CALL, 1, 32, 1, 0, 0, 0, NULL, NULL },
-    { M_CALL, 16, 32, 1, 0, 1, 0, NULL, NULL },
-    { M_CALL, 128, 32, 1, 0, 2, 0, NULL, NULL },
-    { M_SEND, 1, 32, 0, 0, 3, 0, NULL, NULL },
-    { M_CALL, 1, 65536, 0, 1, 4, 0, NULL, NULL },
-    { M_CALL, 1, 1048576, 0, 1, 5, 0, NULL, NULL },
-    { M_CALL, 1, 1048576, 1, 1, 6, 0, NULL, NULL },
-    { M_LAT, 1, 32, 1, 0, 7, 0, NULL, NULL },
-    { M_LUA, 1, 32, 1, 0, 10, 0, NULL, NULL },
-    { M_LUA, 16, 32, 1, 0, 11, 0, NULL, NULL },
-    { M_IDLE, 1, 0, 0, 0, 12, 0, NULL, NULL },
-    { M_HOLD, 1, 32, 0, 0, 13, 0, NULL, NULL },
+    { M_CALL, 1, 32, 1, 0, 0, 0, NULL, NULL, 0 },
+    { M_CALL, 16, 32, 1, 0, 1, 0, NULL, NULL, 0 },
+    { M_CALL, 128, 32, 1, 0, 2, 0, NULL, NULL, 0 },
+    { M_SEND, 1, 32, 0, 0, 3, 0, NULL, NULL, 0 },
+    { M_CALL, 1, 65536, 0, 1, 4, 0, NULL, NULL, 0 },
+    { M_CALL, 1, 1048576, 0, 1, 5, 0, NULL, NULL, 0 },
+    { M_CALL, 1, 1048576, 1, 1, 6, 0, NULL, NULL, 0 },
+    { M_LAT, 1, 32, 1, 0, 7, 0, NULL, NULL, 0 },
+    { M_LUA, 1, 32, 1, 0, 10, 0, NULL, NULL, 0 },
+    { M_LUA, 16, 32, 1, 0, 11, 0, NULL, NULL, 0 },
+    { M_IDLE, 1, 0, 0, 0, 12, 0, NULL, NULL, 0 },
+    { M_HOLD, 1, 32, 0, 0, 13, 0, NULL, NULL, 0 },
     /* skc with inline handlers and callbacks (skc side variants) */
-    { M_CALL, 1, 32, 1, 0, 15, 0, "inline", "inline" },
-    { M_CALL, 16, 32, 1, 0, 16, 0, "inline", "inline" },
-    { M_CALL, 128, 32, 1, 0, 17, 0, "inline", "inline" },
-    { M_SEND, 1, 32, 0, 0, 18, 0, "inline", "plain" },
+    { M_CALL, 1, 32, 1, 0, 15, 0, "inline", "inline", 0 },
+    { M_CALL, 16, 32, 1, 0, 16, 0, "inline", "inline", 0 },
+    { M_CALL, 128, 32, 1, 0, 17, 0, "inline", "inline", 0 },
+    { M_SEND, 1, 32, 0, 0, 18, 0, "inline", "plain", 0 },
+    /* the cookie and mutual TLS (skc side variants) against plain skc */
+    { M_CALL, 16, 32, 1, 0, ROW_SEC, 0, "cookie", "cookie", 1 },
+    { M_SEND, 1, 32, 0, 0, ROW_SEC + 1, 0, "cookie", "cookie", 1 },
+    { M_CALL, 16, 32, 1, 0, ROW_SEC + 2, 0, "tls", "tls", 1 },
+    { M_CALL, 1, 1048576, 0, 1, ROW_SEC + 3, 0, "tls", "tls", 1 },
     /* --decompose */
-    { M_CALL, 16, 32, 1, 0, 19, 1, NULL, NULL },
-    { M_CALL, 16, 32, 1, 0, 20, 1, "plain", "xreq" },
-    { M_CALL, 16, 32, 1, 0, 21, 1, "hop", "plain" },
-    { M_CALL, 16, 32, 1, 0, 22, 1, "plain", "hop" },
-    { M_CALL, 16, 32, 1, 0, 23, 1, "hop", "hop" },
-    { M_SEND, 1, 32, 0, 0, 24, 1, "hop", "plain" },
-    { M_CALL, 1, 32, 1, 0, 25, 1, "wrecv", "wrecv" },
-    { M_CALL, 16, 32, 1, 0, 26, 1, "wrecv", "wrecv" },
-    { M_SEND, 1, 32, 0, 0, 27, 1, "wrecv", "plain" },
+    { M_CALL, 16, 32, 1, 0, 23, 1, NULL, NULL, 0 },
+    { M_CALL, 16, 32, 1, 0, 24, 1, "plain", "xreq", 0 },
+    { M_CALL, 16, 32, 1, 0, 25, 1, "hop", "plain", 0 },
+    { M_CALL, 16, 32, 1, 0, 26, 1, "plain", "hop", 0 },
+    { M_CALL, 16, 32, 1, 0, 27, 1, "hop", "hop", 0 },
+    { M_SEND, 1, 32, 0, 0, 28, 1, "hop", "plain", 0 },
+    { M_CALL, 1, 32, 1, 0, 29, 1, "wrecv", "wrecv", 0 },
+    { M_CALL, 16, 32, 1, 0, 30, 1, "wrecv", "wrecv", 0 },
+    { M_SEND, 1, 32, 0, 0, 31, 1, "wrecv", "plain", 0 },
 };
 #define NMEAS (sizeof(measures) / sizeof(measures[0]))
 
@@ -812,7 +828,8 @@ report(drv *d)
     putchar('\n');
     print_rows(d, 0, NROWS_MAIN);
     printf("(lower is better for us, KiB and bytes; the Lua rows compare "
-           "the Lua binding with the C skc client)\n");
+           "the Lua binding with the C skc client, the cookie and mTLS rows "
+           "skc with them against plain skc over tcp)\n");
     if (d->decompose) {
         printf("\nWhere the gap comes from: raw NNG changed one way at a "
                "time (bench_raw.c variants), against plain raw NNG\n");
@@ -855,6 +872,51 @@ report(drv *d)
 /* ---------------------------------------------------------------------- */
 /* Driver                                                                 */
 /* ---------------------------------------------------------------------- */
+
+/* The mTLS rows' files: a CA and one certificate for every node (EC P-256,
+ * made by openssl) in a temporary directory named by $SKC_BENCH_TLS, which
+ * the children inherit; removed at exit.  0, or -1 with why in note. */
+static char tls_dir[64];
+
+static void
+tls_cleanup(void)
+{
+    if (tls_dir[0] != '\0') {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "skc_bench: could not remove %s\n", tls_dir);
+        }
+    }
+}
+
+static int
+bench_make_tls(char *note, size_t cap)
+{
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/skc-bench-tls-XXXXXX");
+    if (mkdtemp(tls_dir) == NULL) {
+        tls_dir[0] = '\0';
+        snprintf(note, cap, "n/a (no temporary directory)");
+        return -1;
+    }
+    atexit(tls_cleanup);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+        "cd '%s' && E='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+        "-nodes' && openssl req -x509 $E -keyout ca.key -out ca.pem -days 2 "
+        "-subj /CN=bench-ca && openssl req $E -keyout node.key -out node.csr "
+        "-subj /CN=srv && openssl x509 -req -in node.csr -CA ca.pem -CAkey "
+        "ca.key -CAcreateserial -out node.pem -days 2",
+        tls_dir);
+    char full[2200];
+    snprintf(full, sizeof(full), "(%s) >/dev/null 2>&1", cmd);
+    if (system(full) != 0) {
+        snprintf(note, cap, "n/a (openssl could not make certificates)");
+        return -1;
+    }
+    setenv("SKC_BENCH_TLS", tls_dir, 1);
+    return 0;
+}
 
 static const char *
 meas_title(const meas *m)
@@ -957,6 +1019,11 @@ bench_driver(int argc, char **argv)
             d.no_lua = "Lua binding not built";
         }
     }
+    static char tls_note[256];
+    if (bench_make_tls(tls_note, sizeof(tls_note)) != 0) {
+        rows[ROW_SEC + 2].na = rows[ROW_SEC + 3].na = 1;
+        rows[ROW_SEC + 2].note = rows[ROW_SEC + 3].note = tls_note;
+    }
     static char lua_note[256];
     if (d.no_lua != NULL) {
         snprintf(lua_note, sizeof(lua_note), "n/a (%s)", d.no_lua);
@@ -989,7 +1056,7 @@ bench_driver(int argc, char **argv)
                     continue;
                 }
             }
-            if (m->kind == M_LUA && rows[m->row0].na) {
+            if ((m->kind == M_LUA || m->vs_skc) && rows[m->row0].na) {
                 continue;
             }
             if (m->diag && !d.decompose) {
@@ -1003,7 +1070,7 @@ bench_driver(int argc, char **argv)
                 int side = k ^ first;
                 int impl = m->kind == M_LUA
                     ? (side == 0 ? IMPL_LUA : IMPL_SKC)
-                    : (side == 0 ? IMPL_SKC : IMPL_RAW);
+                    : (side == 0 || m->vs_skc ? IMPL_SKC : IMPL_RAW);
                 if (m->diag && m->srv_var != NULL) {
                     impl = IMPL_RAW;
                 }

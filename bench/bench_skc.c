@@ -23,6 +23,32 @@ bench_log_opts(skc_node_opts *no)
     }
 }
 
+/* --variant cookie / tls: the node proves a cluster cookie, or speaks
+ * mutual TLS with the files the driver made in $SKC_BENCH_TLS (ca.pem,
+ * node.pem, node.key; docs/SECURITY.md).  Returns 1 for these variants
+ * (the server then takes the map's name: the identity check), else 0. */
+static int
+bench_secure_opts(skc_node_opts *no, const char *variant)
+{
+    static char cert[4200], key[4200], ca[4200];
+    if (strcmp(variant, "cookie") == 0) {
+        no->cluster_cookie = "skc bench cluster cookie";
+        return 1;
+    }
+    if (strcmp(variant, "tls") != 0) {
+        return 0;
+    }
+    const char *dir = getenv("SKC_BENCH_TLS");
+    dir = dir != NULL ? dir : ".";
+    snprintf(cert, sizeof(cert), "%s/node.pem", dir);
+    snprintf(key, sizeof(key), "%s/node.key", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    no->tls_cert = cert;
+    no->tls_key = key;
+    no->tls_ca = ca;
+    return 1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Server                                                                 */
 /* ---------------------------------------------------------------------- */
@@ -131,7 +157,7 @@ bench_skc_server(const bench_opts *o)
     memset(&s, 0, sizeof(s));
     pthread_mutex_init(&s.lk, NULL);
     skc_node_opts no = SKC_NODE_OPTS_INIT;
-    no.name = "benchsrv";
+    no.name = bench_secure_opts(&no, o->variant) ? BENCH_PEER : "benchsrv";
     bench_log_opts(&no);
     if (o->max_serving > 0) {
         no.max_serving = (uint32_t)o->max_serving;
@@ -158,9 +184,11 @@ bench_skc_server(const bench_opts *o)
         return 1;
     }
     char *bound = NULL;
-    rc = skc_node_open(node, &bound, o->addr);
+    const char *addr =
+        strcmp(o->variant, "tls") == 0 ? "tls+tcp://127.0.0.1:0" : o->addr;
+    rc = skc_node_open(node, &bound, addr);
     if (rc != 0) {
-        fprintf(stderr, "skc_bench server: open %s: %s (%s)\n", o->addr,
+        fprintf(stderr, "skc_bench server: open %s: %s (%s)\n", addr,
             skc_strerror(rc), skc_last_error());
         skc_node_destroy(node);
         return 1;
@@ -412,6 +440,7 @@ bench_skc_client(const bench_opts *o)
 
     skc_node_opts no = SKC_NODE_OPTS_INIT;
     no.name = "benchcli";
+    bench_secure_opts(&no, o->variant);
     bench_log_opts(&no);
     if (o->workers != 0) {
         no.workers = o->workers;

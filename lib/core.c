@@ -29,6 +29,11 @@ skci_node_unref(skc_node *n)
         pthread_mutex_destroy(&n->watch.ctl);
         pthread_mutex_destroy(&n->watch.lock);
         free(n->peers.map_path);
+        skci_auth_fini(&n->auth);
+        free(n->tls.cert);
+        free(n->tls.key);
+        free(n->tls.ca);
+        free(n->tls.server_name);
         free(n);
     }
 }

@@ -11,8 +11,8 @@
  *   a link's lk is held across its sockets' close, which waits for the
  *   link's NNG callbacks (they take call_lock); it is only taken on the
  *   transport's own threads, never under call_lock.
- *   logq.lock is a leaf; so is the etcd source's lock (etcd.c), and its
- *   thread holds no skc lock while it waits on etcd.
+ *   logq.lock is a leaf; so are auth.lock (auth.c) and the etcd source's
+ *   lock (etcd.c), whose thread holds no skc lock while it waits on etcd.
  * No skc lock is held while user code runs (handlers, callbacks, the log
  * callback) or while an NNG socket is closed or dialed.
  */
@@ -21,6 +21,7 @@
 
 #include "skc/skc.h"
 
+#include "auth.h"
 #include "bg.h"
 #include "error.h"
 #include "list.h"
@@ -207,6 +208,10 @@ struct skci_peer {
     uint64_t ostream;
     uint64_t osent;     /* sends pushed on ostream */
     int64_t olast_send; /* ms: when the last of them was pushed */
+    /* the cluster cookie handshake of the current link (peer.c) */
+    uint8_t auth_nc[SKCI_AUTH_NONCE]; /* our challenge nonce */
+    uint8_t auth_ns[SKCI_AUTH_NONCE]; /* the server's */
+    skci_call *ticket;                /* a send ticket request in flight */
 };
 
 /* A monitor report waiting to be delivered (health.c). */
@@ -395,6 +400,12 @@ struct skc_node {
     uint32_t max_queued_bytes;  /* payload bytes in all mailboxes */
     int32_t hello_timeout_ms;   /* < 0: never */
     int32_t idle_timeout_ms;    /* < 0: never */
+    int names_only;             /* refuse peers' targets by raw handle */
+    /* who may talk to the node (set at create; auth's tables have their
+     * own lock, a leaf) */
+    skci_auth auth; /* the cluster cookie; auth.key NULL = none */
+    skci_tls tls;   /* TLS settings for tls+tcp:// */
+    int secure;     /* a cookie or TLS: peers' names are checked */
     skc_log_fn log;
     void *log_arg;
     int log_level;
@@ -508,6 +519,8 @@ skci_tmsg *skci_error_frame(int code, uint64_t id, const char *fmt, ...)
 /* serve.c: the transport's server callbacks */
 void skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg);
 int skci_on_push(void *arg, skci_tmsg *msg);
+/* A connection is gone: its cookie state goes with it. */
+void skci_on_pipe_gone(void *arg, uint32_t pipe);
 /* The timer's retry of a parked send (no lock held): delivers it if its
  * mailbox has room (and reads the send port again), else leaves it.
  * Returns when to try again (ms), or 0 when nothing is parked. */

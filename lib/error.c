@@ -40,6 +40,7 @@ static const struct error_info error_table[] = {
     { SKC_ENOREPLY, "ENOREPLY", "service did not reply" },
     { SKC_ELIMIT, "ELIMIT", "limit reached" },
     { SKC_ESTATE, "ESTATE", "invalid state" },
+    { SKC_EAUTH, "EAUTH", "not authorized" },
 };
 
 static const struct error_info *

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_MSG (16u * 1024 * 1024)
@@ -98,6 +100,97 @@ opts_check(const skc_node_opts *o)
     return 0;
 }
 
+/* Reads the cookie file's first line into n->auth (the file must not be
+ * readable by group or others, as ssh demands of a private key). */
+static int
+cookie_file_read(skc_node *n, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return skci_error(
+            SKC_EIO, "cluster_cookie_file %s: cannot open it", path);
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return skci_error(
+            SKC_EIO, "cluster_cookie_file %s: not a regular file", path);
+    }
+    if ((st.st_mode & 077) != 0) {
+        fclose(f);
+        return skci_error(SKC_EINVAL,
+            "cluster_cookie_file %s is readable by group or others (mode %03o): chmod 600 it",
+            path, (unsigned)(st.st_mode & 0777));
+    }
+    char buf[SKCI_AUTH_KEY_MAX + 3];
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    len = strcspn(buf, "\r\n");
+    if (len == 0 || len > SKCI_AUTH_KEY_MAX) {
+        memset(buf, 0, sizeof(buf));
+        return skci_error(SKC_EINVAL,
+            "cluster_cookie_file %s: the first line must hold 1..%d bytes",
+            path, SKCI_AUTH_KEY_MAX);
+    }
+    n->auth.key = malloc(len);
+    if (n->auth.key != NULL) {
+        memcpy(n->auth.key, buf, len);
+        n->auth.keylen = len;
+    }
+    memset(buf, 0, sizeof(buf));
+    return n->auth.key != NULL ? 0 : skci_error(SKC_ENOMEM, "cookie");
+}
+
+static char *
+opt_dup(const char *s, int *oom)
+{
+    char *d = s != NULL ? skci_strdup(s) : NULL;
+    *oom |= s != NULL && d == NULL;
+    return d;
+}
+
+/* The cookie and TLS settings (n just allocated): 0 or an error with the
+ * field named. */
+static int
+node_security(skc_node *n, const skc_node_opts *o)
+{
+    int rc = 0;
+    if (o->cluster_cookie != NULL && o->cluster_cookie_file != NULL) {
+        return skci_error(
+            SKC_EINVAL, "cluster_cookie and cluster_cookie_file are both set");
+    }
+    if (o->cluster_cookie != NULL) {
+        size_t len = strlen(o->cluster_cookie);
+        if (len == 0 || len > SKCI_AUTH_KEY_MAX) {
+            return skci_error(SKC_EINVAL,
+                "cluster_cookie must hold 1..%d bytes", SKCI_AUTH_KEY_MAX);
+        }
+        if ((n->auth.key = malloc(len)) == NULL) {
+            return skci_error(SKC_ENOMEM, "cookie");
+        }
+        memcpy(n->auth.key, o->cluster_cookie, len);
+        n->auth.keylen = len;
+    } else if (o->cluster_cookie_file != NULL &&
+        (rc = cookie_file_read(n, o->cluster_cookie_file)) != 0) {
+        return rc;
+    }
+    int oom = 0;
+    n->tls.cert = opt_dup(o->tls_cert, &oom);
+    n->tls.key = opt_dup(o->tls_key, &oom);
+    n->tls.ca = opt_dup(o->tls_ca, &oom);
+    n->tls.server_name = opt_dup(o->tls_server_name, &oom);
+    if (oom) {
+        return skci_error(SKC_ENOMEM, "TLS settings");
+    }
+    if (skci_tls_configured(&n->tls) && (rc = skci_tls_check(&n->tls)) != 0) {
+        return rc;
+    }
+    n->secure = n->auth.key != NULL || skci_tls_configured(&n->tls);
+    n->names_only = o->names_only != 0;
+    return 0;
+}
+
 int
 skc_node_create(skc_node **out, const skc_node_opts *opts)
 {
@@ -124,6 +217,15 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         return skci_error(SKC_ENOMEM, "node");
     }
     atomic_init(&n->refs, 1);
+    pthread_mutex_init(&n->open_lock, NULL);
+    pthread_mutex_init(&n->serve.lock, NULL);
+    skci_log_init(n);
+    skci_watch_init(n);
+    skci_auth_init(&n->auth);
+    if ((rc = node_security(n, &o)) != 0) {
+        skci_node_unref(n);
+        return rc;
+    }
     if (o.name != NULL) {
         snprintf(n->name, sizeof(n->name), "%s", o.name);
     }
@@ -152,10 +254,6 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;
-    pthread_mutex_init(&n->open_lock, NULL);
-    pthread_mutex_init(&n->serve.lock, NULL);
-    skci_log_init(n);
-    skci_watch_init(n);
     skci_registry_init(n);
     skci_order_init(n);
     if ((rc = skci_dispatch_init(n)) != 0) {
@@ -367,6 +465,8 @@ skc_node_open(skc_node *node, char **out_addr, const char *where)
             .on_request = skci_on_request,
             .on_push = skci_on_push,
             .on_log = server_log,
+            .on_pipe_gone = node->auth.key != NULL ? skci_on_pipe_gone : NULL,
+            .tls = &node->tls,
             .arg = node,
         };
         if ((rc = skci_server_create(&node->server, &cfg)) != 0) {

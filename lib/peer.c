@@ -1,6 +1,8 @@
 /* peer.c -- the nodes this node talks to: each peer's map state and its
  * link (dial, HELLO, push address, reconnects), and the calls queued for
- * it or sent on it.
+ * it or sent on it.  With a cluster cookie the HELLO is preceded by a
+ * challenge and carries a proof (PROTOCOL.md, "Cluster cookie"); with a
+ * cookie or TLS the peer must be the node its map name says.
  *
  * A peer's queue only holds calls while its link is not UP; going UP
  * flushes the queue in order.  The transport dials and closes links on
@@ -12,6 +14,7 @@
 #include "error.h"
 #include "url.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +204,7 @@ skci_peer_detach(skc_node *n, skci_peer *p)
     link_state_set(p, SKCI_LINK_NONE);
     p->hello = NULL;
     p->hb = NULL;
+    p->ticket = NULL;
     if (skci_link_release(lr->link) != 0) {
         skci_node_log(n, SKC_LOG_ERROR,
             "cannot close the link to node '%s' (%s); it is left open",
@@ -213,13 +217,14 @@ static void start_hello(skc_node *n, skci_peer *p);
 /* A dial failed (call_lock held): the peer's queued calls fail now, as
  * skynet's sender fails them when its connect fails. */
 static void
-dial_failed(skc_node *n, skci_peer *p, const char *detail)
+dial_failed(skc_node *n, skci_peer *p, int rc, const char *detail)
 {
     link_state_set(p, SKCI_LINK_NONE);
     free(p->last_error);
     p->last_error = skci_strdup(detail);
     char why[SKCI_DETAIL_MAX + 64];
-    snprintf(why, sizeof(why), "node '%s' unreachable: %s", p->name, detail);
+    snprintf(why, sizeof(why), "node '%s' %s: %s", p->name,
+        rc == SKC_EAUTH ? "refused the connection" : "unreachable", detail);
     /* WARN when calls wait for it; a watched member that is not up yet
      * (members start in any order) is INFO, and a redial that fails
      * again is no news. */
@@ -230,8 +235,13 @@ dial_failed(skc_node *n, skci_peer *p, const char *detail)
         "%s", why);
     /* Calls sent through a group move to another member first. */
     skci_health_set(n, p, SKC_PEER_DOWN,
-        strstr(detail, "refused") != NULL ? "refused" : "unreachable");
-    skci_call_fail_list(n, &p->queued, SKC_EUNREACHABLE, why);
+        rc == SKC_EAUTH                         ? "not authenticated"
+            : strstr(detail, "refused") != NULL ? "refused"
+                                                : "unreachable");
+    /* A TLS refusal (transport.c says SKC_EAUTH) is not a network
+     * problem: the caller is told so. */
+    skci_call_fail_list(
+        n, &p->queued, rc == SKC_EAUTH ? SKC_EAUTH : SKC_EUNREACHABLE, why);
 }
 
 /* The link's first connect ended (transport thread, no lock held). */
@@ -246,7 +256,7 @@ on_dialed(void *arg, int rc, const char *detail)
         if (rc == 0) {
             start_hello(n, p);
         } else {
-            dial_failed(n, p, detail);
+            dial_failed(n, p, rc, detail);
         }
     }
     skci_call_unlock(n);
@@ -267,6 +277,7 @@ on_released(void *arg)
 
 static void on_reply(void *arg, skci_tmsg *msg);
 static void on_conn(void *arg, int up);
+static void on_push_lost(void *arg);
 
 /* Starts connecting peer p (call_lock held, map has an address). */
 void
@@ -286,6 +297,8 @@ skci_peer_dial(skc_node *n, skci_peer *p)
             .on_dialed = on_dialed,
             .on_log = on_link_log,
             .on_released = on_released,
+            .on_push_lost = n->auth.key != NULL ? on_push_lost : NULL,
+            .tls = &n->tls,
             .arg = lr,
         };
         lr->peer = p;
@@ -328,8 +341,12 @@ internal_request(skc_node *n, skci_peer *p, int kind, const char *target,
     skci_req r = {
         .kind = (uint8_t)kind,
         .max_reply = 65536,
-        /* a HELLO asks for the features word in the reply (order) */
-        .flags = kind == SKCI_KIND_HELLO ? SKCI_FLAG_HELLO_FEATURES : 0,
+        /* a HELLO asks for the features word in the reply (order), and
+         * carries a proof when the node has a cookie */
+        .flags = kind != SKCI_KIND_HELLO ? 0
+            : n->auth.key != NULL
+            ? SKCI_FLAG_HELLO_FEATURES | SKCI_FLAG_HELLO_AUTH
+            : SKCI_FLAG_HELLO_FEATURES,
     };
     size_t hdr = skci_wire_req_hdr_size(&r);
     r.len = (uint32_t)len;
@@ -363,13 +380,122 @@ internal_request(skc_node *n, skci_peer *p, int kind, const char *target,
     return c;
 }
 
-/* Sends a hello on the peer's link (call_lock held). */
+static void challenge_done(skc_node *n, skci_call *c);
+
+/* Sends a hello on the peer's link (call_lock held); with a cookie, the
+ * challenge that comes first. */
 static void
 start_hello(skc_node *n, skci_peer *p)
 {
     link_state_set(p, SKCI_LINK_HELLO);
-    p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", n->name,
-        strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
+    if (n->auth.key == NULL) {
+        p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", n->name,
+            strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
+    } else if (skci_auth_random(p->auth_nc, SKCI_AUTH_NONCE) == 0) {
+        p->hello = internal_request(n, p, SKCI_KIND_AUTH, "(cookie challenge)",
+            p->auth_nc, SKCI_AUTH_NONCE, HELLO_TIMEOUT_MS, challenge_done);
+    } else {
+        /* No random bytes (getrandom failed): no challenge can be made,
+         * and a call must not wait for one. */
+        skci_node_log(n, SKC_LOG_ERROR,
+            "no random bytes for the cookie challenge to node '%s'", p->name);
+        skci_peer_detach(n, p);
+        skci_call_fail_list(n, &p->queued, SKC_EAUTH,
+            "no random bytes for the cluster cookie challenge");
+    }
+}
+
+/* The HELLO with our proof, after the server's nonce came back. */
+static int
+send_auth_hello(skc_node *n, skci_peer *p)
+{
+    uint8_t buf[SKCI_NAME_MAX + SKCI_AUTH_MAC];
+    size_t nl = strlen(n->name);
+    memcpy(buf, n->name, nl);
+    if (skci_auth_proof(buf + nl, n->auth.key, n->auth.keylen,
+            SKCI_PROOF_CLIENT, p->auth_nc, SKCI_AUTH_NONCE, p->auth_ns,
+            SKCI_AUTH_NONCE, n->name, nl) != 0) {
+        return -1;
+    }
+    p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", buf,
+        nl + SKCI_AUTH_MAC, HELLO_TIMEOUT_MS, hello_done);
+    return 0;
+}
+
+/* A send connection's first frame: the ticket and our proof over it. */
+static skci_tmsg *
+push_auth_frame(skc_node *n, const uint8_t ticket[SKCI_AUTH_TICKET])
+{
+    skci_req r = { .kind = SKCI_KIND_AUTH, .len = SKCI_AUTH_PUSH_LEN };
+    size_t hdr = skci_wire_req_hdr_size(&r);
+    skci_tmsg *m;
+    if (skci_tmsg_alloc(&m, hdr + SKCI_AUTH_PUSH_LEN) != 0) {
+        return NULL;
+    }
+    uint8_t *b = skci_tmsg_body(m);
+    skci_wire_req_put_hdr(b, &r);
+    memcpy(b + hdr, ticket, SKCI_AUTH_TICKET);
+    if (skci_auth_proof(b + hdr + SKCI_AUTH_TICKET, n->auth.key,
+            n->auth.keylen, SKCI_PROOF_PUSH, ticket, SKCI_AUTH_TICKET, NULL, 0,
+            n->name, strlen(n->name)) != 0) {
+        skci_tmsg_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* (Re)connects p's send connection (call_lock held); with a cookie its
+ * first frame proves it with ticket. */
+static void
+push_dial(skc_node *n, skci_peer *p, const uint8_t *ticket)
+{
+    skci_tmsg *auth = NULL;
+    if (ticket != NULL && (auth = push_auth_frame(n, ticket)) == NULL) {
+        skci_node_log(n, SKC_LOG_WARN,
+            "no auth frame for the send connection to node '%s'", p->name);
+        return;
+    }
+    if (skci_link_push_dial(p->lr->link, p->push_url, auth) != 0) {
+        skci_node_log(n, SKC_LOG_WARN, "%s", skc_last_error());
+    }
+}
+
+static void
+ticket_done(skc_node *n, skci_call *c)
+{
+    skci_peer *p = c->peer;
+    if (p->ticket != c) {
+        return;
+    }
+    p->ticket = NULL;
+    if (p->lr == NULL || p->link_state != SKCI_LINK_UP ||
+        p->push_url == NULL) {
+        return; /* the next HELLO brings a ticket */
+    }
+    if (c->status == 0 && c->len == SKCI_AUTH_TICKET) {
+        push_dial(n, p, c->data);
+    } else {
+        skci_node_log(n, SKC_LOG_WARN,
+            "node '%s' (%s) gave no ticket for a new send connection: %s",
+            p->name, skci_peer_addr(p), c->detail ? c->detail : "bad reply");
+    }
+}
+
+/* An authenticated send connection was lost (NNG thread): a new one needs
+ * a fresh ticket, asked for over the call connection. */
+static void
+on_push_lost(void *arg)
+{
+    skci_linkref *lr = arg;
+    skc_node *n = lr->node;
+    skci_call_lock(n);
+    skci_peer *p = lr->peer;
+    if (p->lr == lr && p->link_state == SKCI_LINK_UP && p->ticket == NULL &&
+        !atomic_load(&n->closing)) {
+        p->ticket = internal_request(n, p, SKCI_KIND_AUTH, "(send ticket)",
+            NULL, 0, HELLO_TIMEOUT_MS, ticket_done);
+    }
+    skci_call_unlock(n);
 }
 
 static void
@@ -395,22 +521,123 @@ skci_peer_heartbeat(skc_node *n, skci_peer *p)
         t > 0 ? t : 1, heartbeat_done);
 }
 
+static void hello_failed(skc_node *n, skci_peer *p, skci_call *c);
+
+/* Sets c's outcome to an error (it becomes why the hello failed). */
+static void hello_error(skci_call *c, int status, const char *fmt, ...)
+    SKCI_PRINTF(3, 4);
+
+static void
+hello_error(skci_call *c, int status, const char *fmt, ...)
+{
+    char buf[SKCI_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    c->status = status;
+    free(c->detail);
+    c->detail = skci_strdup(buf);
+}
+
+/* 1 when c is the hello step in progress on p's current link (it is
+ * then no longer in progress), 0 when its link was replaced. */
+static int
+hello_step_current(skci_peer *p, skci_call *c)
+{
+    if (p->hello != c) {
+        return 0;
+    }
+    p->hello = NULL;
+    return p->lr != NULL && p->link_state == SKCI_LINK_HELLO;
+}
+
+static void
+challenge_done(skc_node *n, skci_call *c)
+{
+    skci_peer *p = c->peer;
+    if (!hello_step_current(p, c)) {
+        return;
+    }
+    if (c->status == 0 && c->len == SKCI_AUTH_NONCE) {
+        memcpy(p->auth_ns, c->data, SKCI_AUTH_NONCE);
+        if (send_auth_hello(n, p) == 0) {
+            return;
+        }
+        hello_error(c, SKC_EAUTH, "cannot compute the cookie proof");
+    } else if (c->status == 0) {
+        hello_error(c, SKC_EPROTO, "a challenge reply of %zu bytes", c->len);
+    } else if (c->status == SKC_EPROTO) {
+        hello_error(c, SKC_EAUTH,
+            "it does not know the cluster cookie handshake (%s)",
+            c->detail ? c->detail : "");
+    }
+    hello_failed(n, p, c);
+}
+
+/* With a cookie, the reply starts with the server's proof and a ticket:
+ * checks the proof (the server knows the cookie too) and moves data past
+ * them.  0, or -1 with c's error set. */
+static int
+hello_auth_check(skc_node *n, skci_peer *p, skci_call *c,
+    const uint8_t **ticket, const uint8_t **data, size_t *len)
+{
+    *data = c->data;
+    *len = c->len;
+    *ticket = NULL;
+    if (n->auth.key == NULL) {
+        return 0;
+    }
+    if (c->len < SKCI_AUTH_HELLO_BLOCK) {
+        hello_error(c, SKC_EAUTH, "its HELLO reply carries no cookie proof");
+        return -1;
+    }
+    *ticket = c->data + SKCI_AUTH_MAC;
+    *data = c->data + SKCI_AUTH_HELLO_BLOCK;
+    *len = c->len - SKCI_AUTH_HELLO_BLOCK;
+    skci_hello h;
+    char err[256];
+    uint8_t want[SKCI_AUTH_MAC];
+    if (skci_wire_hello_decode(&h, *data, *len, err, sizeof(err)) != 0) {
+        return 0; /* reported by the caller */
+    }
+    if (skci_auth_proof(want, n->auth.key, n->auth.keylen, SKCI_PROOF_SERVER,
+            p->auth_nc, SKCI_AUTH_NONCE, p->auth_ns, SKCI_AUTH_NONCE, h.name,
+            h.name_len) != 0 ||
+        !skci_auth_mac_equal(want, c->data)) {
+        hello_error(c, SKC_EAUTH,
+            "its answer does not prove the cluster cookie (wrong cookie)");
+        return -1;
+    }
+    return 0;
+}
+
 static void
 hello_done(skc_node *n, skci_call *c)
 {
     skci_peer *p = c->peer;
-    if (p->hello != c) {
+    if (!hello_step_current(p, c)) {
         return; /* the link it belonged to was replaced */
     }
-    p->hello = NULL;
-    if (p->lr == NULL || p->link_state != SKCI_LINK_HELLO) {
-        return;
-    }
-    if (c->status == 0) {
+    const uint8_t *ticket = NULL, *data = NULL;
+    size_t len = 0;
+    if (c->status == 0 &&
+        hello_auth_check(n, p, c, &ticket, &data, &len) == 0) {
         skci_hello h;
         char err[256];
-        if (skci_wire_hello_decode(&h, c->data, c->len, err, sizeof(err)) ==
-            0) {
+        int rc = skci_wire_hello_decode(&h, data, len, err, sizeof(err));
+        if (rc == 0 && n->secure &&
+            (h.name_len != strlen(p->name) ||
+                memcmp(h.name, p->name, h.name_len) != 0)) {
+            /* Identity: the node answering must be the one the map names
+             * (its name is covered by the cookie proof or the TLS
+             * channel). */
+            snprintf(err, sizeof(err),
+                "the node answering is named '%.*s', not '%s' (identity check)",
+                (int)h.name_len, h.name, p->name);
+            rc = SKC_EAUTH;
+        }
+        if (rc == 0) {
             p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
             /* A new connection: its sends are numbered on a new stream. */
             p->ostream =
@@ -418,9 +645,8 @@ hello_done(skc_node *n, skci_call *c)
             p->osent = 0;
             free(p->push_url);
             p->push_url = skci_url_send_address(p->url, h.url, h.url_len);
-            if (p->push_url != NULL &&
-                skci_link_push_dial(p->lr->link, p->push_url) != 0) {
-                skci_node_log(n, SKC_LOG_WARN, "%s", skc_last_error());
+            if (p->push_url != NULL) {
+                push_dial(n, p, ticket);
             }
             link_state_set(p, SKCI_LINK_UP);
             free(p->last_error);
@@ -431,10 +657,17 @@ hello_done(skc_node *n, skci_call *c)
             peer_flush(n, p);
             return;
         }
-        c->status = SKC_EPROTO;
-        free(c->detail);
-        c->detail = skci_strdup(err);
+        hello_error(c, rc, "%s", err);
     }
+    hello_failed(n, p, c);
+}
+
+/* The hello (or its challenge) c failed: asked again when the link is
+ * merely slow, else the peer is refused and its queued calls fail with
+ * c's status and detail. */
+static void
+hello_failed(skc_node *n, skci_peer *p, skci_call *c)
+{
     if (c->status == SKC_ECONNLOST || c->status == SKC_ETIMEDOUT) {
         if (skci_link_connected(p->lr->link)) {
             start_hello(n, p); /* connected but slow: ask again */
@@ -443,16 +676,28 @@ hello_done(skc_node *n, skci_call *c)
         }
         return;
     }
-    /* The peer answered but not as an skc node of our version. */
+    /* The peer answered but not as an skc node of our version, or the
+     * cookie or the identity check failed (SKC_EAUTH). */
+    int status = c->status == SKC_EAUTH ? SKC_EAUTH : SKC_EPROTO;
+    const char *d = c->detail ? c->detail : "";
     char why[SKCI_DETAIL_MAX + 64];
-    snprintf(why, sizeof(why), "node '%s' (%s) refused the skc hello: %s",
-        p->name, skci_peer_addr(p), c->detail ? c->detail : "");
+    if (status == SKC_EAUTH && strncmp(d, "node '", 6) == 0) {
+        /* the peer's refusal, already naming it (on_reply) */
+        snprintf(why, sizeof(why), "not authenticated: %s", d);
+    } else {
+        snprintf(why, sizeof(why), "node '%s' (%s) %s: %s", p->name,
+            skci_peer_addr(p),
+            status == SKC_EAUTH ? "not authenticated"
+                                : "refused the skc hello",
+            d);
+    }
     skci_node_log(n, SKC_LOG_ERROR, "%s", why);
     free(p->last_error);
     p->last_error = skci_strdup(why);
     skci_peer_detach(n, p);
-    skci_health_set(n, p, SKC_PEER_DOWN, "hello refused");
-    skci_call_fail_list(n, &p->queued, SKC_EPROTO, why);
+    skci_health_set(n, p, SKC_PEER_DOWN,
+        status == SKC_EAUTH ? "not authenticated" : "hello refused");
+    skci_call_fail_list(n, &p->queued, status, why);
 }
 
 static void

@@ -1,6 +1,8 @@
 /* serve.c -- frames that arrive at this node: requests on the call port
  * (call, query, hello, ping) and one-way sends on the send port, decoded
  * and handed to the service they name (the transport's server callbacks).
+ * With a cluster cookie, a connection gets nothing but the handshake
+ * until it has proven the cookie (auth.c keeps who has).
  */
 #include "core.h"
 #include "error.h"
@@ -18,23 +20,127 @@ answer_now(skci_rctx *rctx, skci_tmsg *frame)
 }
 
 /* The HELLO reply body; with the features word (this node reads the
- * order block) when the HELLO asked for it. */
+ * order block) when the HELLO asked for it, after `auth` (the server's
+ * proof and a send ticket) when the HELLO proved the cookie. */
 static skci_tmsg *
-hello_reply(skc_node *n, uint64_t id, uint32_t flags)
+hello_reply(skc_node *n, uint64_t id, uint32_t flags,
+    const uint8_t auth[SKCI_AUTH_HELLO_BLOCK])
 {
     const char *url = n->server ? skci_server_pull_url(n->server) : NULL;
     if (url == NULL) {
         url = "";
     }
     size_t nl = strlen(n->name), ul = strlen(url);
-    uint8_t body[4 + 2 + SKCI_NAME_MAX + 2 + 1024 + 4];
+    uint8_t body[SKCI_AUTH_HELLO_BLOCK + 4 + 2 + SKCI_NAME_MAX + 2 + 1024 + 4];
     if (ul > 1024) {
         ul = 1024;
     }
     int feat = (flags & SKCI_FLAG_HELLO_FEATURES) != 0;
+    size_t pre = auth != NULL ? SKCI_AUTH_HELLO_BLOCK : 0;
+    if (auth != NULL) {
+        memcpy(body, auth, pre);
+    }
     skci_wire_hello_put(
-        body, n->max_msg, n->name, nl, url, ul, feat, SKCI_FEAT_ORDER);
-    return skci_reply_frame(0, id, body, skci_wire_hello_size(nl, ul, feat));
+        body + pre, n->max_msg, n->name, nl, url, ul, feat, SKCI_FEAT_ORDER);
+    return skci_reply_frame(
+        0, id, body, pre + skci_wire_hello_size(nl, ul, feat));
+}
+
+/* One rate-limited line (one kind for all refusals) naming the peer. */
+static void
+auth_refused(skc_node *n, uint32_t pipe, const char *port, const char *why)
+{
+    char addr[160];
+    skci_pipe_addr(pipe, addr, sizeof(addr));
+    skci_node_log(n, SKC_LOG_WARN,
+        "refused a connection from %s on the %s port: %s", addr, port, why);
+}
+
+/* A connection's cookie state was just made: if the connection is gone
+ * already (its removal may be reported before its last request is
+ * handled), the state goes now, so none outlives its connection. */
+static void
+auth_pipe_check(skc_node *n, uint32_t pipe)
+{
+    if (!skci_pipe_alive(pipe)) {
+        skci_auth_pipe_gone(&n->auth, pipe);
+    }
+}
+
+/* The cookie's part of a request: the handshake (AUTH, HELLO with a
+ * proof), and the refusal of anything else on a connection that has not
+ * proven the cookie.  The reply, or NULL when the request goes on. */
+static skci_tmsg *
+auth_request(skc_node *n, const skci_req *req, uint32_t pipe)
+{
+    skci_auth *a = &n->auth;
+    int hello_auth = req->kind == SKCI_KIND_HELLO &&
+        (req->flags & SKCI_FLAG_HELLO_AUTH) != 0;
+    if (req->kind != SKCI_KIND_AUTH && !hello_auth) {
+        if (a->key == NULL || skci_auth_pipe_ok(a, pipe)) {
+            return NULL;
+        }
+        const char *why = req->kind == SKCI_KIND_HELLO
+            ? "a HELLO without the cluster cookie"
+            : "a request before the cluster cookie handshake";
+        auth_refused(n, pipe, "call", why);
+        return skci_error_frame(SKC_EAUTH, req->id,
+            "this node requires the cluster cookie (%s)", why);
+    }
+    if (a->key == NULL) {
+        return skci_error_frame(SKC_EAUTH, req->id,
+            "node '%s' has no cluster cookie, but the caller has one",
+            n->name);
+    }
+    char why[160];
+    if (hello_auth) {
+        if (req->len < SKCI_AUTH_MAC) {
+            return skci_error_frame(SKC_EPROTO, req->id,
+                "a HELLO with a proof of %u bytes", req->len);
+        }
+        uint8_t blk[SKCI_AUTH_HELLO_BLOCK];
+        size_t nl = req->len - SKCI_AUTH_MAC;
+        if (skci_auth_hello(a, pipe, (const char *)req->payload, nl,
+                req->payload + nl, n->name, blk, blk + SKCI_AUTH_MAC, why,
+                sizeof(why)) != 0) {
+            auth_refused(n, pipe, "call", why);
+            return skci_error_frame(SKC_EAUTH, req->id, "refused: %s", why);
+        }
+        return hello_reply(n, req->id, req->flags, blk);
+    }
+    uint8_t out[SKCI_AUTH_NONCE];
+    if (req->len == SKCI_AUTH_NONCE) {
+        int rc = skci_auth_challenge(a, pipe, req->payload, out);
+        auth_pipe_check(n, pipe);
+        return rc == 0
+            ? skci_reply_frame(0, req->id, out, SKCI_AUTH_NONCE)
+            : skci_error_frame(rc, req->id, "cannot make a challenge");
+    }
+    if (req->len == 0) {
+        if (skci_auth_ticket(a, pipe, out) != 0) {
+            auth_refused(
+                n, pipe, "call", "a ticket request before the handshake");
+            return skci_error_frame(SKC_EAUTH, req->id,
+                "a ticket needs an authenticated connection");
+        }
+        return skci_reply_frame(0, req->id, out, SKCI_AUTH_TICKET);
+    }
+    return skci_error_frame(
+        SKC_EPROTO, req->id, "an auth request of %u bytes", req->len);
+}
+
+void
+skci_on_pipe_gone(void *arg, uint32_t pipe)
+{
+    skc_node *n = arg;
+    skci_auth_pipe_gone(&n->auth, pipe);
+}
+
+/* names_only: a peer's target by raw handle is refused. */
+static int
+handle_refused(const skc_node *n, const skci_req *req)
+{
+    return n->names_only && req->target.type == SKCI_TARGET_HANDLE;
 }
 
 static skci_tmsg *
@@ -153,7 +259,7 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
         skci_tmsg_free(msg);
         answer_now(rctx,
             skci_error_frame(SKC_EPROTO, 0, "node '%s' rejected the frame: %s",
-                n->name, err));
+                n->auth.key != NULL ? "" : n->name, err));
         return;
     }
     SKCI_COUNT(n, requests_in, 1);
@@ -162,7 +268,12 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
     }
     char tname[SKCI_NAME_MAX + 2];
     size_t tlen = skci_target_format(&req.target, tname, sizeof(tname));
-    skci_tmsg *reply;
+    skci_tmsg *reply = auth_request(n, &req, skci_tmsg_pipe(msg));
+    if (reply != NULL) {
+        skci_tmsg_free(msg);
+        answer_now(rctx, reply);
+        return;
+    }
     switch (req.kind) {
     case SKCI_KIND_PING:
         reply = skci_reply_frame(0, req.id, NULL, 0);
@@ -171,18 +282,23 @@ skci_on_request(void *arg, skci_rctx *rctx, skci_tmsg *msg)
         reply = stats_reply(n, &req);
         break;
     case SKCI_KIND_HELLO:
-        reply = hello_reply(n, req.id, req.flags);
+        reply = hello_reply(n, req.id, req.flags, NULL);
         break;
     case SKCI_KIND_QUERY:
         reply = query_reply(n, &req, tname);
         break;
     case SKCI_KIND_CALL:
-        if (req.target.type != SKCI_TARGET_NONE) {
+        if (handle_refused(n, &req)) {
+            reply = skci_error_frame(SKC_EAUTH, req.id,
+                "node '%s' takes calls by name only, not by handle %s",
+                n->name, tname);
+        } else if (req.target.type != SKCI_TARGET_NONE) {
             deliver_call(n, rctx, msg, &req, tname, tlen);
             return;
+        } else {
+            reply = skci_error_frame(SKC_EPROTO, req.id,
+                "node '%s': a call needs a target", n->name);
         }
-        reply = skci_error_frame(
-            SKC_EPROTO, req.id, "node '%s': a call needs a target", n->name);
         break;
     default:
         reply = skci_error_frame(SKC_EPROTO, req.id,
@@ -260,6 +376,30 @@ skci_serve_unpark(skc_node *n)
     return 0;
 }
 
+/* A frame on a send connection that has not proven the cookie: only its
+ * auth frame is accepted; anything else closes the connection. */
+static void
+push_auth(skc_node *n, skci_tmsg *msg, uint32_t pipe)
+{
+    skci_req req;
+    char why[256];
+    if (skci_wire_req_decode(&req, skci_tmsg_body(msg), skci_tmsg_len(msg),
+            why, sizeof(why)) == 0) {
+        if (req.kind != SKCI_KIND_AUTH) {
+            snprintf(why, sizeof(why),
+                "a frame of kind %u before the auth frame", req.kind);
+        } else if (skci_auth_push(&n->auth, pipe, req.payload, req.len, why,
+                       sizeof(why)) == 0) {
+            auth_pipe_check(n, pipe);
+            skci_tmsg_free(msg);
+            return;
+        }
+    }
+    skci_tmsg_free(msg);
+    auth_refused(n, pipe, "send", why);
+    skci_pipe_close(pipe);
+}
+
 void
 skci_serve_parked_drop(skc_node *n)
 {
@@ -274,10 +414,22 @@ int
 skci_on_push(void *arg, skci_tmsg *msg)
 {
     skc_node *n = arg;
+    if (n->auth.key != NULL) {
+        uint32_t pipe = skci_tmsg_pipe(msg);
+        if (!skci_auth_pipe_ok(&n->auth, pipe)) {
+            push_auth(n, msg, pipe);
+            return 0;
+        }
+    }
     skci_req req;
     char err[256];
     int bad = skci_wire_req_decode(
         &req, skci_tmsg_body(msg), skci_tmsg_len(msg), err, sizeof(err));
+    if (bad == 0 && handle_refused(n, &req)) {
+        snprintf(err, sizeof(err),
+            "a send to a raw handle (this node takes names only)");
+        bad = SKC_EAUTH;
+    }
     if (bad == 0 && req.kind != SKCI_KIND_SEND) {
         snprintf(
             err, sizeof(err), "a frame of kind %u is not a send", req.kind);

@@ -12,6 +12,13 @@
  *    never block, dial, close or free their own aio.
  *  - nng_msg_insert overflows for > 32 bytes: frames are built by callers
  *    in a body allocated at full size, never inserted.
+ *  - TLS: NNG_OPT_TLS_CONFIG goes on each listener and dialer before it
+ *    starts, never on the socket (nanomsg/nng#1835); mbedTLS's refusals
+ *    come back only as "Cryptographic error" or a closed connection, so
+ *    dial errors name the likely causes.
+ *  - An authenticated PUSH socket (cluster cookie) keeps one connection:
+ *    its auth frame must be the first frame on it, and NNG would redial
+ *    the same socket and send queued frames first (link_push_dial_auth).
  */
 #include "transport.h"
 
@@ -25,12 +32,14 @@
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Overhead NNG adds on top of our frame when it counts RECVMAXSZ. */
 #define TRANSPORT_SLACK 64
@@ -66,6 +75,10 @@ transport_error(int rv, int fallback, const char *what, const char *url)
     case NNG_EADDRINVAL:
     case NNG_ENOTSUP:
         rc = SKC_EINVAL;
+        break;
+    case NNG_ECRYPTO:
+    case NNG_EPEERAUTH:
+        rc = SKC_EAUTH;
         break;
     default:
         rc = fallback;
@@ -113,6 +126,187 @@ void
 skci_tmsg_trim_front(skci_tmsg *m, size_t n)
 {
     nng_msg_trim((nng_msg *)m, n);
+}
+
+uint32_t
+skci_tmsg_pipe(const skci_tmsg *m)
+{
+    nng_pipe p = nng_msg_get_pipe((const nng_msg *)m);
+    return nng_pipe_id(p) > 0 ? (uint32_t)nng_pipe_id(p) : 0;
+}
+
+int
+skci_pipe_alive(uint32_t pipe)
+{
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = pipe;
+    nng_sockaddr sa;
+    return nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != NNG_ENOENT;
+}
+
+void
+skci_pipe_close(uint32_t pipe)
+{
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = pipe;
+    nng_pipe_close(p);
+}
+
+void
+skci_pipe_addr(uint32_t pipe, char *buf, size_t len)
+{
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = pipe;
+    nng_sockaddr sa;
+    snprintf(buf, len, "?");
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
+        return;
+    }
+    if (sa.s_family == NNG_AF_INET) {
+        const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
+        const uint8_t *pt = (const uint8_t *)&sa.s_in.sa_port;
+        snprintf(buf, len, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
+            (unsigned)(pt[0] << 8 | pt[1]));
+    } else if (sa.s_family == NNG_AF_INET6) {
+        const uint8_t *a = sa.s_in6.sa_addr;
+        const uint8_t *pt = (const uint8_t *)&sa.s_in6.sa_port;
+        snprintf(buf, len, "[%x:%x:%x:%x:%x:%x:%x:%x]:%u", a[0] << 8 | a[1],
+            a[2] << 8 | a[3], a[4] << 8 | a[5], a[6] << 8 | a[7],
+            a[8] << 8 | a[9], a[10] << 8 | a[11], a[12] << 8 | a[13],
+            a[14] << 8 | a[15], (unsigned)(pt[0] << 8 | pt[1]));
+    } else if (sa.s_family == NNG_AF_IPC) {
+        snprintf(buf, len, "ipc://%s", sa.s_ipc.sa_path);
+    } else if (sa.s_family == NNG_AF_INPROC) {
+        snprintf(buf, len, "inproc://%s", sa.s_inproc.sa_name);
+    }
+}
+
+/* ---- TLS ---- */
+
+static int
+url_is_tls(const char *url)
+{
+    return strncmp(url, "tls+", 4) == 0;
+}
+
+int
+skci_tls_configured(const skci_tls *t)
+{
+    return t != NULL &&
+        (t->cert != NULL || t->key != NULL || t->ca != NULL ||
+            t->server_name != NULL);
+}
+
+/* A whole PEM file, NUL-terminated, malloc'd; NULL with the detail set. */
+static char *
+tls_read_file(const char *what, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        skci_error(SKC_EIO, "TLS %s %s: cannot open it", what, path);
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = cap <= (1u << 24) ? realloc(buf, cap) : NULL;
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                skci_error(SKC_EINVAL, "TLS %s %s: too big", what, path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, cap - len - 1, f);
+        len += r;
+        if (r == 0) {
+            break;
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* A TLS config for a server (listener) or a client (dialer).  0, or an
+ * skc error with the detail set. */
+static int
+tls_config_make(nng_tls_config **out, const skci_tls *t, int server)
+{
+    nng_tls_config *c;
+    int rv = nng_tls_config_alloc(
+        &c, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
+    if (rv != 0) {
+        return transport_error(rv, SKC_ETRANSPORT, "TLS config", NULL);
+    }
+    int rc = 0;
+    if (server && (t->cert == NULL || t->key == NULL)) {
+        rc = skci_error(
+            SKC_EINVAL, "a tls+tcp:// listener needs tls_cert and tls_key");
+    }
+    if (rc == 0 && (t->cert != NULL) != (t->key != NULL)) {
+        rc = skci_error(SKC_EINVAL, "tls_cert and tls_key go together");
+    }
+    if (rc == 0 && t->cert != NULL) {
+        char *cert = tls_read_file("certificate", t->cert);
+        char *key = cert ? tls_read_file("key", t->key) : NULL;
+        if (cert == NULL || key == NULL) {
+            rc = SKC_EIO;
+        } else if ((rv = nng_tls_config_own_cert(c, cert, key, NULL)) != 0) {
+            rc = skci_error(SKC_EINVAL,
+                "TLS certificate %s with key %s: %s (not PEM, or the key does not match)",
+                t->cert, t->key, nng_strerror(rv));
+        }
+        free(cert);
+        free(key);
+    }
+    if (rc == 0 && t->ca != NULL &&
+        (rv = nng_tls_config_ca_file(c, t->ca)) != 0) {
+        rc = skci_error(
+            SKC_EINVAL, "TLS CA file %s: %s", t->ca, nng_strerror(rv));
+    }
+    if (rc == 0 && !server && t->server_name != NULL &&
+        (rv = nng_tls_config_server_name(c, t->server_name)) != 0) {
+        rc =
+            transport_error(rv, SKC_EINVAL, "TLS server name", t->server_name);
+    }
+    if (rc == 0) {
+        /* A CA: the peer must show a certificate it signed (mutual on the
+         * server side).  Without one, encryption only. */
+        rv = nng_tls_config_auth_mode(c,
+            t->ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED
+                          : NNG_TLS_AUTH_MODE_NONE);
+        if (rv != 0) {
+            rc = transport_error(rv, SKC_ETRANSPORT, "TLS auth mode", NULL);
+        }
+    }
+    if (rc != 0) {
+        nng_tls_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int
+skci_tls_check(const skci_tls *t)
+{
+    nng_tls_config *c;
+    int rc = 0;
+    if (t->cert != NULL || t->key != NULL) {
+        if ((rc = tls_config_make(&c, t, 1)) != 0) {
+            return rc;
+        }
+        nng_tls_config_free(c);
+    }
+    if ((rc = tls_config_make(&c, t, 0)) != 0) {
+        return rc;
+    }
+    nng_tls_config_free(c);
+    return 0;
 }
 
 /* Takes the message an aio holds, if any (NULL if none). */
@@ -180,6 +374,7 @@ typedef struct sender {
     size_t bytes; /* of the messages in the ring */
     int busy;
     int closed;
+    int gated; /* hold everything in the backlog (no socket to send on) */
 } sender;
 
 static void sender_cb(void *arg);
@@ -213,12 +408,14 @@ sender_pop(sender *s)
     return m;
 }
 
+/* Starts the aio on m; sock was read under lk (an authenticated link
+ * replaces its PUSH socket, see link_push_dial_auth). */
 static void
-sender_start(sender *s, nng_msg *m)
+sender_start(sender *s, nng_socket sock, nng_msg *m)
 {
     nng_aio_set_msg(s->aio, m);
     nng_aio_set_timeout(s->aio, SEND_TIMEOUT_MS);
-    nng_send_aio(s->sock, s->aio);
+    nng_send_aio(sock, s->aio);
 }
 
 static void
@@ -231,7 +428,12 @@ sender_cb(void *arg)
     pthread_mutex_lock(&s->lk);
     if (rv != 0) {
         nng_msg *failed = aio_take_msg(s->aio);
-        if (rv == NNG_ETIMEDOUT && !s->closed) {
+        if (rv == NNG_ETIMEDOUT && s->gated && s->count < s->cap) {
+            /* Back to the front: it goes out on the next socket. */
+            s->head = (s->head + s->cap - 1) % s->cap;
+            s->ring[s->head] = failed;
+            s->count++;
+        } else if (rv == NNG_ETIMEDOUT && !s->closed && !s->gated) {
             /* Peer not reading or not connected yet: keep trying; the
              * callers' own deadlines decide when to give up. */
             m = failed;
@@ -239,15 +441,16 @@ sender_cb(void *arg)
             nng_msg_free(failed);
         }
     }
-    if (m == NULL && !s->closed && s->count > 0) {
+    if (m == NULL && !s->closed && !s->gated && s->count > 0) {
         m = sender_pop(s);
     }
     if (m == NULL) {
         s->busy = 0;
     }
+    nng_socket sock = s->sock;
     pthread_mutex_unlock(&s->lk);
     if (m != NULL) {
-        sender_start(s, m);
+        sender_start(s, sock, m);
     }
 }
 
@@ -260,7 +463,7 @@ sender_send(sender *s, nng_msg *m)
         nng_msg_free(m);
         return skci_error(SKC_ECLOSED, "link closed");
     }
-    if (!s->busy && s->count == 0) {
+    if (!s->busy && s->count == 0 && !s->gated) {
         int rv = nb_send(s->sock, s->nb, m);
         if (rv == 0) {
             pthread_mutex_unlock(&s->lk);
@@ -306,15 +509,37 @@ sender_send(sender *s, nng_msg *m)
     s->count++;
     s->bytes += nng_msg_len(m);
     nng_msg *first = NULL;
-    if (!s->busy) {
+    if (!s->busy && !s->gated) {
         s->busy = 1;
         first = sender_pop(s);
     }
+    nng_socket sock = s->sock;
     pthread_mutex_unlock(&s->lk);
     if (first != NULL) {
-        sender_start(s, first);
+        sender_start(s, sock, first);
     }
     return 0;
+}
+
+/* Moves the sender to socket sock and gates it (on: everything waits in
+ * the backlog) or opens it, draining the backlog in order. */
+static void
+sender_gate(sender *s, int on, nng_socket sock)
+{
+    nng_msg *first = NULL;
+    pthread_mutex_lock(&s->lk);
+    s->gated = on;
+    s->sock = sock;
+    if (!on) {
+        if (!s->busy && !s->closed && s->count > 0) {
+            s->busy = 1;
+            first = sender_pop(s);
+        }
+    }
+    pthread_mutex_unlock(&s->lk);
+    if (first != NULL) {
+        sender_start(s, sock, first);
+    }
 }
 
 /* After the socket is closed: stop the aio, free the backlog. */
@@ -368,6 +593,7 @@ struct skci_server {
     skci_idmap pipes;     /* counted inbound pipe id -> server_conn */
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
+    nng_tls_config *tls;  /* for tls+tcp:// listeners, made at the first */
 };
 
 static void server_log(skci_server *s, int level, const char *fmt, ...)
@@ -593,6 +819,9 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         }
     }
     pthread_mutex_unlock(&s->lk);
+    if (ev == NNG_PIPE_EV_REM_POST && s->cfg.on_pipe_gone != NULL) {
+        s->cfg.on_pipe_gone(s->cfg.arg, id);
+    }
     if (reject) {
         nng_pipe_close(p);
         if (!atomic_load(&s->closing)) {
@@ -656,9 +885,25 @@ server_start_listener(
     skci_server *s, nng_socket sock, const char *url, char **bound)
 {
     nng_listener l;
+    if (url_is_tls(url) && s->tls == NULL) {
+        if (!skci_tls_configured(s->cfg.tls)) {
+            return skci_error(SKC_EINVAL,
+                "listen %s: a tls+tcp:// address needs tls_cert and tls_key",
+                url);
+        }
+        int rc = tls_config_make(&s->tls, s->cfg.tls, 1);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     int rv = nng_listener_create(&l, sock, url);
     if (rv != 0) {
         return transport_error(rv, SKC_ETRANSPORT, "listen", url);
+    }
+    if (url_is_tls(url) &&
+        (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, s->tls)) != 0) {
+        nng_listener_close(l);
+        return transport_error(rv, SKC_ETRANSPORT, "listen (TLS)", url);
     }
     rv = nng_listener_start(l, 0);
     if (rv != 0) {
@@ -936,6 +1181,9 @@ skci_server_destroy(skci_server *s)
     nng_close(s->rep);
     nng_close(s->pull);
     skci_idmap_each(&s->pipes, conn_free, NULL);
+    if (s->tls != NULL) {
+        nng_tls_config_free(s->tls);
+    }
     skci_idmap_fini(&s->pipes);
     pthread_mutex_destroy(&s->lk);
     free(s->listeners);
@@ -983,6 +1231,14 @@ struct skci_link {
     atomic_int push_pipes;        /* connections of the PUSH socket */
     atomic_llong push_added_at;   /* ms: when the last one came up */
     atomic_llong push_down_since; /* ms: since when none has held */
+    nng_tls_config *tls;          /* for tls+tcp:// dialers; NULL = none */
+    /* authenticated sends (cfg.on_push_lost set): the PUSH socket in use
+     * and its one connection (link_push_dial_auth) */
+    atomic_uint push_id;
+    atomic_uint push_pipe;
+    atomic_llong push_up_at; /* ms: when its connection came up */
+    atomic_int push_lost;    /* on_push_lost was called for this socket */
+    atomic_int push_backoff; /* ms to wait before the next socket */
 };
 
 /* Beyond the caller's deadline, a context keeps waiting this long for a
@@ -1157,6 +1413,16 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     if ((rv = nng_push0_open(&l->push)) != 0) {
         goto fail1;
     }
+    if (skci_tls_configured(cfg->tls) &&
+        tls_config_make(&l->tls, cfg->tls, 0) != 0) {
+        nng_close(l->push);
+        nng_close(l->req);
+        pthread_mutex_destroy(&l->pipe_lk);
+        pthread_mutex_destroy(&l->clk);
+        pthread_mutex_destroy(&l->lk);
+        free(l);
+        return SKC_EAUTH;
+    }
     /* NNG never resends a request (it could run twice): skc owns
      * deadlines and retries.  Set before any context is opened, which
      * copies it. */
@@ -1177,10 +1443,16 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
         rv = NNG_ENOMEM;
         goto fail2;
     }
+    /* Authenticated sends wait for a socket whose first frame is the
+     * auth frame. */
+    l->push_tx.gated = cfg->on_push_lost != NULL;
     *out = l;
     return 0;
 fail2:
     nng_close(l->push);
+    if (l->tls != NULL) {
+        nng_tls_config_free(l->tls);
+    }
 fail1:
     nng_close(l->req);
 fail0:
@@ -1214,6 +1486,10 @@ dial_create_locked(
     int rv = nng_dialer_create(d, sock, url);
     if (rv == 0) {
         dialer_backoff(*d);
+        if (url_is_tls(url) && l->tls != NULL &&
+            (rv = nng_dialer_set_ptr(*d, NNG_OPT_TLS_CONFIG, l->tls)) != 0) {
+            nng_dialer_close(*d);
+        }
     }
     return rv;
 }
@@ -1227,6 +1503,23 @@ dial_error(int rv, const char *url)
     }
     if (rv == NNG_ECLOSED) {
         return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
+    }
+    if (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH) {
+        return skci_error(SKC_EAUTH,
+            "dial %s: TLS handshake failed (%s): a certificate refused by either side (none, expired, not signed by the CA, or another server name), or the peer does not speak TLS",
+            url, nng_strerror(rv));
+    }
+    if (rv == NNG_ECONNSHUT || rv == NNG_EPROTO || rv == NNG_ECONNRESET) {
+        /* The peer hung up in the middle of the handshake: with TLS it
+         * refused us (mbedTLS says no more), without it may want TLS. */
+        if (url_is_tls(url)) {
+            return skci_error(SKC_EAUTH,
+                "dial %s: %s during the TLS handshake: the peer refused our TLS certificate (none, expired or not signed by its CA), or it does not speak TLS",
+                url, nng_strerror(rv));
+        }
+        return skci_error(SKC_EUNREACHABLE,
+            "dial %s: %s during the connection handshake: the peer may be a TLS port (tls+tcp://), or not an skc node",
+            url, nng_strerror(rv));
     }
     return transport_error(rv, SKC_EUNREACHABLE, "dial", url);
 }
@@ -1250,11 +1543,10 @@ link_dial(skci_link *l, const char *url)
             nng_dialer_close(d);
         }
         pthread_mutex_unlock(&l->lk);
-        if (rv == NNG_ECLOSED || atomic_load(&l->closed)) {
+        if (atomic_load(&l->closed)) {
             return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
         }
-        return skci_error(
-            SKC_EUNREACHABLE, "dial %s: %s", url, nng_strerror(rv));
+        return dial_error(rv, url);
     }
     pthread_mutex_lock(&l->lk);
     l->dialer = d;
@@ -1340,11 +1632,129 @@ link_push_dial(skci_link *l, const char *url)
     return dial_error(rv, url);
 }
 
+/* The current authenticated PUSH socket has lost its connection (or
+ * never kept one): sends wait, and the owner is asked once for a new
+ * auth frame.  A connection refused at once (the peer's max_conns, a bad
+ * ticket) is not redialed at once: 100 ms, doubling to 1 s. */
+static void
+link_push_lost(skci_link *l)
+{
+    if (atomic_exchange(&l->push_lost, 1) || atomic_load(&l->closed)) {
+        return;
+    }
+    int b = atomic_load(&l->push_backoff);
+    b = skci_now_ms() - atomic_load(&l->push_up_at) >= 1000 ? 0
+        : b == 0                                            ? 100
+                                                            : b * 2;
+    atomic_store(&l->push_backoff, b < 1000 ? b : 1000);
+    pthread_mutex_lock(&l->push_tx.lk);
+    l->push_tx.gated = 1;
+    pthread_mutex_unlock(&l->push_tx.lk);
+    l->cfg.on_push_lost(l->cfg.arg);
+}
+
+/* The PUSH socket of an authenticated link keeps its first connection
+ * only (the auth frame went out on it, or is lost with it); a later one
+ * means the first is gone, even if NNG never reported its removal.  Sends
+ * wait in the backlog until that connection is up (behind the auth frame
+ * in the socket's queue).  NNG thread: only closes pipes, starts sends
+ * and reports. */
+static void
+link_push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    skci_link *l = arg;
+    uint32_t sock = (uint32_t)nng_socket_id(nng_pipe_socket(p));
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    int current = sock == atomic_load(&l->push_id);
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        unsigned none = 0;
+        if (current &&
+            atomic_compare_exchange_strong(&l->push_pipe, &none, id)) {
+            atomic_store(&l->push_up_at, skci_now_ms());
+            return;
+        }
+        nng_pipe_close(p);
+        if (current) {
+            link_push_lost(l);
+        }
+        return;
+    }
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        if (current && id == atomic_load(&l->push_pipe) &&
+            !atomic_load(&l->push_lost)) {
+            sender_gate(&l->push_tx, 0, nng_pipe_socket(p));
+        }
+        return;
+    }
+    if (current && id == atomic_load(&l->push_pipe)) {
+        link_push_lost(l);
+    }
+}
+
+/* Replaces the PUSH socket by a new one dialing url whose first message is
+ * auth (consumed): the receiver handles nothing on a send connection
+ * before its auth frame.  Sends wait in the backlog until its connection
+ * is up; what the old socket still held is lost with it, as a dropped
+ * connection's messages are. */
+static int
+link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
+{
+    for (int w = atomic_load(&l->push_backoff);
+         w > 0 && !atomic_load(&l->closed); w -= 20) {
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    nng_socket ns;
+    int rv = nng_push0_open(&ns);
+    if (rv != 0) {
+        nng_msg_free(auth);
+        return transport_error(rv, SKC_ETRANSPORT, "open push socket", url);
+    }
+    nng_socket_set_size(ns, NNG_OPT_RECVMAXSZ, 1024);
+    nng_socket_set_int(ns, NNG_OPT_SENDBUF, 1024);
+    nng_pipe_notify(ns, NNG_PIPE_EV_ADD_PRE, link_push_pipe_cb, l);
+    nng_pipe_notify(ns, NNG_PIPE_EV_ADD_POST, link_push_pipe_cb, l);
+    nng_pipe_notify(ns, NNG_PIPE_EV_REM_POST, link_push_pipe_cb, l);
+    /* Queued in the new socket before it has any connection: it is the
+     * first frame on the first one. */
+    if ((rv = nng_sendmsg(ns, auth, NNG_FLAG_NONBLOCK)) != 0) {
+        nng_msg_free(auth);
+        nng_close(ns);
+        return transport_error(rv, SKC_ETRANSPORT, "push auth frame", url);
+    }
+    nng_dialer d;
+    pthread_mutex_lock(&l->lk);
+    rv = dial_create_locked(l, ns, url, &d);
+    if (rv != 0) {
+        pthread_mutex_unlock(&l->lk);
+        nng_close(ns);
+        return dial_error(rv, url);
+    }
+    atomic_store(&l->push_pipe, 0);
+    atomic_store(&l->push_lost, 0);
+    atomic_store(&l->push_id, (unsigned)nng_socket_id(ns));
+    nng_socket old = l->push;
+    l->push = ns;
+    free(l->push_url);
+    l->push_url = skci_strdup(url);
+    l->push_dialer = d;
+    l->has_push_dialer = 1;
+    /* Gated until the new socket's connection is up (ADD_POST). */
+    sender_gate(&l->push_tx, 1, ns);
+    rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    /* Under lk, as in link_close (no dialer beside a socket's close). */
+    nng_close(old);
+    pthread_mutex_unlock(&l->lk);
+    return dial_error(rv, url);
+}
+
 int
 skci_link_push(skci_link *l, skci_tmsg *msg)
 {
     long long down;
-    if (push_stuck(l, &down)) {
+    /* (An authenticated link gates its sends until its PUSH connection is
+     * up and re-authenticates a lost one: link_push_pipe_cb.) */
+    if (l->cfg.on_push_lost == NULL && push_stuck(l, &down)) {
         /* Never OK for a send that cannot go anywhere: past a grace for
          * the connect (and a reconnect), the send fails instead of
          * waiting in a backlog nobody drains. */
@@ -1424,6 +1834,9 @@ link_unref(skci_link *l)
     pthread_mutex_destroy(&l->pipe_lk);
     pthread_mutex_destroy(&l->clk);
     pthread_mutex_destroy(&l->lk);
+    if (l->tls != NULL) {
+        nng_tls_config_free(l->tls);
+    }
     free(l->push_url);
     free(l);
 }
@@ -1432,7 +1845,8 @@ link_unref(skci_link *l)
 typedef struct link_job {
     skci_link *l;
     char *url;
-    int what; /* JOB_DIAL, JOB_PUSH_DIAL, JOB_CLOSE */
+    nng_msg *auth; /* JOB_PUSH_DIAL of an authenticated link */
+    int what;      /* JOB_DIAL, JOB_PUSH_DIAL, JOB_CLOSE */
 } link_job;
 
 #define JOB_DIAL 0
@@ -1455,12 +1869,16 @@ link_job_main(void *arg)
             l->cfg.on_dialed(l->cfg.arg, rc, detail);
         }
     } else {
-        int rc = link_push_dial(l, job->url);
+        nng_msg *auth = job->auth;
+        job->auth = NULL;
+        int rc = auth != NULL ? link_push_dial_auth(l, job->url, auth)
+                              : link_push_dial(l, job->url);
         if (rc != 0 && rc != SKC_ECLOSED && l->cfg.on_log != NULL &&
             !atomic_load(&l->closed)) {
             l->cfg.on_log(l->cfg.arg, SKC_LOG_WARN, skc_last_error());
         }
     }
+    nng_msg_free(job->auth);
     free(job->url);
     free(job);
     link_unref(l);
@@ -1468,18 +1886,21 @@ link_job_main(void *arg)
     return NULL;
 }
 
-/* Starts a job holding a reference (the caller's, for JOB_CLOSE). */
+/* Starts a job holding a reference (the caller's, for JOB_CLOSE); auth
+ * is consumed. */
 static int
-link_job_start(skci_link *l, const char *url, int what)
+link_job_start(skci_link *l, const char *url, int what, nng_msg *auth)
 {
     link_job *job = calloc(1, sizeof(*job));
     if (job == NULL ||
         (url != NULL && (job->url = skci_strdup(url)) == NULL)) {
         free(job);
+        nng_msg_free(auth);
         return skci_error(SKC_ENOMEM, "link job");
     }
     job->l = l;
     job->what = what;
+    job->auth = auth;
     if (what != JOB_CLOSE) {
         atomic_fetch_add(&l->refs, 1);
     }
@@ -1487,6 +1908,7 @@ link_job_start(skci_link *l, const char *url, int what)
         if (what != JOB_CLOSE) {
             atomic_fetch_sub(&l->refs, 1); /* the owner still holds one */
         }
+        nng_msg_free(job->auth);
         free(job->url);
         free(job);
         return skci_error(SKC_ENOMEM, "cannot start a thread");
@@ -1500,20 +1922,21 @@ skci_link_dial(skci_link *l, const char *url)
     if (atomic_load(&l->closed)) {
         return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
     }
-    return link_job_start(l, url, JOB_DIAL);
+    return link_job_start(l, url, JOB_DIAL, NULL);
 }
 
 int
-skci_link_push_dial(skci_link *l, const char *url)
+skci_link_push_dial(skci_link *l, const char *url, skci_tmsg *auth)
 {
     if (atomic_load(&l->closed)) {
+        skci_tmsg_free(auth);
         return skci_error(SKC_ECLOSED, "dial %s: link closed", url);
     }
     if (atomic_load(&l->push_pipes) == 0) {
         /* the grace of sends starts now, not when the link was made */
         atomic_store(&l->push_down_since, (long long)skci_now_ms());
     }
-    return link_job_start(l, url, JOB_PUSH_DIAL);
+    return link_job_start(l, url, JOB_PUSH_DIAL, (nng_msg *)auth);
 }
 
 int
@@ -1522,5 +1945,5 @@ skci_link_release(skci_link *l)
     if (l == NULL || atomic_exchange(&l->closed, 1)) {
         return 0;
     }
-    return link_job_start(l, NULL, JOB_CLOSE);
+    return link_job_start(l, NULL, JOB_CLOSE, NULL);
 }

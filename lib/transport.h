@@ -25,6 +25,31 @@ size_t skci_tmsg_len(const skci_tmsg *m);
  * copying. */
 void skci_tmsg_trim_front(skci_tmsg *m, size_t n);
 
+/* The pipe (connection) id a received message came in on; 0 if none. */
+uint32_t skci_tmsg_pipe(const skci_tmsg *m);
+/* 1 while the connection of that pipe id exists. */
+int skci_pipe_alive(uint32_t pipe);
+/* Closes a connection by its pipe id (any thread, never blocks). */
+void skci_pipe_close(uint32_t pipe);
+/* The peer's address of a connection ("tcp://1.2.3.4:5678"), or "?". */
+void skci_pipe_addr(uint32_t pipe, char *buf, size_t len);
+
+/* TLS settings for tls+tcp:// URLs (files in PEM); NULL fields are unset.
+ * A CA makes TLS mutual: a server then requires a client certificate it
+ * signed, a client checks the server's.  Ignored for other schemes. */
+typedef struct skci_tls {
+    char *cert;
+    char *key;
+    char *ca;
+    char *server_name;
+} skci_tls;
+
+/* 1 when t has any setting. */
+int skci_tls_configured(const skci_tls *t);
+/* Loads the settings as a server and as a client would, to report a bad
+ * file or key at create.  0, or SKC_EINVAL/SKC_EIO with the detail. */
+int skci_tls_check(const skci_tls *t);
+
 /* ---- server ---- */
 
 typedef struct skci_server skci_server;
@@ -41,6 +66,9 @@ typedef struct skci_server_cfg {
      * skci_server_pull_resume(). */
     int (*on_push)(void *arg, skci_tmsg *msg);
     void (*on_log)(void *arg, int level, const char *text);
+    /* A connection (pipe id) is gone (NNG thread; never blocks). */
+    void (*on_pipe_gone)(void *arg, uint32_t pipe);
+    const skci_tls *tls; /* NULL = none; must outlive the server */
     void *arg;
 } skci_server_cfg;
 
@@ -114,6 +142,10 @@ typedef struct skci_link_cfg {
     void (*on_log)(void *arg, int level, const char *text);
     /* The link is closed and freed: arg may be freed. */
     void (*on_released)(void *arg);
+    /* An authenticated send connection (skci_link_push_dial with an auth
+     * frame) was lost: it needs a new auth frame (NNG thread). */
+    void (*on_push_lost)(void *arg);
+    const skci_tls *tls; /* NULL = none; must outlive the link */
     void *arg;
 } skci_link_cfg;
 
@@ -134,8 +166,11 @@ int skci_link_connected(skci_link *l);
  * reused.  Returns 0, SKC_ECLOSED or SKC_ENOMEM. */
 int skci_link_send(skci_link *l, skci_tmsg *msg, int32_t reply_ms);
 
-/* (Re)connects the PUSH socket to url in the background. */
-int skci_link_push_dial(skci_link *l, const char *url);
+/* (Re)connects the PUSH socket to url in the background.  With an auth
+ * frame (consumed, also on failure) the PUSH socket is replaced by a new
+ * one whose first message is that frame and which keeps one connection
+ * only: when it is lost, on_push_lost asks for a new frame. */
+int skci_link_push_dial(skci_link *l, const char *url, skci_tmsg *auth);
 
 /* Queues a one-way frame; consumes msg.  0, SKC_ELIMIT, SKC_ECLOSED. */
 int skci_link_push(skci_link *l, skci_tmsg *msg);

@@ -9,8 +9,10 @@
  *     0     1  magic 'S' (0x53)
  *     1     1  magic 'K' (0x4b)
  *     2     1  version (1)
- *     3     1  kind: 1 CALL, 2 SEND, 3 HELLO, 4 QUERY, 5 PING, 6 STATS
- *     4     4  flags (0; receivers ignore unknown bits)
+ *     3     1  kind: 1 CALL, 2 SEND, 3 HELLO, 4 QUERY, 5 PING, 6 AUTH,
+ *              7 STATS
+ *     4     4  flags (receivers ignore unknown bits): bit 0 ORDER, bit 1
+ *              HELLO_FEATURES, bit 2 HELLO_AUTH (the cluster cookie)
  *     8     4  timeout_ms: caller's remaining deadline, 0 = none
  *    12     4  max_reply: largest reply payload the caller accepts
  *    16     8  request id (unique per calling node run)
@@ -42,6 +44,9 @@
  *
  * HELLO reply payload: max_msg u32, n u16, name, u u16, url, and when the
  * HELLO had flags bit 1 (HELLO_FEATURES) a features u32 (bit 0: ORDER).
+ * With flags bit 2 (HELLO_AUTH) the HELLO's payload is the name then a
+ * 32-byte proof, and its reply payload starts with the server's 32-byte
+ * proof and a 16-byte send ticket (PROTOCOL.md, "Cluster cookie").
  *
  * The decoder checks every length against the bytes present: a frame whose
  * fields disagree with its size is rejected, never read past.

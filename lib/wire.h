@@ -16,7 +16,12 @@
 #define SKCI_KIND_HELLO 3
 #define SKCI_KIND_QUERY 4
 #define SKCI_KIND_PING 5
-#define SKCI_KIND_STATS 6 /* the node's statistics (JSON) */
+/* The cluster cookie (auth.c, PROTOCOL.md "Cluster cookie"): on the call
+ * port a challenge (payload: the client's nonce) or, on an authenticated
+ * connection, a ticket request (empty payload); on the send port the
+ * first frame of a connection (payload: ticket + proof). */
+#define SKCI_KIND_AUTH 6
+#define SKCI_KIND_STATS 7 /* the node's statistics (JSON) */
 #define SKCI_KIND_REPLY 0x81
 
 /* Target types. */
@@ -30,6 +35,10 @@
  * HELLO_FEATURES: a HELLO's reply may carry the features word. */
 #define SKCI_FLAG_ORDER 0x1u
 #define SKCI_FLAG_HELLO_FEATURES 0x2u
+/* HELLO_AUTH: the HELLO's payload is the name then a 32-byte proof of the
+ * cookie; the reply's payload starts with the server's proof and a
+ * send-port ticket (auth.h). */
+#define SKCI_FLAG_HELLO_AUTH 0x4u
 
 /* Feature bits a node announces in its HELLO reply. */
 #define SKCI_FEAT_ORDER 0x1u /* reads the order block (PROTOCOL.md) */

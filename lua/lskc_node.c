@@ -289,7 +289,8 @@ parse_log(lua_State *L, int t)
 
 /* Reads the options (nil or a table at index 1) into o.  Pushes the values
  * of `name` (index 2), which must stay alive until the node is created,
- * and `log` (index 3).  Returns the LOG_ kind. */
+ * and `log` (index 3), then the string options (cookie, TLS) above them.
+ * Returns the LOG_ kind. */
 static int
 parse_opts(lua_State *L, skc_node_opts *o)
 {
@@ -334,7 +335,17 @@ parse_opts(lua_State *L, skc_node_opts *o)
     o->etcd_listen = opt_field_str(L, 1, "etcd_listen");
     o->etcd_ttl_s = (int32_t)opt_field_int(L, 1, "etcd_ttl", 0, 0, 3600);
     o->log_level = parse_log_level(L, 1);
-    return parse_log(L, 1);
+    int kind = parse_log(L, 1);
+    o->cluster_cookie = opt_field_str(L, 1, "cluster_cookie");
+    o->cluster_cookie_file = opt_field_str(L, 1, "cluster_cookie_file");
+    o->tls_cert = opt_field_str(L, 1, "tls_cert");
+    o->tls_key = opt_field_str(L, 1, "tls_key");
+    o->tls_ca = opt_field_str(L, 1, "tls_ca");
+    o->tls_server_name = opt_field_str(L, 1, "tls_server_name");
+    lua_getfield(L, 1, "names_only");
+    o->names_only = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return kind;
 }
 
 /* skc.node([opts]) -> node | nil, msg, code
@@ -344,7 +355,9 @@ parse_opts(lua_State *L, skc_node_opts *o)
  *       heartbeat_misses, max_mailbox, max_mailbox_bytes,
  *       max_queued_bytes, hello_timeout_ms, idle_timeout_ms (-1 = never),
  *       etcd, etcd_prefix, etcd_ttl (s), etcd_cafile, etcd_certfile,
- *       etcd_keyfile, etcd_listen. */
+ *       etcd_keyfile, etcd_listen, cluster_cookie, cluster_cookie_file,
+ *       tls_cert, tls_key, tls_ca, tls_server_name (strings), names_only
+ *       (boolean). */
 int
 lskc_node_new(lua_State *L)
 {

@@ -4,13 +4,15 @@
 set -eu
 
 # NNG itself is built from Debian's source package (cmake/nng/build.sh):
-# dpkg-dev and patch unpack and patch it, libmbedtls-dev is its TLS engine.
-# libcurl4-openssl-dev and libcjson-dev: the etcd map source (optional at
-# build time); etcd-server and etcd-client: its tests and make demo-etcd.
+# dpkg-dev and patch unpack and patch it, libmbedtls-dev is its TLS engine
+# (and the cluster cookie's HMAC, lib/auth.c); openssl makes the TLS
+# tests' certificates.  libcurl4-openssl-dev and libcjson-dev: the etcd
+# map source (optional at build time); etcd-server and etcd-client: its
+# tests and make demo-etcd.
 PKGS="build-essential cmake pkg-config dpkg-dev patch xz-utils libmbedtls-dev
 libcmocka-dev liblua5.4-dev lua5.4 libmsgpack-dev python3 python3-msgpack
 valgrind clang clang-format iproute2 nftables procps python3-pip python3-setuptools
-luarocks libcurl4-openssl-dev libcjson-dev etcd-server etcd-client"
+luarocks libcurl4-openssl-dev libcjson-dev etcd-server etcd-client openssl"
 
 missing=""
 for p in $PKGS; do

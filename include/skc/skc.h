@@ -93,7 +93,8 @@ enum skc_error {
     SKC_EIO = -17,      /* a file could not be read */
     SKC_ENOREPLY = -18, /* the service ended or returned without replying */
     SKC_ELIMIT = -19,   /* a configured limit was reached */
-    SKC_ESTATE = -20    /* not valid in this state (e.g. replied twice) */
+    SKC_ESTATE = -20,   /* not valid in this state (e.g. replied twice) */
+    SKC_EAUTH = -21     /* refused: cookie, TLS or identity (since 0.4.0) */
 };
 
 /* Static text for an error code; never NULL ("unknown error" for codes this
@@ -200,12 +201,31 @@ typedef struct skc_node_opts {
     const char *etcd_keyfile;  /* https: the certificate's key (PEM) */
     const char *etcd_listen;   /* what skc_node_open(node, name) listens on
                                   with etcd: "127.0.0.1:0" (a free port) */
+    /* since 0.4.0: who may talk to this node (docs/SECURITY.md) */
+    const char *cluster_cookie;      /* shared secret, 1..1024 bytes; every
+                                        connection, both ports, must prove it
+                                        (HMAC challenge-response in the HELLO).
+                                        NULL = no cookie */
+    const char *cluster_cookie_file; /* read the cookie from this file (its
+                                        first line); the file must not be
+                                        readable by group or others */
+    const char *tls_cert;            /* PEM certificate for tls+tcp:// (both
+                                        ports, listeners and dialers) */
+    const char *tls_key;             /* PEM private key of tls_cert */
+    const char *tls_ca;              /* PEM CA file: peers must present a
+                                        certificate it signed (mutual TLS) */
+    const char *tls_server_name;     /* name checked against the server's
+                                        certificate when dialing; NULL = no
+                                        name check (the CA still applies) */
+    int32_t names_only;              /* 1 = refuse calls and sends from peers
+                                        that target a raw handle (":hex") */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
-            0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL     \
+            0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL,    \
+            NULL, NULL, NULL, NULL, NULL, NULL, 0                             \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at

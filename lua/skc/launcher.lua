@@ -15,7 +15,10 @@
 -- "etcd://host:port/prefix" or cluster_etcd = "http(s)://host:port", with
 -- cluster_etcd_prefix, cluster_etcd_ttl (s), cluster_etcd_cafile,
 -- cluster_etcd_certfile, cluster_etcd_keyfile and cluster_listen (what
--- cluster.open(name) listens on; default 127.0.0.1:0).  Keys skc does not
+-- cluster.open(name) listens on; default 127.0.0.1:0); who may talk to
+-- this node: cluster_cookie or cluster_cookie_file, cluster_tls_cert,
+-- cluster_tls_key, cluster_tls_ca, cluster_tls_server_name,
+-- cluster_names_only (docs/SECURITY.md).  Keys skc does not
 -- need (thread, harbor, bootstrap, cpath, lualoader, daemon, ...) are
 -- accepted and ignored.
 

@@ -1471,6 +1471,18 @@ local function create_node()
         end
         map_file = "etcd " .. etcd
     end
+    -- Who may talk to this node (docs/SECURITY.md): the cluster cookie
+    -- (a string, or a file readable by its owner only) and TLS files.
+    for key, opt in pairs({ cluster_cookie = "cluster_cookie",
+            cluster_cookie_file = "cluster_cookie_file",
+            cluster_tls_cert = "tls_cert", cluster_tls_key = "tls_key",
+            cluster_tls_ca = "tls_ca",
+            cluster_tls_server_name = "tls_server_name" }) do
+        opts[opt] = env[key]
+    end
+    if env.cluster_names_only then
+        opts.names_only = env.cluster_names_only == "true"
+    end
     local n, err, code = skc.node(opts)
     if not n then
         error("cannot create the skc node: " .. tostring(err) .. " ("

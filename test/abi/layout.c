@@ -43,6 +43,7 @@ main(void)
     CONST(SKC_ENOREPLY);
     CONST(SKC_ELIMIT);
     CONST(SKC_ESTATE);
+    CONST(SKC_EAUTH);
 
     CONST(SKC_LOG_ERROR);
     CONST(SKC_LOG_WARN);
@@ -96,6 +97,13 @@ main(void)
     FIELD(skc_node_opts, etcd_certfile);
     FIELD(skc_node_opts, etcd_keyfile);
     FIELD(skc_node_opts, etcd_listen);
+    FIELD(skc_node_opts, cluster_cookie);
+    FIELD(skc_node_opts, cluster_cookie_file);
+    FIELD(skc_node_opts, tls_cert);
+    FIELD(skc_node_opts, tls_key);
+    FIELD(skc_node_opts, tls_ca);
+    FIELD(skc_node_opts, tls_server_name);
+    FIELD(skc_node_opts, names_only);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

@@ -638,18 +638,26 @@ sys_run(char *const argv[], int quiet)
 /* ---- skc helpers ---- */
 
 skc_node *
+sys_node_create(skc_node_opts *o)
+{
+    if (o->log == NULL) {
+        o->log = skc_log_stderr;
+        o->log_level = SKC_LOG_WARN;
+    }
+    skc_node *n = NULL;
+    int rc = skc_node_create(&n, o);
+    CHECK(rc == SKC_OK, "skc_node_create %s: %s (%s)",
+        o->name ? o->name : "", skc_strerror(rc), skc_last_error());
+    return n;
+}
+
+skc_node *
 sys_client(const char *name, uint32_t max_inflight)
 {
     skc_node_opts o = SKC_NODE_OPTS_INIT;
     o.name = name;
     o.max_inflight = max_inflight;
-    o.log = skc_log_stderr;
-    o.log_level = SKC_LOG_WARN;
-    skc_node *n = NULL;
-    int rc = skc_node_create(&n, &o);
-    CHECK(rc == SKC_OK, "skc_node_create: %s (%s)", skc_strerror(rc),
-        skc_last_error());
-    return n;
+    return sys_node_create(&o);
 }
 
 int
@@ -693,6 +701,30 @@ sys_put_u64(uint8_t *b, uint64_t v)
 {
     sys_put_u32(b, (uint32_t)v);
     sys_put_u32(b + 4, (uint32_t)(v >> 32));
+}
+
+size_t
+sys_put_req(uint8_t *b, uint8_t kind, uint32_t flags, uint8_t ttype,
+    const char *name, uint32_t handle, const void *payload, size_t pl)
+{
+    size_t nl = name ? strlen(name) : 0;
+    b[0] = 'S';
+    b[1] = 'K';
+    b[2] = 1;
+    b[3] = kind;
+    sys_put_u32(b + 4, flags);
+    sys_put_u32(b + 8, 2000);
+    sys_put_u32(b + 12, 65536);
+    sys_put_u64(b + 16, 9);
+    b[24] = ttype;
+    b[25] = (uint8_t)nl;
+    sys_put_u32(b + 26, handle);
+    memcpy(b + 30, name ? name : "", nl);
+    sys_put_u32(b + 30 + nl, (uint32_t)pl);
+    if (pl > 0) {
+        memcpy(b + 34 + nl, payload, pl);
+    }
+    return 34 + nl + pl;
 }
 
 /* ---- batches of async calls ---- */

@@ -169,6 +169,9 @@ int sys_run(char *const argv[], int quiet);
 
 /* A client node with defaults plus log to stderr at WARN. */
 skc_node *sys_client(const char *name, uint32_t max_inflight);
+/* A node made with options o, logging to stderr at WARN unless o sets a
+ * log; fails the test if it cannot be made. */
+skc_node *sys_node_create(skc_node_opts *o);
 
 /* One synchronous call; returns the status; reply text (if any) copied to
  * out (NUL-terminated, may be NULL). */
@@ -208,5 +211,10 @@ int sys_batch_wait(sys_batch *b, int count, int timeout_ms);
 void sys_put_u32(uint8_t *b, uint32_t v);
 uint32_t sys_get_u32(const uint8_t *b);
 void sys_put_u64(uint8_t *b, uint64_t v);
+/* Writes a request frame (docs/PROTOCOL.md) into b: version 1, kind,
+ * flags, deadline 2000 ms, max_reply 65536, id 9, the target (type,
+ * name or handle) and pl payload bytes.  Returns its length. */
+size_t sys_put_req(uint8_t *b, uint8_t kind, uint32_t flags, uint8_t ttype,
+    const char *name, uint32_t handle, const void *payload, size_t pl);
 
 #endif

@@ -85,24 +85,11 @@ static void
 req(frame *f, uint8_t ver, uint8_t kind, uint8_t ttype, const char *name,
     uint32_t handle, const char *payload)
 {
-    size_t nl = name ? strlen(name) : 0;
-    size_t pl = payload ? strlen(payload) : 0;
-    uint8_t *b = f->b;
-    b[0] = 'S';
-    b[1] = 'K';
-    b[2] = ver;
-    b[3] = kind;
-    sys_put_u32(b + 4, 0);
-    sys_put_u32(b + 8, 2000);
-    sys_put_u32(b + 12, MAX_MSG);
-    sys_put_u64(b + 16, 77);
-    b[24] = ttype;
-    b[25] = (uint8_t)nl;
-    sys_put_u32(b + 26, handle);
-    memcpy(b + 30, name ? name : "", nl);
-    sys_put_u32(b + 30 + nl, (uint32_t)pl);
-    memcpy(b + 34 + nl, payload ? payload : "", pl);
-    f->len = 34 + nl + pl;
+    f->len = sys_put_req(f->b, kind, 0, ttype, name, handle, payload,
+        payload ? strlen(payload) : 0);
+    f->b[2] = ver;
+    sys_put_u32(f->b + 12, MAX_MSG);
+    sys_put_u64(f->b + 16, 77);
 }
 
 static void

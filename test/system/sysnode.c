@@ -11,6 +11,9 @@
  *     --etcd URL, --etcd-prefix P, --etcd-ttl S, --etcd-cafile F,
  *     --etcd-certfile F, --etcd-keyfile F
  *                         the map from etcd (ADDRESS: the node's name)
+ *     --cookie S, --cookie-file F   the cluster cookie (docs/SECURITY.md)
+ *     --tls-cert F, --tls-key F, --tls-ca F, --tls-server-name N
+ *     --names-only 1      refuse peers' targets by raw handle
  *
  * Prints "LISTENING <url>" once it serves, then runs until SIGTERM/SIGINT
  * or "quit" on stdin, and exits 0 after destroying its node (so ASan and
@@ -302,6 +305,20 @@ main(int argc, char **argv)
             o.etcd_certfile = v;
         } else if (strcmp(k, "--etcd-keyfile") == 0) {
             o.etcd_keyfile = v;
+        } else if (strcmp(k, "--cookie") == 0) {
+            o.cluster_cookie = v;
+        } else if (strcmp(k, "--cookie-file") == 0) {
+            o.cluster_cookie_file = v;
+        } else if (strcmp(k, "--tls-cert") == 0) {
+            o.tls_cert = v;
+        } else if (strcmp(k, "--tls-key") == 0) {
+            o.tls_key = v;
+        } else if (strcmp(k, "--tls-ca") == 0) {
+            o.tls_ca = v;
+        } else if (strcmp(k, "--tls-server-name") == 0) {
+            o.tls_server_name = v;
+        } else if (strcmp(k, "--names-only") == 0) {
+            o.names_only = atoi(v);
         } else if (strcmp(k, "--spin") == 0) {
             spin = atoi(v) < 16 ? atoi(v) : 16;
         } else {

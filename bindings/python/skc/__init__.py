@@ -19,7 +19,7 @@ from .errors import (                                   # noqa: F401
     Error, InvalidArgument, NoMemory, UnknownNode, NodeDown, Unreachable,
     NoService, HandlerError, Timeout, TooBig, ConnectionLost, Closed,
     ProtocolError, Busy, Exists, TransportError, MapSyntaxError, FileError,
-    NoReply, LimitReached, StateError)
+    NoReply, LimitReached, StateError, AuthError)
 from .node import Node, Message, Deferred, Call, Proxy  # noqa: F401
 from .node import DEFAULT_TIMEOUT                       # noqa: F401
 from .payload import pack, unpack                       # noqa: F401
@@ -71,5 +71,5 @@ __all__ = [
     "Unreachable", "NoService", "HandlerError", "Timeout", "TooBig",
     "ConnectionLost", "Closed", "ProtocolError", "Busy", "Exists",
     "TransportError", "MapSyntaxError", "FileError", "NoReply",
-    "LimitReached", "StateError",
+    "LimitReached", "StateError", "AuthError",
 ]

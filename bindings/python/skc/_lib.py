@@ -80,6 +80,13 @@ class NodeOpts(ctypes.Structure):
         ("etcd_certfile", c_char_p),
         ("etcd_keyfile", c_char_p),
         ("etcd_listen", c_char_p),
+        ("cluster_cookie", c_char_p),   # since 0.4.0
+        ("cluster_cookie_file", c_char_p),
+        ("tls_cert", c_char_p),
+        ("tls_key", c_char_p),
+        ("tls_ca", c_char_p),
+        ("tls_server_name", c_char_p),
+        ("names_only", c_int32),
     ]
 
 

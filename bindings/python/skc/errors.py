@@ -112,13 +112,17 @@ LimitReached = _kind("LimitReached", -19, "ELIMIT",
 StateError = _kind("StateError", -20, "ESTATE",
                    "SKC_ESTATE: not valid in this state (e.g. replied "
                    "twice).")
+AuthError = _kind("AuthError", -21, "EAUTH",
+                  "SKC_EAUTH: refused: wrong or missing cluster cookie, a "
+                  "TLS failure, or a peer that is not the node the map "
+                  "names.")
 
 #: code -> class, for every code skc.h defines.
 CLASSES = {cls.CODE: cls for cls in (
     InvalidArgument, NoMemory, UnknownNode, NodeDown, Unreachable, NoService,
     HandlerError, Timeout, TooBig, ConnectionLost, Closed, ProtocolError,
     Busy, Exists, TransportError, MapSyntaxError, FileError, NoReply,
-    LimitReached, StateError)}
+    LimitReached, StateError, AuthError)}
 
 
 def from_code(code, strerror="", detail="", name=None):

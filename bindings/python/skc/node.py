@@ -437,6 +437,16 @@ class Node(object):
     etcd_ttl      lease of this node's key in seconds (skc: 3)
     etcd_cafile, etcd_certfile, etcd_keyfile  https: files for curl
     etcd_listen   what open(name) listens on (skc: "127.0.0.1:0")
+    cluster_cookie  the cluster's shared secret (str or bytes): every
+                  connection, both ways, proves it (docs/SECURITY.md)
+    cluster_cookie_file  read the cookie from this file's first line; it
+                  must not be readable by group or others
+    tls_cert, tls_key  PEM files of this node's certificate and key, for
+                  tls+tcp:// addresses (listening and dialing)
+    tls_ca        PEM CA file: peers must show a certificate it signed
+                  (mutual TLS)
+    tls_server_name  the name the servers' certificates must carry
+    names_only    True: peers may not target services by raw handle
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
@@ -444,7 +454,9 @@ class Node(object):
                 "heartbeat_misses", "max_mailbox", "max_mailbox_bytes",
                 "max_queued_bytes", "hello_timeout_ms", "idle_timeout_ms",
                 "etcd", "etcd_prefix", "etcd_ttl", "etcd_cafile",
-                "etcd_certfile", "etcd_keyfile", "etcd_listen")
+                "etcd_certfile", "etcd_keyfile", "etcd_listen",
+                "cluster_cookie", "cluster_cookie_file", "tls_cert",
+                "tls_key", "tls_ca", "tls_server_name", "names_only")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -506,6 +518,10 @@ class Node(object):
                 raise ValueError("etcd_ttl must be 1..3600 seconds, not %r"
                                  % (ttl,))
             opts.etcd_ttl_s = ttl
+        for key in ("cluster_cookie", "cluster_cookie_file", "tls_cert",
+                    "tls_key", "tls_ca", "tls_server_name"):
+            setattr(opts, key, _bytes(options.get(key), key))
+        opts.names_only = 1 if options.get("names_only") else 0
         lvl = options.get("log_level")
         if lvl is not None:
             if isinstance(lvl, str):
