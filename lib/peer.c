@@ -626,12 +626,14 @@ hello_done(skc_node *n, skci_call *c)
         skci_hello h;
         char err[256];
         int rc = skci_wire_hello_decode(&h, data, len, err, sizeof(err));
-        if (rc == 0 && n->secure &&
+        if (rc == 0 && n->secure && strstr(p->name, "://") == NULL &&
             (h.name_len != strlen(p->name) ||
                 memcmp(h.name, p->name, h.name_len) != 0)) {
             /* Identity: the node answering must be the one the map names
              * (its name is covered by the cookie proof or the TLS
-             * channel). */
+             * channel).  A peer known only by its address (an entry whose
+             * name is a URL, as `skc ping tcp://...` makes) claims no
+             * name: the cookie or certificate is its only check. */
             snprintf(err, sizeof(err),
                 "the node answering is named '%.*s', not '%s' (identity check)",
                 (int)h.name_len, h.name, p->name);

@@ -35,7 +35,14 @@ typedef struct cli_opts {
     int raw;            /* --raw */
     int verbose;        /* -v */
     int prometheus;     /* --prometheus */
+    /* --cookie-file (default $SKC_COOKIE_FILE), --tls-cert, --tls-key,
+     * --tls-ca, --tls-server-name (docs/SECURITY.md) */
+    const char *sec[5];
 } cli_opts;
+
+/* The security options, in cli_opts.sec's order. */
+static const char *const sec_opts[5] = { "--cookie-file", "--tls-cert",
+    "--tls-key", "--tls-ca", "--tls-server-name" };
 
 typedef struct cli_verb {
     const char *name;
@@ -101,6 +108,10 @@ static const char options_help[] =
     "                      $" CLI_MAP_ENV " take the etcd:// form too\n"
     "  -t, --timeout MS    deadline in milliseconds (default 5000)\n"
     "  -v, --verbose       log what the client node does on stderr\n"
+    "  --cookie-file FILE  the cluster cookie (default: $SKC_COOKIE_FILE;\n"
+    "                      mode 600), for nodes that require one\n"
+    "  --tls-cert F, --tls-key F, --tls-ca F, --tls-server-name NAME\n"
+    "                      TLS for tls+tcp:// nodes (docs/SECURITY.md)\n"
     "  -h, --help          this text\n"
     "  --                  end of options\n";
 
@@ -260,6 +271,15 @@ client_node(skc_node **out, const cli_opts *o, const char *verb,
     no.call_timeout_ms = o->timeout_ms;
     no.workers = 1;
     no.heartbeat_ms = -1; /* one request, then gone */
+    no.cluster_cookie_file = o->sec[0];
+    if (no.cluster_cookie_file == NULL) {
+        const char *env = getenv("SKC_COOKIE_FILE");
+        no.cluster_cookie_file = env != NULL && env[0] != '\0' ? env : NULL;
+    }
+    no.tls_cert = o->sec[1];
+    no.tls_key = o->sec[2];
+    no.tls_ca = o->sec[3];
+    no.tls_server_name = o->sec[4];
     if (o->verbose) {
         no.log = skc_log_stderr;
         no.log_level = SKC_LOG_DEBUG;
@@ -727,7 +747,8 @@ int
 cli_main(int argc, char **argv)
 {
     const cli_verb *v = NULL;
-    cli_opts o = { NULL, NULL, CLI_DEFAULT_TIMEOUT_MS, 0, 0, 0 };
+    cli_opts o = { NULL, NULL, CLI_DEFAULT_TIMEOUT_MS, 0, 0, 0,
+        { NULL, NULL, NULL, NULL, NULL } };
     int i, nargs, matched;
     const char *val;
 
@@ -788,6 +809,19 @@ cli_main(int argc, char **argv)
                     "%s needs a deadline in milliseconds (1 to 2147483647)",
                     a);
             }
+            continue;
+        }
+        for (size_t k = 0; k < 5 && !matched; k++) {
+            val =
+                opt_value(argc, argv, &i, sec_opts[k], sec_opts[k], &matched);
+            if (matched && (val == NULL || val[0] == '\0')) {
+                return usage_error(v, "%s needs a value", sec_opts[k]);
+            }
+            if (matched) {
+                o.sec[k] = val;
+            }
+        }
+        if (matched) {
             continue;
         }
         return usage_error(v, "unknown option '%s'", a);

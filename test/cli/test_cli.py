@@ -395,6 +395,41 @@ def test_stats():
     expect(["stats"] + M + ["closed"], 3, "stats unreachable: 3")
 
 
+def test_cookie():
+    """A node that requires a cluster cookie: --cookie-file and
+    $SKC_COOKIE_FILE give it; without it, or with a wrong one, exit 3
+    (EAUTH); a cookie file others can read is refused (2)."""
+    log = os.path.join(WORK, "secure.log")
+    spawn([SYSNODE, "--name", "secure", "--cookie", "s3cret-cookie",
+           "127.0.0.1:0"], log)
+    line = wait_for(lambda: [l for l in read(log).splitlines()
+                             if l.startswith("LISTENING ")], 10)
+    if not line:
+        check(False, "the secure node starts", read(log))
+        return
+    addr = line[0].split()[1]
+    good = os.path.join(WORK, "cookie")
+    bad = os.path.join(WORK, "wrong_cookie")
+    loose = os.path.join(WORK, "loose_cookie")
+    for path, text, mode in ((good, "s3cret-cookie\n", 0o600),
+                             (bad, "guess\n", 0o600),
+                             (loose, "s3cret-cookie\n", 0o644)):
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+    expect(["call", "--cookie-file", good, addr, "@echo", "hi"], 0,
+           "--cookie-file: the call goes through", out=['"hi"'])
+    expect(["ping", addr], 3, "no cookie: 3", err="EAUTH",
+           env={"SKC_COOKIE_FILE": ""})
+    expect(["ping", "--cookie-file=" + bad, addr], 3, "a wrong cookie: 3",
+           err="EAUTH")
+    expect(["stats", addr], 0, "$SKC_COOKIE_FILE gives the cookie",
+           env={"SKC_COOKIE_FILE": good})
+    expect(["ping", "--cookie-file", loose, addr], 2,
+           "a cookie file others can read: 2")
+    expect(["ping", "--tls-ca"], 2, "--tls-ca without a value: 2")
+
+
 def test_usage():
     rc, o, e = expect(["--help"], 0, "skc --help")
     for v in ("ping", "call", "send", "query", "stats", "map", "run"):
@@ -445,6 +480,7 @@ def main():
         test_send()
         test_query()
         test_stats()
+        test_cookie()
         test_map(caddr)
     finally:
         for p in children:

@@ -68,7 +68,7 @@ fuzz_req(const uint8_t *buf, size_t len, size_t errlen)
         return;
     }
     CHECK(len >= SKCI_REQ_FIXED);
-    CHECK(r.kind >= SKCI_KIND_CALL && r.kind <= SKCI_KIND_PING);
+    CHECK(r.kind >= SKCI_KIND_CALL && r.kind <= SKCI_KIND_STATS);
     switch (r.target.type) {
     case SKCI_TARGET_NONE:
     case SKCI_TARGET_HANDLE:
