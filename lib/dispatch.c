@@ -111,6 +111,18 @@ skci_mail_take(skc_node *n, skci_service *s, skci_list *to)
     s->mail_calls = 0;
 }
 
+/* Half of max_serving or more are held by calls being served (dq.lock
+ * held; serve.lock is below it): only then is a service held to its
+ * share, so a burst to one service is served while slots are plenty. */
+static int
+serving_scarce(skc_node *n)
+{
+    pthread_mutex_lock(&n->serve.lock);
+    size_t held = n->serve.routes.len;
+    pthread_mutex_unlock(&n->serve.lock);
+    return held >= n->max_serving / 2;
+}
+
 /* Whether msg fits in s's mailbox (dq.lock held); if not, why. */
 static int
 mail_fits(skc_node *n, const skci_service *s, const skc_msg *msg)
@@ -130,9 +142,9 @@ mail_fits(skc_node *n, const skci_service *s, const skc_msg *msg)
      * slow service may hold a quarter of them (at least 8), so the rest
      * stay for the other services, HELLOs and pings. */
     size_t share = n->max_serving / 4 > 8 ? n->max_serving / 4 : 8;
-    if (msg->route != NULL && s->mail_calls >= share) {
+    if (msg->route != NULL && s->mail_calls >= share && serving_scarce(n)) {
         return skci_error(SKC_ELIMIT,
-            "service %s on node '%s' has %zu calls waiting, its share of the node's %u serving slots (max_serving / 4)",
+            "service %s on node '%s' has %zu calls waiting, its share of the node's %u serving slots (max_serving / 4; half of them are in use)",
             msg->target, n->name, s->mail_calls, n->max_serving);
     }
     if (n->dq.queued_bytes + msg->len > n->max_queued_bytes) {

@@ -395,17 +395,18 @@ test_serving_share(void **state)
     skc_node *s = server_with(&url, &so);
     skc_node *c = client(url);
     hold_one(c, s); /* a send: the handler holds its thread */
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 25; i++) {
         assert_int_equal(skc_node_call_async(c, "srv", "@hold", "x", 1,
                              scaled(10000), on_async, NULL),
             SKC_OK);
     }
-    /* ten wait, two are refused */
+    /* once half of the 40 slots are held (this call's included), a
+     * service holding its share (10) is refused: 19 wait, 6 are refused */
     int64_t until = now_ms() + scaled(5000);
-    while (atomic_load(&async_limit) < 2 && now_ms() < until) {
+    while (atomic_load(&async_limit) < 6 && now_ms() < until) {
         sleep_ms(5);
     }
-    assert_int_equal(atomic_load(&async_limit), 2);
+    assert_int_equal(atomic_load(&async_limit), 6);
     void *rep;
     size_t len;
     assert_int_equal(
@@ -414,13 +415,13 @@ test_serving_share(void **state)
     skc_free(rep);
     atomic_store(&hold_release, 1);
     until = now_ms() + scaled(5000);
-    while (atomic_load(&async_ok) + atomic_load(&async_other) < 10 &&
+    while (atomic_load(&async_ok) + atomic_load(&async_other) < 19 &&
         now_ms() < until) {
         sleep_ms(5);
     }
-    /* @hold does not reply: the ten that waited end ENOREPLY */
-    assert_int_equal(atomic_load(&async_other), 10);
-    assert_int_equal(atomic_load(&async_limit), 2);
+    /* @hold does not reply: the nineteen that waited end ENOREPLY */
+    assert_int_equal(atomic_load(&async_other), 19);
+    assert_int_equal(atomic_load(&async_limit), 6);
     assert_int_equal(skc_node_destroy(c), SKC_OK);
     assert_int_equal(skc_node_destroy(s), SKC_OK);
     skc_free(url);
