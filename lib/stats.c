@@ -65,31 +65,9 @@ jt_fmt(jtext *j, const char *fmt, ...)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    size_t k = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (k == 0 || k > n || s[0] > 0xf4) {
-        return 0;
-    }
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-    if ((k == 3 && s[0] == 0xe0 && s[1] < 0xa0) ||
-        (k == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
-        (k == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
-        (k == 4 && s[0] == 0xf4 && s[1] >= 0x90)) {
-        return 0; /* overlong, surrogate, above U+10FFFF */
-    }
-    return k;
-}
-
 /* A JSON string: control characters escaped, and each byte that is not
- * part of valid UTF-8 as \u00XX (names and error texts may come from the
- * network). */
+ * part of valid UTF-8 (skci_utf8_len) as \u00XX (names and error texts
+ * may come from the network). */
 static void
 jt_str(jtext *j, const char *s)
 {
@@ -105,7 +83,7 @@ jt_str(jtext *j, const char *s)
             jt_fmt(j, "\\u%04x", *p);
         } else if (*p < 0x80) {
             jt_raw(j, (const char *)p, 1);
-        } else if ((k = utf8_len(p, n)) > 0) {
+        } else if ((k = skci_utf8_len(p, n)) > 0) {
             jt_raw(j, (const char *)p, k);
         } else {
             k = 1;

@@ -30,10 +30,40 @@ call_expire(skc_node *n, skci_call *c)
 /* How often connections are checked for the hello and idle timeouts. */
 #define SWEEP_EVERY_MS 1000
 
+/* Runs fn on the node's server under open_lock (no other skc lock held).
+ * open_lock is only tried: destroy holds it while it stops this thread.
+ * Returns 0 when it was busy; 1 otherwise, also when fn did not run (no
+ * server, or the node is closing). */
+static int
+with_server(skc_node *n, void (*fn)(skc_node *, skci_server *))
+{
+    if (pthread_mutex_trylock(&n->open_lock) != 0) {
+        return 0;
+    }
+    if (n->server != NULL && !atomic_load(&n->closing)) {
+        fn(n, n->server);
+    }
+    pthread_mutex_unlock(&n->open_lock);
+    return 1;
+}
+
+static void
+sweep_server(skc_node *n, skci_server *s)
+{
+    SKCI_COUNT(n, conns_closed,
+        skci_server_sweep(s, n->hello_timeout_ms, n->idle_timeout_ms));
+}
+
+static void
+resume_server(skc_node *n, skci_server *s)
+{
+    (void)n;
+    skci_server_pull_resume(s);
+}
+
 /* Closes the connections past the hello or idle timeout (call_lock held
  * on entry and on return, released meanwhile: the close runs transport
- * callbacks).  open_lock is only tried: destroy holds it while it stops
- * this thread. */
+ * callbacks). */
 static void
 sweep(skc_node *n)
 {
@@ -41,38 +71,23 @@ sweep(skc_node *n)
         return;
     }
     skci_call_unlock(n);
-    if (pthread_mutex_trylock(&n->open_lock) == 0) {
-        if (n->server != NULL && !atomic_load(&n->closing)) {
-            uint32_t closed = skci_server_sweep(
-                n->server, n->hello_timeout_ms, n->idle_timeout_ms);
-            SKCI_COUNT(n, conns_closed, closed);
-        }
-        pthread_mutex_unlock(&n->open_lock);
-    }
+    with_server(n, sweep_server);
     skci_call_lock(n);
 }
 
 /* Offers the parked send to its mailbox again and, once it is in, reads
  * the send port again (call_lock held on entry and return, released
- * meanwhile; open_lock only tried, as in sweep). */
+ * meanwhile). */
 static void
 unpark(skc_node *n)
 {
     n->pend.unpark_at = 0;
     skci_call_unlock(n);
     int64_t again = skci_serve_unpark(n);
-    int resumed = 0;
     pthread_mutex_lock(&n->serve.lock);
     int resume = n->serve.resume;
     pthread_mutex_unlock(&n->serve.lock);
-    if (resume && pthread_mutex_trylock(&n->open_lock) == 0) {
-        if (n->server != NULL && !atomic_load(&n->closing)) {
-            skci_server_pull_resume(n->server);
-        }
-        pthread_mutex_unlock(&n->open_lock);
-        resumed = 1;
-    }
-    if (resumed) {
+    if (resume && with_server(n, resume_server)) {
         pthread_mutex_lock(&n->serve.lock);
         n->serve.resume = 0;
         pthread_mutex_unlock(&n->serve.lock);

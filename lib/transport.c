@@ -1601,8 +1601,6 @@ link_push_dial(skci_link *l, const char *url)
     nng_dialer d;
     int rv = dial_create_locked(l, l->push, url, &d);
     if (rv == 0) {
-        /* sends get PUSH_GRACE_MS from now for this dial to connect */
-        atomic_store(&l->push_down_since, (long long)skci_now_ms());
         free(l->push_url);
         l->push_url = skci_strdup(url);
         l->push_dialer = d;

@@ -440,10 +440,8 @@ skci_strmap_each(
     }
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid:
- * no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
+size_t
+skci_utf8_len(const unsigned char *p, size_t n)
 {
     unsigned c = p[0];
     size_t len;
@@ -482,7 +480,8 @@ skci_text_clean(char *dst, size_t size, const char *src)
     const unsigned char *s = (const unsigned char *)src;
     size_t n = strlen(src), o = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = s[i] < 0x20 || s[i] == 0x7f ? 0 : utf8_len(s + i, n - i);
+        size_t l =
+            s[i] < 0x20 || s[i] == 0x7f ? 0 : skci_utf8_len(s + i, n - i);
         if (l == 0) {
             if (o + 4 >= size) {
                 break;

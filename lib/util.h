@@ -25,6 +25,10 @@ char *skci_strdup(const char *s);
  * not valid UTF-8 become \xNN; valid UTF-8 passes.  Truncates at a
  * character boundary; returns dst. */
 char *skci_text_clean(char *dst, size_t size, const char *src);
+/* Length of the valid UTF-8 sequence at p (n > 0 bytes left), 0 if
+ * invalid: no overlongs, no surrogates, nothing above U+10FFFF, and no C1
+ * controls (they act on terminals as ESC sequences do). */
+size_t skci_utf8_len(const unsigned char *p, size_t n);
 /* The same into a malloc'd copy (NULL without memory). */
 char *skci_text_clean_dup(const char *src);
 
