@@ -270,6 +270,8 @@ typedef struct skci_pending {
     int64_t timer_until;       /* call_lock: when the timer wakes itself */
     int64_t sweep_at;          /* call_lock: the next idle-connection sweep */
     int64_t unpark_at;         /* call_lock: retry the parked send; 0 = none */
+    long trim_base_kb;         /* timer thread: RSS after the last trim */
+    int64_t trim_at;           /* timer thread: no trim before then */
 } skci_pending;
 
 /* peer.c and node.c: the cluster map as applied, and the peers it names. */
@@ -363,6 +365,7 @@ typedef struct skci_stats {
     skci_counter mailbox_full; /* calls and sends refused by the limits */
     skci_counter conns_closed; /* by the hello and idle timeouts */
     skci_counter sends_paused; /* times the send port stopped being read */
+    skci_counter mem_trims;    /* freed memory given back to the system */
     skci_counter bytes_in, bytes_out; /* payloads: requests in, replies out */
 } skci_stats;
 
@@ -452,6 +455,10 @@ void skci_log_fini(skc_node *n);
  * call_lock it is queued and delivered once the lock is released. */
 void skci_node_log(skc_node *n, int level, const char *fmt, ...)
     SKCI_PRINTF(3, 4);
+/* The same for a line made elsewhere: kind (a format's address) is what
+ * it is rate-limited as. */
+void skci_node_log_kind(
+    skc_node *n, int level, const char *kind, const char *text);
 /* call_lock, always taken, released and waited on through these (the
  * log rule needs to know who holds it). */
 void skci_call_lock(skc_node *n);

@@ -94,6 +94,8 @@ log_admit(skc_node *n, const char *fmt, long *suppressed)
     return ok;
 }
 
+static void log_line(skc_node *n, int level, long suppressed, const char *raw);
+
 void
 skci_node_log(skc_node *n, int level, const char *fmt, ...)
 {
@@ -104,11 +106,31 @@ skci_node_log(skc_node *n, int level, const char *fmt, ...)
     if (!log_admit(n, fmt, &suppressed)) {
         return;
     }
-    char raw[1200], buf[1300];
+    char raw[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    log_line(n, level, suppressed, raw);
+}
+
+void
+skci_node_log_kind(skc_node *n, int level, const char *kind, const char *text)
+{
+    if (n->log == NULL || level > n->log_level) {
+        return;
+    }
+    long suppressed = 0;
+    if (log_admit(n, kind, &suppressed)) {
+        log_line(n, level, suppressed, text);
+    }
+}
+
+/* Cleans raw and delivers it, or queues it while call_lock is held. */
+static void
+log_line(skc_node *n, int level, long suppressed, const char *raw)
+{
+    char buf[1300];
     skci_text_clean(buf, 1200, raw);
     size_t tl = strlen(buf);
     if (suppressed > 0) {

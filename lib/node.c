@@ -51,9 +51,9 @@ skc_log_stderr(int level, const char *node, const char *text, void *arg)
 }
 
 static void
-server_log(void *arg, int level, const char *text)
+server_log(void *arg, int level, const char *kind, const char *text)
 {
-    skci_node_log(arg, level, "%s", text);
+    skci_node_log_kind(arg, level, kind, text);
 }
 
 /* 0 if the options can make a node, else SKC_EINVAL naming the field. */

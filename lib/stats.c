@@ -237,6 +237,7 @@ caller_json(jtext *j, skc_node *n, uint64_t *links_up)
     jt_u64(j, &first, "mailbox_full", get(&s->mailbox_full));
     jt_u64(j, &first, "connections_closed_idle", get(&s->conns_closed));
     jt_u64(j, &first, "send_port_paused", get(&s->sends_paused));
+    jt_u64(j, &first, "memory_trims", get(&s->mem_trims));
     jt_u64(j, &first, "bytes_out", s->bytes_out_lk + get(&s->bytes_out));
     jt_u64(j, &first, "bytes_in", s->bytes_in_lk + get(&s->bytes_in));
     skci_call_unlock(n);

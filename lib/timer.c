@@ -5,6 +5,11 @@
 #include "core.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static void
 call_expire(skc_node *n, skci_call *c)
@@ -75,6 +80,81 @@ sweep(skc_node *n)
     skci_call_lock(n);
 }
 
+/* glibc keeps what a process frees for its next allocations, so a node
+ * that held a peer's large frames (16 MiB calls, sends queued up to the
+ * mailbox limits, half-sent frames) would stay at its peak RSS for good.
+ * The timer gives freed memory back (malloc_trim) when the process's RSS
+ * is TRIM_OVER_KB above what it was after the last trim (or at the
+ * start), glibc holds that much free, and the mailboxes are about empty
+ * (so a node under load does not give back what it needs again at once).
+ * Checked at most once per TRIM_EVERY_MS.  malloc_trim is process-wide;
+ * two nodes in a process trim independently, which costs a walk of the
+ * heap each, nothing more.  glibc 2.33 or newer (mallinfo2) only. */
+#if defined(__GLIBC__) &&                                                     \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define TRIM_GLIBC 1
+#endif
+#define TRIM_OVER_KB (32 * 1024)
+#define TRIM_EVERY_MS 2000
+#define TRIM_QUIET_BYTES (1024 * 1024)
+
+#ifdef TRIM_GLIBC
+/* This process's resident set in KiB, or -1. */
+static long
+rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    long size, res = -1;
+    if (f == NULL) {
+        return -1;
+    }
+    if (fscanf(f, "%ld %ld", &size, &res) != 2) {
+        res = -1;
+    }
+    fclose(f);
+    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+#endif
+
+/* call_lock held on entry and return, released meanwhile (a trim of a
+ * large heap takes milliseconds). */
+static void
+trim(skc_node *n, int64_t now)
+{
+#ifdef TRIM_GLIBC
+    if (now < n->pend.trim_at) {
+        return;
+    }
+    n->pend.trim_at = now + TRIM_EVERY_MS;
+    long kb = rss_kb();
+    if (kb < 0 || n->pend.trim_base_kb == 0) {
+        n->pend.trim_base_kb = kb > 0 ? kb : 0; /* the start */
+        return;
+    }
+    if (kb <= n->pend.trim_base_kb + TRIM_OVER_KB) {
+        return;
+    }
+    skci_call_unlock(n);
+    pthread_mutex_lock(&n->dq.lock);
+    size_t queued = n->dq.queued_bytes;
+    pthread_mutex_unlock(&n->dq.lock);
+    struct mallinfo2 mi = mallinfo2();
+    if (queued < TRIM_QUIET_BYTES && mi.fordblks >= TRIM_OVER_KB * 1024) {
+        malloc_trim(0);
+        SKCI_COUNT(n, mem_trims, 1);
+        long after = rss_kb();
+        n->pend.trim_base_kb = after > 0 ? after : kb;
+        skci_node_log(n, SKC_LOG_INFO,
+            "gave freed memory back to the system: RSS %ld -> %ld KiB", kb,
+            n->pend.trim_base_kb);
+    }
+    skci_call_lock(n);
+#else
+    (void)n;
+    (void)now;
+#endif
+}
+
 /* Offers the parked send to its mailbox again and, once it is in, reads
  * the send port again (call_lock held on entry and return, released
  * meanwhile). */
@@ -121,6 +201,7 @@ timer_main(void *arg)
         if (now >= n->pend.sweep_at) {
             n->pend.sweep_at = now + SWEEP_EVERY_MS;
             sweep(n);
+            trim(n, now);
             continue; /* call_lock was released: look again */
         }
         /* Heartbeats and redials, then sleep until the next deadline, the

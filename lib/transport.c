@@ -593,7 +593,9 @@ struct skci_server {
     skci_idmap pipes;     /* counted inbound pipe id -> server_conn */
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
-    nng_tls_config *tls;  /* for tls+tcp:// listeners, made at the first */
+    uint32_t refused_rep, refused_pull; /* max_conns refusals since the
+                                           last sweep */
+    nng_tls_config *tls; /* for tls+tcp:// listeners, made at the first */
 };
 
 static void server_log(skci_server *s, int level, const char *fmt, ...)
@@ -610,7 +612,7 @@ server_log(skci_server *s, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    s->cfg.on_log(s->cfg.arg, level, buf);
+    s->cfg.on_log(s->cfg.arg, level, fmt, buf);
 }
 
 static void
@@ -802,6 +804,7 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         server_conn *c = NULL;
         if (*count >= s->cfg.max_conns) {
             reject = 1;
+            (*(pull ? &s->refused_pull : &s->refused_rep))++;
         } else if ((c = calloc(1, sizeof(*c))) != NULL &&
             skci_idmap_set(&s->pipes, id, c) == 0) {
             c->count = count;
@@ -1038,11 +1041,12 @@ conn_free(uint32_t id, void *val, void *arg)
 
 /* The idle sweep's pick: connections to close, by id. */
 typedef struct sweep {
-    int64_t now, hello_ms, idle_ms;
+    int64_t now, hello_ms, idle_ms, full_ms;
     int busy_rep, busy_pull; /* half of max_conns or more in use */
+    int full_rep, full_pull; /* refused a connection since the last sweep */
     uint32_t *ids;
     size_t n, cap;
-    uint32_t silent, idle;
+    uint32_t silent, idle, drained;
 } sweep;
 
 static void
@@ -1052,9 +1056,16 @@ sweep_visit(uint32_t id, void *val, void *arg)
     server_conn *c = val;
     int silent = !c->pull && c->last == 0 && w->hello_ms > 0 &&
         w->now - c->since >= w->hello_ms;
+    int64_t quiet = w->now - (c->last ? c->last : c->since);
     int idle = w->idle_ms > 0 && (c->pull ? w->busy_pull : w->busy_rep) &&
-        w->now - (c->last ? c->last : c->since) >= w->idle_ms;
-    if (!silent && !idle) {
+        quiet >= w->idle_ms;
+    /* A port that had to refuse a connection gives the slots of
+     * connections quiet for full_ms to newcomers now, not after idle_ms
+     * (a peer holding every slot with silent connections; nginx drains
+     * its keep-alive connections the same way). */
+    int drained = !silent && !idle && w->full_ms > 0 &&
+        (c->pull ? w->full_pull : w->full_rep) && quiet >= w->full_ms;
+    if (!silent && !idle && !drained) {
         return;
     }
     if (w->n == w->cap) {
@@ -1069,8 +1080,10 @@ sweep_visit(uint32_t id, void *val, void *arg)
     w->ids[w->n++] = id;
     if (silent) {
         w->silent++;
-    } else {
+    } else if (idle) {
         w->idle++;
+    } else {
+        w->drained++;
     }
 }
 
@@ -1080,9 +1093,18 @@ skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms)
     sweep w = {
         .now = skci_now_ms(), .hello_ms = hello_ms, .idle_ms = idle_ms
     };
+    /* On a full port: idle for the hello timeout (the idle timeout when
+     * that is shorter or the hello timeout is off); never with the idle
+     * rule off. */
+    if (idle_ms > 0) {
+        w.full_ms = hello_ms > 0 && hello_ms < idle_ms ? hello_ms : idle_ms;
+    }
     pthread_mutex_lock(&s->lk);
     w.busy_rep = s->npipes_rep >= s->cfg.max_conns / 2;
     w.busy_pull = s->npipes_pull >= s->cfg.max_conns / 2;
+    w.full_rep = s->refused_rep > 0;
+    w.full_pull = s->refused_pull > 0;
+    s->refused_rep = s->refused_pull = 0;
     skci_idmap_each(&s->pipes, sweep_visit, &w);
     pthread_mutex_unlock(&s->lk);
     /* Closed without the lock: the close runs server_pipe_event. */
@@ -1094,8 +1116,9 @@ skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms)
     free(w.ids);
     if (w.n > 0 && !atomic_load(&s->closing)) {
         server_log(s, SKC_LOG_INFO,
-            "closed %zu connection(s): %u sent nothing within %d ms of connecting, %u were idle for %d ms",
-            w.n, w.silent, hello_ms, w.idle, idle_ms);
+            "closed %zu connection(s): %u sent nothing within %d ms of connecting, %u were idle for %d ms, %u for %lld ms on a port that refused connections (max_conns)",
+            w.n, w.silent, hello_ms, w.idle, idle_ms, w.drained,
+            (long long)w.full_ms);
     }
     return (uint32_t)w.n;
 }

@@ -65,7 +65,8 @@ typedef struct skci_server_cfg {
      * Returns 0, or 1 to stop reading the send port (back-pressure) until
      * skci_server_pull_resume(). */
     int (*on_push)(void *arg, skci_tmsg *msg);
-    void (*on_log)(void *arg, int level, const char *text);
+    /* kind: the line's format (lines are rate-limited per kind) */
+    void (*on_log)(void *arg, int level, const char *kind, const char *text);
     /* A connection (pipe id) is gone (NNG thread; never blocks). */
     void (*on_pipe_gone)(void *arg, uint32_t pipe);
     const skci_tls *tls; /* NULL = none; must outlive the server */
@@ -83,9 +84,11 @@ int skci_server_listen(
     skci_server *s, const char *url, int32_t send_port, char **bound);
 
 /* Closes the inbound connections that sent nothing on the call port
- * within hello_ms of connecting, and, on a port with half its max_conns
- * or more in use, those that sent nothing for idle_ms (<= 0: that rule is
- * off); logs how many and returns that number.  Not
+ * within hello_ms of connecting; on a port with half its max_conns or
+ * more in use, those that sent nothing for idle_ms (<= 0: that rule is
+ * off); and on a port that refused a connection (max_conns) since the
+ * last sweep, those that sent nothing for hello_ms (idle_ms if shorter;
+ * not when idle_ms <= 0).  Logs how many and returns that number.  Not
  * from a transport callback, nor under a lock the close's callbacks take.
  */
 uint32_t skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms);

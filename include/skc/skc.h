@@ -188,7 +188,9 @@ typedef struct skc_node_opts {
                                    use on a port, a connection to it that
                                    sent nothing this long is closed: 60000;
                                    -1 = never (heartbeats keep a peer's
-                                   call link busy; its send link redials) */
+                                   call link busy; its send link redials);
+                                   a port that refused a connection closes
+                                   those quiet for hello_timeout_ms */
     /* since 0.4.0: the cluster map kept in etcd v3 (docs/OPERATIONS.md,
      * "Running skc with etcd").  etcd NULL = no etcd (the map comes from
      * files or the map functions). */

@@ -597,6 +597,115 @@ sys_free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* A TCP connection to 127.0.0.1:port within ms (non-blocking connect: a
+ * node that stopped accepting must not hang the test), or -1. */
+int
+sys_tcp_connect(int port, int ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    CHECK(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (errno != EINPROGRESS) {
+            close(fd);
+            return -1;
+        }
+        struct pollfd pf = { fd, POLLOUT, 0 };
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if (poll(&pf, 1, ms) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/* Writes all of b within ms; 1 on success. */
+int
+sys_tcp_write(int fd, const void *b, size_t n, int ms)
+{
+    const uint8_t *p = b;
+    int64_t until = sys_now_ms() + ms;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return 0;
+        }
+        int left = (int)(until - sys_now_ms());
+        if (left <= 0) {
+            return 0;
+        }
+        struct pollfd pf = { fd, POLLOUT, 0 };
+        poll(&pf, 1, left);
+    }
+    return 1;
+}
+
+/* Reads exactly n bytes within ms; 1 on success. */
+int
+sys_tcp_read(int fd, void *b, size_t n, int ms)
+{
+    uint8_t *p = b;
+    int64_t until = sys_now_ms() + ms;
+    while (n > 0) {
+        ssize_t r = recv(fd, p, n, 0);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+            return 0;
+        }
+        int left = (int)(until - sys_now_ms());
+        if (left <= 0) {
+            return 0;
+        }
+        struct pollfd pf = { fd, POLLIN, 0 };
+        poll(&pf, 1, left);
+    }
+    return 1;
+}
+
+int
+sys_sp_connect(int port, int proto, int ms)
+{
+    const uint8_t hdr[8] = { 0, 'S', 'P', 0, (uint8_t)(proto >> 8),
+        (uint8_t)proto, 0, 0 };
+    int fd = sys_tcp_connect(port, ms);
+    if (fd < 0) {
+        return -1;
+    }
+    uint8_t peer[8];
+    if (!sys_tcp_write(fd, hdr, sizeof(hdr), ms) ||
+        !sys_tcp_read(fd, peer, sizeof(peer), ms) || peer[0] != 0 ||
+        peer[1] != 'S' || peer[2] != 'P' || peer[3] != 0 ||
+        peer[4] != (uint8_t)((proto + 1) >> 8) ||
+        peer[5] != (uint8_t)(proto + 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+sys_url_port(const char *u)
+{
+    const char *c = strrchr(u, ':');
+    return c ? atoi(c + 1) : 0;
+}
+
 int
 sys_run(char *const argv[], int quiet)
 {

@@ -161,6 +161,25 @@ int sys_file_wait(const char *path, const char *needle, int timeout_ms);
 /* A TCP port on 127.0.0.1 that nothing listens on right now. */
 int sys_free_port(void);
 
+/* ---- raw TCP, as an attacker (or a peer in another language) talks ---- */
+
+/* A TCP connection to 127.0.0.1:port within ms (non-blocking connect, the
+ * socket stays non-blocking: a node that stopped accepting must not hang
+ * the test), or -1. */
+int sys_tcp_connect(int port, int ms);
+/* Writes all of b within ms; 1 on success. */
+int sys_tcp_write(int fd, const void *b, size_t n, int ms);
+/* Reads exactly n bytes within ms; 1 on success. */
+int sys_tcp_read(int fd, void *b, size_t n, int ms);
+/* NNG's SP protocol ids: a peer speaks proto, the node answers proto + 1. */
+#define SYS_SP_REQ 0x30
+#define SYS_SP_PUSH 0x50
+/* A connection that has done NNG's TCP SP header exchange (00 'S' 'P' 00,
+ * protocol id big-endian, 00 00) as a proto peer, or -1. */
+int sys_sp_connect(int port, int proto, int ms);
+/* The port of "tcp://host:port" (0 if none). */
+int sys_url_port(const char *url);
+
 /* Runs argv, waits (bounded); returns its exit code, or -1.  Output goes
  * to the log unless quiet. */
 int sys_run(char *const argv[], int quiet);

@@ -50,109 +50,6 @@
 
 static sys_proc srv;
 
-/* A TCP connection to 127.0.0.1:port within ms (non-blocking connect: a
- * node that stopped accepting must not hang the test), or -1. */
-static int
-tcp_connect_ms(int port, int ms)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    CHECK(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        if (errno != EINPROGRESS) {
-            close(fd);
-            return -1;
-        }
-        struct pollfd pf = { fd, POLLOUT, 0 };
-        int err = 0;
-        socklen_t el = sizeof(err);
-        if (poll(&pf, 1, ms) != 1 ||
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
-            close(fd);
-            return -1;
-        }
-    }
-    return fd;
-}
-
-/* Writes all of b within ms; 1 on success. */
-static int
-tcp_write_ms(int fd, const void *b, size_t n, int ms)
-{
-    const uint8_t *p = b;
-    int64_t until = sys_now_ms() + ms;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            return 0;
-        }
-        int left = (int)(until - sys_now_ms());
-        if (left <= 0) {
-            return 0;
-        }
-        struct pollfd pf = { fd, POLLOUT, 0 };
-        poll(&pf, 1, left);
-    }
-    return 1;
-}
-
-/* Reads exactly n bytes within ms; 1 on success. */
-static int
-tcp_read_ms(int fd, void *b, size_t n, int ms)
-{
-    uint8_t *p = b;
-    int64_t until = sys_now_ms() + ms;
-    while (n > 0) {
-        ssize_t r = recv(fd, p, n, 0);
-        if (r > 0) {
-            p += r;
-            n -= (size_t)r;
-            continue;
-        }
-        if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-            return 0;
-        }
-        int left = (int)(until - sys_now_ms());
-        if (left <= 0) {
-            return 0;
-        }
-        struct pollfd pf = { fd, POLLIN, 0 };
-        poll(&pf, 1, left);
-    }
-    return 1;
-}
-
-/* A connection that has done the SP header exchange as a REQ peer (NNG's
- * TCP transport: 00 'S' 'P' 00, protocol id big-endian, 00 00; REQ is
- * 0x30, the node's REP answers 0x31), or -1. */
-static int
-sp_req_connect(int port, int ms)
-{
-    static const uint8_t hdr[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
-    int fd = tcp_connect_ms(port, ms);
-    if (fd < 0) {
-        return -1;
-    }
-    uint8_t peer[8];
-    if (!tcp_write_ms(fd, hdr, sizeof(hdr), ms) ||
-        !tcp_read_ms(fd, peer, sizeof(peer), ms) || peer[0] != 0 ||
-        peer[1] != 'S' || peer[2] != 'P' || peer[3] != 0 || peer[4] != 0 ||
-        peer[5] != 0x31) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* One PING request as it travels on the wire (docs/PROTOCOL.md): NNG's
  * 8-byte big-endian length, REQ's 4-byte request id (high bit set), then
  * skc's 34-byte request frame.  Returns its size. */
@@ -181,13 +78,6 @@ ping_frame(uint8_t *b, uint32_t id)
     return 8 + body;
 }
 
-static int
-url_port(const char *u)
-{
-    const char *c = strrchr(u, ':');
-    return c ? atoi(c + 1) : 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -202,7 +92,7 @@ main(int argc, char **argv)
     char *sargv[] = { argv[1], "--name", "victim", "127.0.0.1:0", NULL };
     sys_spawn(&srv, "victim", sargv, log, 1);
     sys_expect(&srv, "LISTENING", url, sizeof(url), sys_ms(10000));
-    int port = url_port(url);
+    int port = sys_url_port(url);
     CHECK(port > 0, "LISTENING %s", url);
     int fd_start = sys_fd_count(srv.pid);
     CHECK(fd_start > 0, "cannot count the node's fds (/proc/%d/fd)",
@@ -217,9 +107,9 @@ main(int argc, char **argv)
         for (uint32_t i = 0; i < PINGS; i++) {
             len += ping_frame(pings + len, i + 1);
         }
-        int fd = sp_req_connect(port, sys_ms(3000));
+        int fd = sys_sp_connect(port, SYS_SP_REQ, sys_ms(3000));
         CHECK(fd >= 0, "SP header exchange with %s failed", url);
-        CHECK(tcp_write_ms(fd, pings, len, sys_ms(3000)),
+        CHECK(sys_tcp_write(fd, pings, len, sys_ms(3000)),
             "writing %d PINGs: %s", PINGS, strerror(errno));
         close(fd); /* the replies are never read */
         sys_sleep_ms(20);
@@ -233,7 +123,7 @@ main(int argc, char **argv)
     int64_t t0 = sys_now_ms();
     int64_t churn_until = t0 + sys_ms(120000);
     for (int i = 0; i < cycles; i++) {
-        int fd = sp_req_connect(port, sys_ms(3000));
+        int fd = sys_sp_connect(port, SYS_SP_REQ, sys_ms(3000));
         if (fd < 0) {
             if (++failed >= 20) {
                 sys_log("churn: 20 SP header exchanges failed; stopping "
