@@ -277,7 +277,8 @@ typedef struct meas {
     int diag;
     const char *srv_var;
     const char *cli_var;
-    int vs_skc; /* side b is plain skc, not raw NNG (security rows) */
+    int vs_skc;  /* side b is plain skc, not raw NNG (security rows) */
+    int cpu_row; /* also fills this row with CPU per call; 0 = none */
 } meas;
 
 typedef struct drv {
@@ -339,9 +340,11 @@ read_cpu_model(char *buf, size_t cap)
     fclose(f);
 }
 
-#define NROWS_MAIN 23
-#define NROWS 32
+#define NROWS_MAIN 25
+#define NROWS 34
 #define ROW_SEC 19 /* the security rows: cookie and mutual TLS */
+#define ROW_CPU 23 /* CPU per call (from the call rows' windows) */
+#define ROW_DIAG 25
 static row rows[NROWS] = {
     { "call 32 B, 1 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 32 B, 16 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
@@ -381,6 +384,11 @@ static row rows[NROWS] = {
         { 0 }, 0, NULL },
     { "mTLS: call 1 MiB, 1 in flight (raw col: skc)", "MB/s", 0, 1, { 0 },
         { 0 }, 0, NULL },
+    /* client + server CPU over the window of the call rows above */
+    { "CPU per call 32 B, 1 in flight, client + server", "us", 1, 1, { 0 },
+        { 0 }, 0, NULL },
+    { "CPU per call 32 B, 16 in flight, client + server", "us", 1, 1, { 0 },
+        { 0 }, 0, NULL },
     /* --decompose: the skc column is raw NNG changed one way at a time */
     { "call 16: skc", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 16: raw REQ socket (skc's link up to 0.1)", "calls/s", 0, 0, { 0 },
@@ -401,38 +409,38 @@ static row rows[NROWS] = {
 };
 
 static const meas measures[] = {
-    { M_CALL, 1, 32, 1, 0, 0, 0, NULL, NULL, 0 },
-    { M_CALL, 16, 32, 1, 0, 1, 0, NULL, NULL, 0 },
-    { M_CALL, 128, 32, 1, 0, 2, 0, NULL, NULL, 0 },
-    { M_SEND, 1, 32, 0, 0, 3, 0, NULL, NULL, 0 },
-    { M_CALL, 1, 65536, 0, 1, 4, 0, NULL, NULL, 0 },
-    { M_CALL, 1, 1048576, 0, 1, 5, 0, NULL, NULL, 0 },
-    { M_CALL, 1, 1048576, 1, 1, 6, 0, NULL, NULL, 0 },
-    { M_LAT, 1, 32, 1, 0, 7, 0, NULL, NULL, 0 },
-    { M_LUA, 1, 32, 1, 0, 10, 0, NULL, NULL, 0 },
-    { M_LUA, 16, 32, 1, 0, 11, 0, NULL, NULL, 0 },
-    { M_IDLE, 1, 0, 0, 0, 12, 0, NULL, NULL, 0 },
-    { M_HOLD, 1, 32, 0, 0, 13, 0, NULL, NULL, 0 },
+    { M_CALL, 1, 32, 1, 0, 0, 0, NULL, NULL, 0, ROW_CPU },
+    { M_CALL, 16, 32, 1, 0, 1, 0, NULL, NULL, 0, ROW_CPU + 1 },
+    { M_CALL, 128, 32, 1, 0, 2, 0, NULL, NULL, 0, 0 },
+    { M_SEND, 1, 32, 0, 0, 3, 0, NULL, NULL, 0, 0 },
+    { M_CALL, 1, 65536, 0, 1, 4, 0, NULL, NULL, 0, 0 },
+    { M_CALL, 1, 1048576, 0, 1, 5, 0, NULL, NULL, 0, 0 },
+    { M_CALL, 1, 1048576, 1, 1, 6, 0, NULL, NULL, 0, 0 },
+    { M_LAT, 1, 32, 1, 0, 7, 0, NULL, NULL, 0, 0 },
+    { M_LUA, 1, 32, 1, 0, 10, 0, NULL, NULL, 0, 0 },
+    { M_LUA, 16, 32, 1, 0, 11, 0, NULL, NULL, 0, 0 },
+    { M_IDLE, 1, 0, 0, 0, 12, 0, NULL, NULL, 0, 0 },
+    { M_HOLD, 1, 32, 0, 0, 13, 0, NULL, NULL, 0, 0 },
     /* skc with inline handlers and callbacks (skc side variants) */
-    { M_CALL, 1, 32, 1, 0, 15, 0, "inline", "inline", 0 },
-    { M_CALL, 16, 32, 1, 0, 16, 0, "inline", "inline", 0 },
-    { M_CALL, 128, 32, 1, 0, 17, 0, "inline", "inline", 0 },
-    { M_SEND, 1, 32, 0, 0, 18, 0, "inline", "plain", 0 },
+    { M_CALL, 1, 32, 1, 0, 15, 0, "inline", "inline", 0, 0 },
+    { M_CALL, 16, 32, 1, 0, 16, 0, "inline", "inline", 0, 0 },
+    { M_CALL, 128, 32, 1, 0, 17, 0, "inline", "inline", 0, 0 },
+    { M_SEND, 1, 32, 0, 0, 18, 0, "inline", "plain", 0, 0 },
     /* the cookie and mutual TLS (skc side variants) against plain skc */
-    { M_CALL, 16, 32, 1, 0, ROW_SEC, 0, "cookie", "cookie", 1 },
-    { M_SEND, 1, 32, 0, 0, ROW_SEC + 1, 0, "cookie", "cookie", 1 },
-    { M_CALL, 16, 32, 1, 0, ROW_SEC + 2, 0, "tls", "tls", 1 },
-    { M_CALL, 1, 1048576, 0, 1, ROW_SEC + 3, 0, "tls", "tls", 1 },
+    { M_CALL, 16, 32, 1, 0, ROW_SEC, 0, "cookie", "cookie", 1, 0 },
+    { M_SEND, 1, 32, 0, 0, ROW_SEC + 1, 0, "cookie", "cookie", 1, 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_SEC + 2, 0, "tls", "tls", 1, 0 },
+    { M_CALL, 1, 1048576, 0, 1, ROW_SEC + 3, 0, "tls", "tls", 1, 0 },
     /* --decompose */
-    { M_CALL, 16, 32, 1, 0, 23, 1, NULL, NULL, 0 },
-    { M_CALL, 16, 32, 1, 0, 24, 1, "plain", "xreq", 0 },
-    { M_CALL, 16, 32, 1, 0, 25, 1, "hop", "plain", 0 },
-    { M_CALL, 16, 32, 1, 0, 26, 1, "plain", "hop", 0 },
-    { M_CALL, 16, 32, 1, 0, 27, 1, "hop", "hop", 0 },
-    { M_SEND, 1, 32, 0, 0, 28, 1, "hop", "plain", 0 },
-    { M_CALL, 1, 32, 1, 0, 29, 1, "wrecv", "wrecv", 0 },
-    { M_CALL, 16, 32, 1, 0, 30, 1, "wrecv", "wrecv", 0 },
-    { M_SEND, 1, 32, 0, 0, 31, 1, "wrecv", "plain", 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_DIAG, 1, NULL, NULL, 0, 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_DIAG + 1, 1, "plain", "xreq", 0, 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_DIAG + 2, 1, "hop", "plain", 0, 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_DIAG + 3, 1, "plain", "hop", 0, 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_DIAG + 4, 1, "hop", "hop", 0, 0 },
+    { M_SEND, 1, 32, 0, 0, ROW_DIAG + 5, 1, "hop", "plain", 0, 0 },
+    { M_CALL, 1, 32, 1, 0, ROW_DIAG + 6, 1, "wrecv", "wrecv", 0, 0 },
+    { M_CALL, 16, 32, 1, 0, ROW_DIAG + 7, 1, "wrecv", "wrecv", 0, 0 },
+    { M_SEND, 1, 32, 0, 0, ROW_DIAG + 8, 1, "wrecv", "plain", 0, 0 },
 };
 #define NMEAS (sizeof(measures) / sizeof(measures[0]))
 
@@ -495,8 +503,11 @@ start_server(drv *d, child *srv, int impl, const char *variant,
  * script. */
 static int
 run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
-    const char *rep, const char *pull, char *res, size_t cap)
+    const char *rep, const char *pull, pid_t srv_pid, char *res, size_t cap)
 {
+    /* The client reads the server's CPU time over its window. */
+    char spid[48];
+    snprintf(spid, sizeof(spid), "SKC_BENCH_SERVER_PID=%d", (int)srv_pid);
     char inflight[16], size[32], echo[8], warm[16], dur[16], hold[16];
     snprintf(inflight, sizeof(inflight), "%d", m->inflight);
     snprintf(size, sizeof(size), "%zu", m->size);
@@ -515,7 +526,7 @@ run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
         snprintf(cpath, sizeof(cpath), "LUA_CPATH=%s;;", d->lua_cpath);
         snprintf(lpath, sizeof(lpath), "LUA_PATH=%s;;",
             d->lua_path ? d->lua_path : "");
-        char *env[] = { cpath, lpath, NULL };
+        char *env[] = { cpath, lpath, spid, NULL };
         char *argv[] = { (char *)d->lua_bin, (char *)d->lua_script,
             (char *)rep, inflight, size, warm, dur, NULL };
         rc = child_spawn(&cl, argv, env);
@@ -525,7 +536,8 @@ run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
             "--case", (char *)cs, "--inflight", inflight, "--size", size,
             "--echo", echo, "--warm", warm, "--dur", dur, "--hold", hold,
             "--variant", (char *)(variant ? variant : "plain"), NULL };
-        rc = child_spawn(&cl, argv, NULL);
+        char *env[] = { spid, NULL };
+        rc = child_spawn(&cl, argv, env);
     }
     if (rc != 0) {
         fprintf(stderr, "skc_bench: cannot start a client\n");
@@ -596,7 +608,8 @@ sample(drv *d, const meas *m, int impl, int side, int r)
         : m->kind == M_SEND      ? BC_SEND
         : m->kind == M_HOLD      ? BC_HOLD
                                  : BC_CALL;
-    if (run_client(d, impl, cv, m, bcase, rep, pull, res, sizeof(res)) != 0) {
+    if (run_client(d, impl, cv, m, bcase, rep, pull, srv.pid, res,
+            sizeof(res)) != 0) {
         child_stop(&srv, 5000);
         return -1;
     }
@@ -622,6 +635,13 @@ sample(drv *d, const meas *m, int impl, int side, int r)
         out[r] = m->mbps ? rate * (double)m->size / 1e6 : rate;
         fprintf(
             stderr, "    %-4s %.0f calls/s\n", side_name(m, impl, side), rate);
+        if (m->cpu_row != 0) {
+            double cpu = kv(res, "cpu_us");
+            row *cr = &rows[m->cpu_row];
+            (side == 0 ? cr->a : cr->b)[r] = cpu > 0 ? cpu : NAN;
+            fprintf(stderr, "    %-4s %.1f us of CPU per call\n",
+                side_name(m, impl, side), cpu);
+        }
         break;
     case M_SEND: {
         out[r] = rate;

@@ -49,6 +49,48 @@ bench_rss_kb(int pid)
     return kb;
 }
 
+/* CPU time (user + system, seconds) of process pid, from /proc (clock
+ * ticks, so 10 ms steps); -1 if it cannot be read. */
+static double
+proc_cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After the command name's ")": state is field 3, utime 14, stime 15. */
+    char *p = strrchr(buf, ')');
+    unsigned long ut, st;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+            &ut, &st) != 2) {
+        return -1;
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* This process's CPU time and, if SKC_BENCH_SERVER_PID names it, the
+ * server's: the sum, in seconds; -1 if the server's cannot be read. */
+static double
+pair_cpu_s(void)
+{
+    const char *sp = getenv("SKC_BENCH_SERVER_PID");
+    if (sp == NULL || atol(sp) <= 0) {
+        return -1;
+    }
+    double srv = proc_cpu_s(atol(sp));
+    struct timespec ts;
+    if (srv < 0 || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
+        return -1;
+    }
+    return srv + (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void
 bench_lat_add(bench_lat *l, int64_t ns)
 {
@@ -255,14 +297,21 @@ bench_measure_window(atomic_ullong *ops, atomic_ullong *errs, atomic_int *stop,
 {
     bench_sleep_ms(o->warm_ms);
     unsigned long long c0 = atomic_load(ops);
+    double cpu0 = pair_cpu_s();
     int64_t t0 = bench_now_ns();
     bench_sleep_ms(o->dur_ms);
     unsigned long long c1 = atomic_load(ops);
+    double cpu1 = pair_cpu_s();
     int64_t t1 = bench_now_ns();
     unsigned long long e = atomic_load(errs);
     bench_stop_window(stop, active, 10000);
-    bench_result(
-        "ops=%llu secs=%.6f errors=%llu", c1 - c0, (double)(t1 - t0) / 1e9, e);
+    /* cpu_us: client + server CPU per call over the window (when the
+     * driver named the server). */
+    double cpu_us = cpu0 >= 0 && cpu1 >= 0 && c1 > c0
+        ? (cpu1 - cpu0) * 1e6 / (double)(c1 - c0)
+        : -1;
+    bench_result("ops=%llu secs=%.6f errors=%llu cpu_us=%.2f", c1 - c0,
+        (double)(t1 - t0) / 1e9, e, cpu_us);
 }
 
 int
