@@ -32,6 +32,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,8 +237,11 @@ vanish(const char *addr)
             nng_tls_config_server_name(c, "db") == 0 &&
             nng_tls_config_auth_mode(c, NNG_TLS_AUTH_MODE_REQUIRED) == 0,
         "tls config");
+    /* No redial: the request is not sent again on a new connection. */
     CHECK(nng_dialer_create(&d, s, addr) == 0 &&
-            nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c) == 0,
+            nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c) == 0 &&
+            nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 600000) == 0 &&
+            nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 600000) == 0,
         "dialer");
     int rv = nng_dialer_start(d, 0);
     CHECK(rv == 0, "raw TLS dial %s: %s", addr, nng_strerror(rv));
@@ -253,6 +257,113 @@ vanish(const char *addr)
     sys_sleep_ms(sys_ms(100));
     nng_close(s);
     nng_tls_config_free(c);
+    free(cert);
+    free(key);
+}
+
+static atomic_int idle_done;
+
+static void
+idle_cb(void *arg)
+{
+    (void)arg;
+    atomic_store(&idle_done, 1);
+}
+
+/* NNG's TLS streams alone, the bug itself: the server's stream has read
+ * all there was, so its TCP receive is posted while no TLS operation is
+ * queued; the client's TCP is then shut down (no close_notify).  A
+ * receive, and then a send too big for TLS's buffer, posted afterwards
+ * with a timeout must each end within a few seconds.  With NNG 1.5.2 as
+ * released neither ever did, timeout or not. */
+static void
+idle_stream_death(void)
+{
+    nng_stream_listener *l;
+    nng_stream_dialer *d;
+    nng_tls_config *sc, *cc;
+    char *cert = sys_read_file(file("db.pem"));
+    char *key = sys_read_file(file("db.key"));
+    CHECK(cert != NULL && key != NULL, "read db.pem/db.key");
+    CHECK(nng_stream_listener_alloc(&l, "tls+tcp://127.0.0.1:0") == 0 &&
+            nng_tls_config_alloc(&sc, NNG_TLS_MODE_SERVER) == 0 &&
+            nng_tls_config_own_cert(sc, cert, key, NULL) == 0 &&
+            nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc) == 0 &&
+            nng_stream_listener_listen(l) == 0,
+        "TLS stream listener");
+    int port = 0;
+    nng_stream_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+    char u[64];
+    snprintf(u, sizeof(u), "tls+tcp://127.0.0.1:%d", port);
+    CHECK(nng_stream_dialer_alloc(&d, u) == 0 &&
+            nng_tls_config_alloc(&cc, NNG_TLS_MODE_CLIENT) == 0 &&
+            nng_tls_config_auth_mode(cc, NNG_TLS_AUTH_MODE_NONE) == 0 &&
+            nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cc) == 0,
+        "TLS stream dialer");
+    nng_aio *sa, *ca, *late;
+    CHECK(nng_aio_alloc(&sa, NULL, NULL) == 0 &&
+            nng_aio_alloc(&ca, NULL, NULL) == 0 &&
+            nng_aio_alloc(&late, idle_cb, NULL) == 0,
+        "aio");
+    nng_aio_set_timeout(sa, sys_ms(10000));
+    nng_aio_set_timeout(ca, sys_ms(10000));
+    nng_stream_listener_accept(l, sa);
+    nng_stream_dialer_dial(d, ca);
+    nng_aio_wait(sa);
+    nng_aio_wait(ca);
+    CHECK(nng_aio_result(sa) == 0 && nng_aio_result(ca) == 0, "connect");
+    nng_stream *srvs = nng_aio_get_output(sa, 0);
+    nng_stream *clis = nng_aio_get_output(ca, 0);
+    char out[8] = "hello", in[64];
+    nng_iov oi = { out, 5 }, ii = { in, sizeof(in) };
+    nng_aio_set_iov(ca, 1, &oi);
+    nng_aio_set_iov(sa, 1, &ii);
+    nng_stream_send(clis, ca);
+    nng_stream_recv(srvs, sa);
+    nng_aio_wait(ca);
+    nng_aio_wait(sa);
+    CHECK(nng_aio_result(ca) == 0 && nng_aio_result(sa) == 0 &&
+            nng_aio_count(sa) == 5,
+        "TLS handshake and 5 bytes");
+    nng_sockaddr la;
+    CHECK(nng_stream_get_addr(clis, NNG_OPT_LOCADDR, &la) == 0, "locaddr");
+    int fd = fd_of_port(ntohs(la.s_in.sa_port));
+    CHECK(fd >= 0, "no socket on port %d", ntohs(la.s_in.sa_port));
+    shutdown(fd, SHUT_RDWR);
+    sys_sleep_ms(sys_ms(200)); /* the server's TCP receive sees the end */
+    static char big[100000];
+    nng_iov bi = { big, sizeof(big) };
+    for (int k = 0; k < 2; k++) {
+        atomic_store(&idle_done, 0);
+        nng_aio_set_timeout(late, sys_ms(500));
+        if (k == 0) {
+            nng_aio_set_iov(late, 1, &ii);
+            nng_stream_recv(srvs, late);
+        } else {
+            nng_aio_set_iov(late, 1, &bi);
+            nng_stream_send(srvs, late);
+        }
+        int64_t end = sys_now_ms() + sys_ms(5000);
+        while (!atomic_load(&idle_done) && sys_now_ms() < end) {
+            sys_sleep_ms(10);
+        }
+        CHECK(atomic_load(&idle_done),
+            "a TLS %s after the peer's TCP ended never completed",
+            k == 0 ? "receive" : "send");
+        CHECK(nng_aio_result(late) != 0, "the %s succeeded",
+            k == 0 ? "receive" : "send");
+        sys_log("TLS %s after the peer's TCP ended: %s",
+            k == 0 ? "receive" : "send", nng_strerror(nng_aio_result(late)));
+    }
+    nng_stream_free(clis);
+    nng_stream_free(srvs);
+    nng_aio_free(late);
+    nng_aio_free(ca);
+    nng_aio_free(sa);
+    nng_stream_dialer_free(d);
+    nng_stream_listener_free(l);
+    nng_tls_config_free(cc);
+    nng_tls_config_free(sc);
     free(cert);
     free(key);
 }
@@ -329,7 +440,9 @@ main(int argc, char **argv)
         "wrong cluster cookie", "wrong cluster cookie");
     good_call(good, "db");
 
-    /* 3. callers that vanish while their requests wait for a context */
+    /* 3. a TLS stream whose TCP ended while idle; then callers that
+     * vanish while their requests wait for a context */
+    idle_stream_death();
     tls_server(&one, argv[1], "db1", "1", one_url, sizeof(one_url));
     CHECK(skc_node_map_set(good, "db1", one_url) == SKC_OK, "map_set");
     good_call(good, "db1");
