@@ -372,7 +372,7 @@ int
 main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: sys_tls SYSNODE");
-    sys_init("tls", 240);
+    sys_init("tls", 120);
     char *v[] = { (char *)"openssl", (char *)"version", NULL };
     if (sys_run(v, 1) != 0) {
         sys_log("SKIP: no openssl");
