@@ -2,7 +2,8 @@
 #
 # NNG 1.5.2 (Debian 12's) has bugs that let any peer wedge a node's
 # connection teardown for good (docs/RELIABILITY.md L1, L2, L7).  The fixes
-# are upstream in NNG 1.6.0 (L1, L2) and 1.10.0 (L7).  So:
+# are upstream in NNG 1.6.0 (L1, L2) and 1.10.0 (L7); the patch also fixes
+# a TLS teardown hang (L8) that upstream has not fixed as of 1.11.  So:
 #   - a system NNG >= 1.10.0 is used as it is;
 #   - otherwise cmake/nng/build.sh builds Debian's NNG 1.5.2 source package
 #     with skc's patch (cmake/nng/nng-1.5.2-skc.patch), static and with its

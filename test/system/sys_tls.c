@@ -15,17 +15,33 @@
  * handshake), and the node still serves the good client; the right
  * certificate with a wrong cookie is SKC_EAUTH from the cookie; a node
  * whose key does not exist is refused at create.
+ *
+ * Then a TLS connection whose TCP side ends abruptly (no TLS close_notify)
+ * while its request waits for a free context: node "db1" serves one
+ * request at a time and is holding one, raw NNG callers send a request
+ * each and vanish; once db1 answers the held call it must still serve and
+ * stop cleanly.  With NNG 1.5.2's TLS as released the vanished
+ * connection's next receive never ended, and db1's stop hung for ever
+ * (issue #17's teardown hang; docs/RELIABILITY.md, L8).
  */
 #include "sys.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define COOKIE "tls-and-cookie"
 
-static sys_proc srv, plain;
-static char url[256], plain_url[256];
+static sys_proc srv, plain, one;
+static char url[256], plain_url[256], one_url[256];
 
 /* "<tmpdir>/name", kept in a pool that lives to the end (no leak for
  * ASan, no rotation as sys_path's buffers). */
@@ -139,11 +155,224 @@ good_call(skc_node *n, const char *peer)
         skc_node_name(n), peer, skc_errname(rc), out);
 }
 
+/* Starts node name on tls+tcp:// with db's certificate, mutual TLS and
+ * the cookie (max_serving: NULL = the default); its URL goes to out. */
+static void
+tls_server(sys_proc *p, const char *sysnode, const char *name,
+    const char *max_serving, char *out, size_t size)
+{
+    char logf[64];
+    char *a[24];
+    int i = 0;
+    a[i++] = (char *)sysnode;
+    a[i++] = (char *)"--name";
+    a[i++] = (char *)name;
+    if (max_serving != NULL) {
+        a[i++] = (char *)"--max-serving";
+        a[i++] = (char *)max_serving;
+    }
+    a[i++] = (char *)"--cookie";
+    a[i++] = (char *)COOKIE;
+    a[i++] = (char *)"--tls-cert";
+    a[i++] = file("db.pem");
+    a[i++] = (char *)"--tls-key";
+    a[i++] = file("db.key");
+    a[i++] = (char *)"--tls-ca";
+    a[i++] = file("ca.pem");
+    a[i++] = (char *)"tls+tcp://127.0.0.1:0";
+    a[i] = NULL;
+    snprintf(logf, sizeof(logf), "%s.log", name);
+    sys_spawn(p, name, a, file(logf), 1);
+    sys_expect(p, "LISTENING ", out, size, sys_ms(10000));
+}
+
+/* The fd of this process's TCP socket whose local port is port. */
+static int
+fd_of_port(int port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL, "/proc/self/fd");
+    int found = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        struct sockaddr_in sa;
+        socklen_t n = sizeof(sa);
+        if (fd > 2 && getsockname(fd, (struct sockaddr *)&sa, &n) == 0 &&
+            sa.sin_family == AF_INET && ntohs(sa.sin_port) == port) {
+            found = fd;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static nng_pipe vanish_pipe;
+
+static void
+vanish_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)ev;
+    (void)arg;
+    vanish_pipe = p;
+}
+
+/* A raw NNG caller with the good certificate sends one request to addr
+ * and vanishes: its TCP connection is shut down under NNG's TLS, so the
+ * server sees the connection end without a TLS close_notify. */
+static void
+vanish(const char *addr)
+{
+    nng_socket s;
+    nng_dialer d;
+    nng_tls_config *c;
+    char *cert = sys_read_file(file("cli.pem"));
+    char *key = sys_read_file(file("cli.key"));
+    CHECK(cert != NULL && key != NULL, "read cli.pem/cli.key");
+    CHECK(nng_req0_open(&s) == 0, "req0_open");
+    nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, vanish_pipe_cb, NULL);
+    CHECK(nng_tls_config_alloc(&c, NNG_TLS_MODE_CLIENT) == 0, "tls config");
+    CHECK(nng_tls_config_own_cert(c, cert, key, NULL) == 0 &&
+            nng_tls_config_ca_file(c, file("ca.pem")) == 0 &&
+            nng_tls_config_server_name(c, "db") == 0 &&
+            nng_tls_config_auth_mode(c, NNG_TLS_AUTH_MODE_REQUIRED) == 0,
+        "tls config");
+    /* No redial: the request is not sent again on a new connection. */
+    CHECK(nng_dialer_create(&d, s, addr) == 0 &&
+            nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c) == 0 &&
+            nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 600000) == 0 &&
+            nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 600000) == 0,
+        "dialer");
+    int rv = nng_dialer_start(d, 0);
+    CHECK(rv == 0, "raw TLS dial %s: %s", addr, nng_strerror(rv));
+    CHECK(nng_send(s, "x", 1, 0) == 0, "raw send");
+    /* Let the request reach the server, where it waits for a context. */
+    sys_sleep_ms(sys_ms(200));
+    nng_sockaddr la;
+    CHECK(nng_pipe_get_addr(vanish_pipe, NNG_OPT_LOCADDR, &la) == 0,
+        "local address");
+    int fd = fd_of_port(ntohs(la.s_in.sa_port));
+    CHECK(fd >= 0, "no socket on port %d", ntohs(la.s_in.sa_port));
+    shutdown(fd, SHUT_RDWR);
+    sys_sleep_ms(sys_ms(100));
+    nng_close(s);
+    nng_tls_config_free(c);
+    free(cert);
+    free(key);
+}
+
+static atomic_int idle_done;
+
+static void
+idle_cb(void *arg)
+{
+    (void)arg;
+    atomic_store(&idle_done, 1);
+}
+
+/* NNG's TLS streams alone, the bug itself: the server's stream has read
+ * all there was, so its TCP receive is posted while no TLS operation is
+ * queued; the client's TCP is then shut down (no close_notify).  A
+ * receive, and then a send too big for TLS's buffer, posted afterwards
+ * with a timeout must each end within a few seconds.  With NNG 1.5.2 as
+ * released neither ever did, timeout or not. */
+static void
+idle_stream_death(void)
+{
+    nng_stream_listener *l;
+    nng_stream_dialer *d;
+    nng_tls_config *sc, *cc;
+    char *cert = sys_read_file(file("db.pem"));
+    char *key = sys_read_file(file("db.key"));
+    CHECK(cert != NULL && key != NULL, "read db.pem/db.key");
+    CHECK(nng_stream_listener_alloc(&l, "tls+tcp://127.0.0.1:0") == 0 &&
+            nng_tls_config_alloc(&sc, NNG_TLS_MODE_SERVER) == 0 &&
+            nng_tls_config_own_cert(sc, cert, key, NULL) == 0 &&
+            nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc) == 0 &&
+            nng_stream_listener_listen(l) == 0,
+        "TLS stream listener");
+    int port = 0;
+    nng_stream_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+    char u[64];
+    snprintf(u, sizeof(u), "tls+tcp://127.0.0.1:%d", port);
+    CHECK(nng_stream_dialer_alloc(&d, u) == 0 &&
+            nng_tls_config_alloc(&cc, NNG_TLS_MODE_CLIENT) == 0 &&
+            nng_tls_config_auth_mode(cc, NNG_TLS_AUTH_MODE_NONE) == 0 &&
+            nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cc) == 0,
+        "TLS stream dialer");
+    nng_aio *sa, *ca, *late;
+    CHECK(nng_aio_alloc(&sa, NULL, NULL) == 0 &&
+            nng_aio_alloc(&ca, NULL, NULL) == 0 &&
+            nng_aio_alloc(&late, idle_cb, NULL) == 0,
+        "aio");
+    nng_aio_set_timeout(sa, sys_ms(10000));
+    nng_aio_set_timeout(ca, sys_ms(10000));
+    nng_stream_listener_accept(l, sa);
+    nng_stream_dialer_dial(d, ca);
+    nng_aio_wait(sa);
+    nng_aio_wait(ca);
+    CHECK(nng_aio_result(sa) == 0 && nng_aio_result(ca) == 0, "connect");
+    nng_stream *srvs = nng_aio_get_output(sa, 0);
+    nng_stream *clis = nng_aio_get_output(ca, 0);
+    char out[8] = "hello", in[64];
+    nng_iov oi = { out, 5 }, ii = { in, sizeof(in) };
+    nng_aio_set_iov(ca, 1, &oi);
+    nng_aio_set_iov(sa, 1, &ii);
+    nng_stream_send(clis, ca);
+    nng_stream_recv(srvs, sa);
+    nng_aio_wait(ca);
+    nng_aio_wait(sa);
+    CHECK(nng_aio_result(ca) == 0 && nng_aio_result(sa) == 0 &&
+            nng_aio_count(sa) == 5,
+        "TLS handshake and 5 bytes");
+    nng_sockaddr la;
+    CHECK(nng_stream_get_addr(clis, NNG_OPT_LOCADDR, &la) == 0, "locaddr");
+    int fd = fd_of_port(ntohs(la.s_in.sa_port));
+    CHECK(fd >= 0, "no socket on port %d", ntohs(la.s_in.sa_port));
+    shutdown(fd, SHUT_RDWR);
+    sys_sleep_ms(sys_ms(200)); /* the server's TCP receive sees the end */
+    static char big[100000];
+    nng_iov bi = { big, sizeof(big) };
+    for (int k = 0; k < 2; k++) {
+        atomic_store(&idle_done, 0);
+        nng_aio_set_timeout(late, sys_ms(500));
+        if (k == 0) {
+            nng_aio_set_iov(late, 1, &ii);
+            nng_stream_recv(srvs, late);
+        } else {
+            nng_aio_set_iov(late, 1, &bi);
+            nng_stream_send(srvs, late);
+        }
+        int64_t end = sys_now_ms() + sys_ms(5000);
+        while (!atomic_load(&idle_done) && sys_now_ms() < end) {
+            sys_sleep_ms(10);
+        }
+        CHECK(atomic_load(&idle_done),
+            "a TLS %s after the peer's TCP ended never completed",
+            k == 0 ? "receive" : "send");
+        CHECK(nng_aio_result(late) != 0, "the %s succeeded",
+            k == 0 ? "receive" : "send");
+        sys_log("TLS %s after the peer's TCP ended: %s",
+            k == 0 ? "receive" : "send", nng_strerror(nng_aio_result(late)));
+    }
+    nng_stream_free(clis);
+    nng_stream_free(srvs);
+    nng_aio_free(late);
+    nng_aio_free(ca);
+    nng_aio_free(sa);
+    nng_stream_dialer_free(d);
+    nng_stream_listener_free(l);
+    nng_tls_config_free(cc);
+    nng_tls_config_free(sc);
+    free(cert);
+    free(key);
+}
+
 int
 main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: sys_tls SYSNODE");
-    sys_init("tls", 240);
+    sys_init("tls", 120);
     char *v[] = { (char *)"openssl", (char *)"version", NULL };
     if (sys_run(v, 1) != 0) {
         sys_log("SKIP: no openssl");
@@ -156,23 +385,7 @@ main(int argc, char **argv)
     make_cert("other", "cli", "ca2", 2);
     make_cert("old", "cli", "ca", -1);
 
-    char *a[20];
-    int i = 0;
-    a[i++] = argv[1];
-    a[i++] = (char *)"--name";
-    a[i++] = (char *)"db";
-    a[i++] = (char *)"--cookie";
-    a[i++] = (char *)COOKIE;
-    a[i++] = (char *)"--tls-cert";
-    a[i++] = file("db.pem");
-    a[i++] = (char *)"--tls-key";
-    a[i++] = file("db.key");
-    a[i++] = (char *)"--tls-ca";
-    a[i++] = file("ca.pem");
-    a[i++] = (char *)"tls+tcp://127.0.0.1:0";
-    a[i] = NULL;
-    sys_spawn(&srv, "db", a, file("db.log"), 1);
-    sys_expect(&srv, "LISTENING ", url, sizeof(url), sys_ms(10000));
+    tls_server(&srv, argv[1], "db", NULL, url, sizeof(url));
     char *b[] = { argv[1], (char *)"--name", (char *)"plain",
         (char *)"127.0.0.1:0", NULL };
     sys_spawn(&plain, "plain", b, file("plain.log"), 1);
@@ -227,7 +440,31 @@ main(int argc, char **argv)
         "wrong cluster cookie", "wrong cluster cookie");
     good_call(good, "db");
 
-    /* 3. a key that does not exist: refused at create */
+    /* 3. a TLS stream whose TCP ended while idle; then callers that
+     * vanish while their requests wait for a context */
+    idle_stream_death();
+    tls_server(&one, argv[1], "db1", "1", one_url, sizeof(one_url));
+    CHECK(skc_node_map_set(good, "db1", one_url) == SKC_OK, "map_set");
+    good_call(good, "db1");
+    sys_batch hb;
+    sys_batch_init(&hb, 1);
+    sys_batch_start(&hb, 0, good, "db1", "@hold", "h", 1, sys_ms(30000));
+    char held[64];
+    sys_expect(&one, "HELD ", held, sizeof(held), sys_ms(10000));
+    for (int k = 0; k < 3; k++) {
+        vanish(one_url);
+    }
+    sys_send_line(&one, "release");
+    CHECK(sys_batch_wait(&hb, 1, sys_ms(10000)) == 1 &&
+            hb.r[0].status == SKC_OK && strcmp(hb.r[0].text, "released") == 0,
+        "the held call: %s (%s)", skc_errname(hb.r[0].status), hb.r[0].text);
+    sys_batch_fini(&hb);
+    good_call(good, "db1");
+    sys_log("3 callers vanished while waiting for db1's only context");
+    sys_log("stopping db1");
+    sys_stop_clean(&one, sys_ms(10000));
+
+    /* 4. a key that does not exist: refused at create */
     skc_node_opts o = SKC_NODE_OPTS_INIT;
     o.tls_cert = file("cli.pem");
     o.tls_key = file("missing.key");
