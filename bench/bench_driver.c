@@ -341,7 +341,7 @@ read_cpu_model(char *buf, size_t cap)
 }
 
 #define NROWS_MAIN 26
-#define NROWS 35
+#define NROWS 38
 #define ROW_SEC 19  /* the security rows: cookie and mutual TLS */
 #define ROW_HOL 23  /* head-of-line: the ratio, then both p99s */
 #define ROW_DIAG 26 /* --decompose */
@@ -409,6 +409,11 @@ static row rows[NROWS] = {
         { 0 }, 0, NULL },
     { "send: receiver thread receives itself", "msgs/s", 0, 0, { 0 }, { 0 }, 0,
         NULL },
+    { "head-of-line: 16 MiB call on a 2nd socket, x", "x", 1, 2, { 0 }, { 0 },
+        0, NULL },
+    { "  its small-call p99, idle link", "us", 1, 1, { 0 }, { 0 }, 0, NULL },
+    { "  its small-call p99, 16 MiB in flight", "us", 1, 1, { 0 }, { 0 }, 0,
+        NULL },
 };
 
 static const meas measures[] = {
@@ -447,6 +452,8 @@ static const meas measures[] = {
     /* head-of-line (after the others: the rows above keep their --only
      * numbers) */
     { M_HOL, 1, 32, 0, 0, ROW_HOL, 0, NULL, NULL, 0 },
+    /* --decompose: raw NNG with the large call on a socket of its own */
+    { M_HOL, 1, 32, 0, 0, ROW_DIAG + 9, 1, "plain", "lanes", 0 },
 };
 #define NMEAS (sizeof(measures) / sizeof(measures[0]))
 

@@ -558,7 +558,11 @@ struct rcli {
     nng_aio *xaio;   /* variant xreq: the one receive */
     nng_socket push; /* send case */
     atomic_uint xid;
-    /* BC_HOL: one large call in flight on a context of the same socket */
+    /* BC_HOL: one large call in flight on a context of the same socket,
+     * or (variant lanes) of a second socket: its own connection */
+    nng_socket big_sock;
+    int big_own;
+    const char *addr;
     nng_ctx big_ctx;
     nng_aio *big_aio;
     char *big;
@@ -897,8 +901,18 @@ raw_hol_big(void *arg, int on)
             return -1;
         }
         memset(c->big, 'x', BENCH_HOL_BIG);
+        c->big_sock = c->req;
+        if (c->big_own) {
+            if ((rv = nng_req0_open(&c->big_sock)) != 0 ||
+                (rv = nng_socket_set_size(
+                     c->big_sock, NNG_OPT_RECVMAXSZ, RAW_MAXSZ)) != 0 ||
+                (rv = nng_dial(c->big_sock, c->addr, NULL, 0)) != 0) {
+                raw_fail("second socket", rv);
+                return -1;
+            }
+        }
         if ((rv = nng_aio_alloc(&c->big_aio, big_cb, c)) != 0 ||
-            (rv = nng_ctx_open(&c->big_ctx, c->req)) != 0) {
+            (rv = nng_ctx_open(&c->big_ctx, c->big_sock)) != 0) {
             raw_fail("context", rv);
             return -1;
         }
@@ -913,6 +927,9 @@ raw_hol_big(void *arg, int on)
     nng_aio_set_msg(c->big_aio, NULL);
     nng_ctx_close(c->big_ctx);
     nng_aio_free(c->big_aio);
+    if (c->big_own) {
+        nng_close(c->big_sock);
+    }
     free(c->big);
     c->big = NULL;
     return atomic_load(&c->big_failed) ? -1 : atomic_load(&c->bigs);
@@ -1060,6 +1077,9 @@ bench_raw_client(const bench_opts *o)
         ret = raw_run_send(&c, o);
         break;
     case BC_HOL:
+        /* variant lanes: what skc's lanes do, in raw NNG */
+        c.big_own = strcmp(o->variant, "lanes") == 0;
+        c.addr = o->addr;
         ret = bench_run_hol(raw_lat_call, raw_hol_big, &c, o);
         break;
     default:
