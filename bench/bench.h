@@ -41,8 +41,13 @@ enum bench_case {
     BC_CALL = 1, /* K calls in flight, callbacks re-issue (rate) */
     BC_LAT,      /* 1 blocking call at a time (rate, p50, p99) */
     BC_SEND,     /* one-way messages, counted at the receiver */
-    BC_HOLD      /* N calls the server never answers (memory) */
+    BC_HOLD,     /* N calls the server never answers (memory) */
+    BC_HOL       /* head-of-line: small calls' p99, idle and beside a
+                    16 MiB call in flight to the same peer */
 };
+
+/* BC_HOL: the large call's payload. */
+#define BENCH_HOL_BIG (16u * 1024 * 1024)
 
 typedef struct bench_opts {
     const char *addr;    /* server REP URL */
@@ -89,6 +94,20 @@ typedef int (*bench_roundtrip_fn)(void *c);
 /* The latency case (BC_LAT): round trips one at a time for o->warm_ms,
  * then o->dur_ms measured; writes the RESULT line with p50/p99.  0. */
 int bench_run_lat(bench_roundtrip_fn fn, void *c, const bench_opts *o);
+
+/* BC_HOL: starts (on = 1) client c's large calls -- BENCH_HOL_BIG bytes,
+ * one in flight at a time, the next issued as each ends -- or stops them
+ * (on = 0; returns once none is in flight).  Stop returns how many
+ * completed, or -1 if one failed. */
+typedef long (*bench_big_fn)(void *c, int on);
+
+/* The head-of-line case (BC_HOL): small round trips one at a time (fn)
+ * for o->warm_ms + o->dur_ms on an idle link, then as long again while
+ * big keeps a large call in flight to the same peer; writes the RESULT
+ * line with both p50/p99 and the large calls completed.  0, or 1 when a
+ * large call failed or none completed. */
+int bench_run_hol(
+    bench_roundtrip_fn fn, bench_big_fn big, void *c, const bench_opts *o);
 
 /* Sends one message for client c: 0 sent, 1 refused for now (a full
  * backlog: the caller has already yielded), -1 failed. */

@@ -250,7 +250,8 @@ enum mkind {
     M_SEND,     /* msgs/s at the receiver */
     M_LUA,      /* Lua client vs the C skc client */
     M_IDLE,     /* RSS of an idle server */
-    M_HOLD      /* memory per in-flight call, client and server */
+    M_HOLD,     /* memory per in-flight call, client and server */
+    M_HOL       /* head-of-line: small calls' p99 beside a 16 MiB call */
 };
 
 typedef struct row {
@@ -340,11 +341,12 @@ read_cpu_model(char *buf, size_t cap)
     fclose(f);
 }
 
-#define NROWS_MAIN 25
-#define NROWS 34
-#define ROW_SEC 19 /* the security rows: cookie and mutual TLS */
-#define ROW_CPU 23 /* CPU per call (from the call rows' windows) */
-#define ROW_DIAG 25
+#define NROWS_MAIN 28
+#define NROWS 40
+#define ROW_SEC 19  /* the security rows: cookie and mutual TLS */
+#define ROW_HOL 23  /* head-of-line: the ratio, then both p99s */
+#define ROW_CPU 26  /* CPU per call (from the call rows' windows) */
+#define ROW_DIAG 28 /* --decompose */
 static row rows[NROWS] = {
     { "call 32 B, 1 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 32 B, 16 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
@@ -384,6 +386,14 @@ static row rows[NROWS] = {
         { 0 }, 0, NULL },
     { "mTLS: call 1 MiB, 1 in flight (raw col: skc)", "MB/s", 0, 1, { 0 },
         { 0 }, 0, NULL },
+    /* small calls beside a 16 MiB call to the same peer (lanes, issue #15);
+     * raw NNG: one REQ socket, so one connection */
+    { "head-of-line: p99 beside 16 MiB call / idle p99", "x", 1, 2, { 0 },
+        { 0 }, 0, NULL },
+    { "head-of-line: small-call p99, idle link", "us", 1, 1, { 0 }, { 0 }, 0,
+        NULL },
+    { "head-of-line: small-call p99, 16 MiB in flight", "us", 1, 1, { 0 },
+        { 0 }, 0, NULL },
     /* client + server CPU over the window of the call rows above */
     { "CPU per call 32 B, 1 in flight, client + server", "us", 1, 1, { 0 },
         { 0 }, 0, NULL },
@@ -405,6 +415,11 @@ static row rows[NROWS] = {
     { "call 16: threads receive themselves (wrecv)", "calls/s", 0, 0, { 0 },
         { 0 }, 0, NULL },
     { "send: receiver thread receives itself", "msgs/s", 0, 0, { 0 }, { 0 }, 0,
+        NULL },
+    { "head-of-line: 16 MiB call on a 2nd socket, x", "x", 1, 2, { 0 }, { 0 },
+        0, NULL },
+    { "  its small-call p99, idle link", "us", 1, 1, { 0 }, { 0 }, 0, NULL },
+    { "  its small-call p99, 16 MiB in flight", "us", 1, 1, { 0 }, { 0 }, 0,
         NULL },
 };
 
@@ -441,6 +456,11 @@ static const meas measures[] = {
     { M_CALL, 1, 32, 1, 0, ROW_DIAG + 6, 1, "wrecv", "wrecv", 0, 0 },
     { M_CALL, 16, 32, 1, 0, ROW_DIAG + 7, 1, "wrecv", "wrecv", 0, 0 },
     { M_SEND, 1, 32, 0, 0, ROW_DIAG + 8, 1, "wrecv", "plain", 0, 0 },
+    /* head-of-line (after the others: the rows above keep their --only
+     * numbers) */
+    { M_HOL, 1, 32, 0, 0, ROW_HOL, 0, NULL, NULL, 0, 0 },
+    /* --decompose: raw NNG with the large call on a socket of its own */
+    { M_HOL, 1, 32, 0, 0, ROW_DIAG + 9, 1, "plain", "lanes", 0, 0 },
 };
 #define NMEAS (sizeof(measures) / sizeof(measures[0]))
 
@@ -518,6 +538,7 @@ run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
     const char *cs = bcase == BC_CALL ? "call"
         : bcase == BC_LAT             ? "lat"
         : bcase == BC_SEND            ? "send"
+        : bcase == BC_HOL             ? "hol"
                                       : "hold";
     child cl;
     int rc;
@@ -607,6 +628,7 @@ sample(drv *d, const meas *m, int impl, int side, int r)
     int bcase = m->kind == M_LAT ? BC_LAT
         : m->kind == M_SEND      ? BC_SEND
         : m->kind == M_HOLD      ? BC_HOLD
+        : m->kind == M_HOL       ? BC_HOL
                                  : BC_CALL;
     if (run_client(d, impl, cv, m, bcase, rep, pull, srv.pid, res,
             sizeof(res)) != 0) {
@@ -680,6 +702,18 @@ sample(drv *d, const meas *m, int impl, int side, int r)
             "    %-4s client RSS %.0f -> %.0f KiB, server %ld "
             "-> %ld KiB for %.0f calls: %.0f / %.0f bytes per call\n",
             side_name(m, impl, side), r0, r1, base, rss_after, held, cli, sv);
+        break;
+    }
+    case M_HOL: {
+        double idle = kv(res, "p99_idle_us"), busy = kv(res, "p99_busy_us");
+        out[r] = idle > 0 ? busy / idle : NAN;
+        (side == 0 ? rows[m->row0 + 1].a : rows[m->row0 + 1].b)[r] = idle;
+        (side == 0 ? rows[m->row0 + 2].a : rows[m->row0 + 2].b)[r] = busy;
+        fprintf(stderr,
+            "    %-4s small-call p99 %.1f us idle, %.1f us beside %.0f "
+            "calls of 16 MiB (p50 %.1f -> %.1f us): %.2fx\n",
+            side_name(m, impl, side), idle, busy, kv(res, "big"),
+            kv(res, "p50_idle_us"), kv(res, "p50_busy_us"), out[r]);
         break;
     }
     default:
@@ -847,9 +881,10 @@ report(drv *d)
     }
     putchar('\n');
     print_rows(d, 0, NROWS_MAIN);
-    printf("(lower is better for us, KiB and bytes; the Lua rows compare "
+    printf("(lower is better for us, x, KiB and bytes; the Lua rows compare "
            "the Lua binding with the C skc client, the cookie and mTLS rows "
-           "skc with them against plain skc over tcp)\n");
+           "skc with them against plain skc over tcp; head-of-line: each "
+           "column's own busy/idle p99 ratio, raw NNG on one REQ socket)\n");
     if (d->decompose) {
         printf("\nWhere the gap comes from: raw NNG changed one way at a "
                "time (bench_raw.c variants), against plain raw NNG\n");
@@ -946,6 +981,8 @@ meas_title(const meas *m)
         return "blocking call 32 B (rate, p50, p99)";
     case M_HOLD:
         return "10,000 calls in flight (memory)";
+    case M_HOL:
+        return "head-of-line: small calls beside a 16 MiB call";
     default:
         return rows[m->row0].name;
     }

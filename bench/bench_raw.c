@@ -558,6 +558,19 @@ struct rcli {
     nng_aio *xaio;   /* variant xreq: the one receive */
     nng_socket push; /* send case */
     atomic_uint xid;
+    /* BC_HOL: one large call in flight on a context of the same socket,
+     * or (variant lanes) of a second socket: its own connection */
+    nng_socket big_sock;
+    int big_own;
+    const char *addr;
+    nng_ctx big_ctx;
+    nng_aio *big_aio;
+    char *big;
+    int big_sending;
+    atomic_long bigs;
+    atomic_int big_failed;
+    atomic_int big_stop;
+    atomic_int big_active;
 };
 
 static nng_msg *
@@ -837,6 +850,91 @@ raw_lat_call(void *arg)
     return 0;
 }
 
+/* BC_HOL: the large call's next step (send, then receive). */
+static void
+big_send(rcli *c)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, BENCH_HOL_BIG) != 0) {
+        atomic_fetch_add(&c->big_failed, 1);
+        atomic_fetch_sub(&c->big_active, 1);
+        return;
+    }
+    memcpy(nng_msg_body(m), c->big, BENCH_HOL_BIG);
+    c->big_sending = 1;
+    nng_aio_set_msg(c->big_aio, m);
+    nng_ctx_send(c->big_ctx, c->big_aio);
+}
+
+static void
+big_cb(void *arg)
+{
+    rcli *c = arg;
+    int rv = nng_aio_result(c->big_aio);
+    if (c->big_sending && rv == 0) {
+        c->big_sending = 0;
+        nng_ctx_recv(c->big_ctx, c->big_aio);
+        return;
+    }
+    nng_msg_free(nng_aio_get_msg(c->big_aio));
+    nng_aio_set_msg(c->big_aio, NULL);
+    if (rv == 0) {
+        atomic_fetch_add(&c->bigs, 1);
+        if (!atomic_load(&c->big_stop)) {
+            big_send(c);
+            return;
+        }
+    } else {
+        atomic_fetch_add(&c->big_failed, 1);
+        raw_fail("large call", rv);
+    }
+    atomic_fetch_sub(&c->big_active, 1);
+}
+
+static long
+raw_hol_big(void *arg, int on)
+{
+    rcli *c = arg;
+    int rv;
+    if (on) {
+        if ((c->big = malloc(BENCH_HOL_BIG)) == NULL) {
+            return -1;
+        }
+        memset(c->big, 'x', BENCH_HOL_BIG);
+        c->big_sock = c->req;
+        if (c->big_own) {
+            if ((rv = nng_req0_open(&c->big_sock)) != 0 ||
+                (rv = nng_socket_set_size(
+                     c->big_sock, NNG_OPT_RECVMAXSZ, RAW_MAXSZ)) != 0 ||
+                (rv = nng_dial(c->big_sock, c->addr, NULL, 0)) != 0) {
+                raw_fail("second socket", rv);
+                return -1;
+            }
+        }
+        if ((rv = nng_aio_alloc(&c->big_aio, big_cb, c)) != 0 ||
+            (rv = nng_ctx_open(&c->big_ctx, c->big_sock)) != 0) {
+            raw_fail("context", rv);
+            return -1;
+        }
+        nng_aio_set_timeout(c->big_aio, RAW_AIO_TIMEOUT_MS);
+        atomic_store(&c->big_active, 1);
+        big_send(c);
+        return 0;
+    }
+    bench_stop_window(&c->big_stop, &c->big_active, 60000);
+    nng_aio_stop(c->big_aio);
+    nng_msg_free(nng_aio_get_msg(c->big_aio));
+    nng_aio_set_msg(c->big_aio, NULL);
+    nng_ctx_close(c->big_ctx);
+    nng_aio_free(c->big_aio);
+    if (c->big_own) {
+        nng_close(c->big_sock);
+    }
+    free(c->big);
+    c->big = NULL;
+    return atomic_load(&c->big_failed) ? -1 : atomic_load(&c->bigs);
+}
+
 /* bench_run_send's send: a blocking send on the PUSH socket. */
 static int
 raw_send_one(void *arg)
@@ -977,6 +1075,12 @@ bench_raw_client(const bench_opts *o)
         break;
     case BC_SEND:
         ret = raw_run_send(&c, o);
+        break;
+    case BC_HOL:
+        /* variant lanes: what skc's lanes do, in raw NNG */
+        c.big_own = strcmp(o->variant, "lanes") == 0;
+        c.addr = o->addr;
+        ret = bench_run_hol(raw_lat_call, raw_hol_big, &c, o);
         break;
     default:
         ret = raw_run_hold(&c, o);

@@ -227,6 +227,12 @@ typedef struct cli {
     atomic_int stop;
     atomic_int reported;
     uint32_t call_flags; /* --variant inline: SKC_CALL_INLINE */
+    /* BC_HOL: the large calls beside the small ones */
+    char *big;
+    atomic_long bigs;
+    atomic_int big_failed;
+    atomic_int big_stop;
+    atomic_int big_active;
 } cli;
 
 static void
@@ -376,6 +382,58 @@ send_one(void *arg)
     return 0;
 }
 
+/* BC_HOL: one large call in flight, the next issued as each ends. */
+static void
+big_cb(int status, const void *data, size_t len, const char *detail, void *arg)
+{
+    (void)data;
+    (void)len;
+    cli *c = arg;
+    if (status == 0) {
+        atomic_fetch_add(&c->bigs, 1);
+    } else {
+        atomic_fetch_add(&c->big_failed, 1);
+        report_error(c, status, detail);
+    }
+    if (!atomic_load(&c->big_stop) && status == 0) {
+        int rc = skc_node_call_async(c->node, BENCH_PEER, "@ack", c->big,
+            BENCH_HOL_BIG, 60000, big_cb, c);
+        if (rc == 0) {
+            return;
+        }
+        atomic_fetch_add(&c->big_failed, 1);
+        report_error(c, rc, skc_last_error());
+    }
+    atomic_fetch_sub(&c->big_active, 1);
+}
+
+static long
+hol_big(void *arg, int on)
+{
+    cli *c = arg;
+    if (on) {
+        if ((c->big = malloc(BENCH_HOL_BIG)) == NULL) {
+            return -1;
+        }
+        memset(c->big, 'x', BENCH_HOL_BIG);
+        atomic_store(&c->big_active, 1);
+        int rc = skc_node_call_async(c->node, BENCH_PEER, "@ack", c->big,
+            BENCH_HOL_BIG, 60000, big_cb, c);
+        if (rc != 0) {
+            atomic_store(&c->big_active, 0);
+            report_error(c, rc, skc_last_error());
+            return -1;
+        }
+        return 0;
+    }
+    bench_stop_window(&c->big_stop, &c->big_active, 60000);
+    if (atomic_load(&c->big_active) == 0) {
+        free(c->big);
+        c->big = NULL;
+    }
+    return atomic_load(&c->big_failed) ? -1 : atomic_load(&c->bigs);
+}
+
 static int
 run_hold(cli *c, const bench_opts *o)
 {
@@ -473,11 +531,15 @@ bench_skc_client(const bench_opts *o)
     case BC_SEND:
         ret = bench_run_send(get_stats_any, send_one, &c, o);
         break;
+    case BC_HOL:
+        ret = bench_run_hol(lat_call, hol_big, &c, o);
+        break;
     default:
         ret = run_hold(&c, o);
         break;
     }
     skc_node_destroy(c.node); /* pending calls end with SKC_ECLOSED */
     free(c.payload);
+    free(c.big);
     return ret;
 }

@@ -187,6 +187,9 @@ opt_case(const char *s)
     if (strcmp(s, "hold") == 0) {
         return BC_HOLD;
     }
+    if (strcmp(s, "hol") == 0) {
+        return BC_HOL;
+    }
     return -1;
 }
 
@@ -314,14 +317,17 @@ bench_measure_window(atomic_ullong *ops, atomic_ullong *errs, atomic_int *stop,
         (double)(t1 - t0) / 1e9, e, cpu_us);
 }
 
-int
-bench_run_lat(bench_roundtrip_fn fn, void *c, const bench_opts *o)
+/* Round trips of fn one at a time for warm_ms, then dur_ms measured into
+ * *lat; *ops, *errs and *secs (the measured time) are set. */
+static void
+lat_sample(bench_roundtrip_fn fn, void *c, int warm_ms, int dur_ms,
+    bench_lat *lat, unsigned long long *ops_out, unsigned long long *errs_out,
+    double *secs)
 {
-    bench_lat lat = { 0 };
     unsigned long long ops = 0, errs = 0;
     int64_t start = bench_now_ns();
-    int64_t t0 = start + (int64_t)o->warm_ms * 1000000;
-    int64_t end = t0 + (int64_t)o->dur_ms * 1000000;
+    int64_t t0 = start + (int64_t)warm_ms * 1000000;
+    int64_t end = t0 + (int64_t)dur_ms * 1000000;
     int64_t now = start, measured_from = 0;
     while (now < end) {
         int64_t a = bench_now_ns();
@@ -338,14 +344,54 @@ bench_run_lat(bench_roundtrip_fn fn, void *c, const bench_opts *o)
             continue;
         }
         ops++;
-        bench_lat_add(&lat, now - a);
+        bench_lat_add(lat, now - a);
     }
+    *ops_out = ops;
+    *errs_out = errs;
+    *secs = (double)(now - measured_from) / 1e9;
+}
+
+int
+bench_run_lat(bench_roundtrip_fn fn, void *c, const bench_opts *o)
+{
+    bench_lat lat = { 0 };
+    unsigned long long ops, errs;
+    double secs;
+    lat_sample(fn, c, o->warm_ms, o->dur_ms, &lat, &ops, &errs, &secs);
     double p50 = bench_lat_pct_us(&lat, 0.50);
     double p99 = bench_lat_pct_us(&lat, 0.99);
     bench_result("ops=%llu secs=%.6f errors=%llu p50_us=%.1f p99_us=%.1f", ops,
-        (double)(now - measured_from) / 1e9, errs, p50, p99);
+        secs, errs, p50, p99);
     bench_lat_free(&lat);
     return 0;
+}
+
+int
+bench_run_hol(
+    bench_roundtrip_fn fn, bench_big_fn big, void *c, const bench_opts *o)
+{
+    bench_lat idle = { 0 }, busy = { 0 };
+    unsigned long long ops0, errs0, ops1, errs1;
+    double secs0, secs1;
+    lat_sample(fn, c, o->warm_ms, o->dur_ms, &idle, &ops0, &errs0, &secs0);
+    long bigs = -1;
+    if (big(c, 1) == 0) {
+        /* the warm-up lets the first large call get under way */
+        lat_sample(fn, c, o->warm_ms, o->dur_ms, &busy, &ops1, &errs1, &secs1);
+        bigs = big(c, 0);
+    } else {
+        ops1 = errs1 = 0;
+        secs1 = 0;
+    }
+    bench_result("ops=%llu secs=%.6f errors=%llu p50_idle_us=%.1f "
+                 "p99_idle_us=%.1f p50_busy_us=%.1f p99_busy_us=%.1f "
+                 "idle_ops=%llu big=%ld",
+        ops1, secs1, errs0 + errs1 + (bigs < 0), bench_lat_pct_us(&idle, 0.50),
+        bench_lat_pct_us(&idle, 0.99), bench_lat_pct_us(&busy, 0.50),
+        bench_lat_pct_us(&busy, 0.99), ops0, bigs);
+    bench_lat_free(&idle);
+    bench_lat_free(&busy);
+    return bigs > 0 ? 0 : 1;
 }
 
 int

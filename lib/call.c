@@ -210,8 +210,8 @@ call_wait(skc_node *n, skci_call *c, skci_tmsg **rep, const uint8_t **data,
  * (*rep) owns *data. */
 static int
 call_sync(skc_node *node, int kind, const char *peer, const char *target,
-    const void *data, size_t len, int32_t timeout_ms, skci_tmsg **rep,
-    const uint8_t **d, size_t *l)
+    const void *data, size_t len, int32_t timeout_ms, int channel,
+    skci_tmsg **rep, const uint8_t **d, size_t *l)
 {
     if (skci_inline_depth > 0) {
         return skci_error(SKC_EBUSY,
@@ -226,6 +226,9 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
     skci_call *c;
     int rc = call_new(
         node, &c, kind, SKCI_MODE_SYNC, peer, target, data, len, timeout_ms);
+    if (rc == 0) {
+        c->channel = channel;
+    }
     if (rc == 0 && (rc = call_submit(node, c, peer)) == 0) {
         rc = call_wait(node, c, rep, d, l);
     }
@@ -235,6 +238,15 @@ call_sync(skc_node *node, int kind, const char *peer, const char *target,
 int
 skc_node_call(skc_node *node, void **out, size_t *out_len, const char *peer,
     const char *target, const void *data, size_t len, int32_t timeout_ms)
+{
+    return skc_node_call_ex(
+        node, out, out_len, peer, target, data, len, timeout_ms, 0);
+}
+
+int
+skc_node_call_ex(skc_node *node, void **out, size_t *out_len, const char *peer,
+    const char *target, const void *data, size_t len, int32_t timeout_ms,
+    uint32_t flags)
 {
     int rc;
     if (out != NULL) {
@@ -246,6 +258,10 @@ skc_node_call(skc_node *node, void **out, size_t *out_len, const char *peer,
     if ((rc = skci_node_check(node)) != 0) {
         return rc;
     }
+    if ((flags & ~(uint32_t)SKC_CALL_CHANNEL_MASK) != 0) {
+        return skci_error(SKC_EINVAL, "unknown call flags 0x%x",
+            (unsigned)(flags & ~(uint32_t)SKC_CALL_CHANNEL_MASK));
+    }
     if (out == NULL) {
         return skci_error(SKC_EINVAL, "out is NULL");
     }
@@ -253,7 +269,8 @@ skc_node_call(skc_node *node, void **out, size_t *out_len, const char *peer,
     const uint8_t *d = NULL;
     size_t l = 0;
     if ((rc = call_sync(node, SKCI_KIND_CALL, peer, target, data, len,
-             timeout_ms, &rep, &d, &l)) != 0) {
+             timeout_ms, (flags & SKC_CALL_CHANNEL_MASK) >> 8, &rep, &d,
+             &l)) != 0) {
         return rc;
     }
     /* Handed out in place: the reply header in front of the payload
@@ -286,9 +303,10 @@ skc_node_call_async_ex(skc_node *node, const char *peer, const char *target,
     if (cb == NULL) {
         return skci_error(SKC_EINVAL, "callback is NULL");
     }
-    if ((flags & ~(uint32_t)SKC_CALL_INLINE) != 0) {
-        return skci_error(SKC_EINVAL, "unknown call flags 0x%x",
-            (unsigned)(flags & ~(uint32_t)SKC_CALL_INLINE));
+    const uint32_t known = SKC_CALL_INLINE | SKC_CALL_CHANNEL_MASK;
+    if ((flags & ~known) != 0) {
+        return skci_error(
+            SKC_EINVAL, "unknown call flags 0x%x", (unsigned)(flags & ~known));
     }
     skci_call *c;
     if ((rc = call_new(node, &c, SKCI_KIND_CALL, SKCI_MODE_ASYNC, peer, target,
@@ -298,6 +316,7 @@ skc_node_call_async_ex(skc_node *node, const char *peer, const char *target,
     c->cb = cb;
     c->arg = arg;
     c->inline_cb = (flags & SKC_CALL_INLINE) != 0;
+    c->channel = (int)((flags & SKC_CALL_CHANNEL_MASK) >> 8);
     return call_submit(node, c, peer);
 }
 
@@ -394,7 +413,7 @@ skc_node_query(skc_node *node, uint32_t *out, const char *peer,
     const uint8_t *d = NULL;
     size_t l = 0;
     if ((rc = call_sync(node, SKCI_KIND_QUERY, peer, name, NULL, 0, timeout_ms,
-             &rep, &d, &l)) != 0) {
+             0, &rep, &d, &l)) != 0) {
         return rc;
     }
     if (l != 4) {
@@ -425,7 +444,7 @@ skc_node_ping(
     size_t l = 0;
     int64_t t0 = skci_now_us();
     if ((rc = call_sync(node, SKCI_KIND_PING, peer, NULL, NULL, 0, timeout_ms,
-             &rep, &d, &l)) != 0) {
+             0, &rep, &d, &l)) != 0) {
         return rc;
     }
     if (rtt_us != NULL) {
@@ -439,7 +458,8 @@ int
 skci_call_plain(skc_node *node, int kind, const char *peer, int32_t timeout_ms,
     skci_tmsg **rep, const uint8_t **d, size_t *l)
 {
-    return call_sync(node, kind, peer, NULL, NULL, 0, timeout_ms, rep, d, l);
+    return call_sync(
+        node, kind, peer, NULL, NULL, 0, timeout_ms, 0, rep, d, l);
 }
 
 int

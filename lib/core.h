@@ -102,6 +102,7 @@ struct skci_service {
 /* Outgoing call states. */
 #define SKCI_CALL_QUEUED 1 /* waiting in its peer's queue */
 #define SKCI_CALL_SENT 2   /* handed to the transport, awaiting a reply */
+#define SKCI_CALL_LANE 3   /* waiting for its lane's handshake (lane.c) */
 
 /* Who is told when a call ends. */
 #define SKCI_MODE_SYNC 1     /* a thread blocked in skc_node_call */
@@ -141,6 +142,8 @@ struct skci_call {
     skci_peer *group; /* the group it was addressed to, or NULL */
     int inline_cb;    /* SKC_CALL_INLINE */
     int inline_take;  /* on_reply runs the completion itself */
+    int channel;      /* SKC_CALL_CHANNEL(k): k, or 0 */
+    int lane;         /* the lane it went on or waits for; 0 = the link */
     /* INTERNAL: told of the outcome (call_lock held), then c is freed */
     void (*internal_done)(skc_node *n, skci_call *c);
     char target[]; /* for error texts, allocated to its length */
@@ -175,7 +178,29 @@ struct skci_linkref {
     skci_link *link;
     skci_peer *peer;
     skc_node *node;
+    int lane; /* 0: the peer's link; k: its lane k (lane.c) */
 };
+
+/* Lane numbers (lane.c): 0 is the peer's own link (p->lr), 1 its
+ * large-message lane, 2.. its channel lanes; lane k is p->lanes[k - 1]. */
+#define SKCI_LANE_LARGE 1
+
+/* One more connection to a peer (lane.c, docs/PERFORMANCE.md "Lanes"): a
+ * REQ socket of its own, dialed when a call first needs it, with its own
+ * cookie handshake; no sends, no heartbeats (the link has them). */
+typedef struct skci_lane {
+    skci_linkref *lr; /* NULL: not connected */
+    int state;        /* SKCI_LINK_NONE, _DIALING, _HELLO, _UP */
+    skci_call *hello; /* its challenge or hello in flight */
+    skci_list queued; /* skci_call: waiting for the handshake, in order */
+    uint8_t auth_nc[SKCI_AUTH_NONCE];
+    uint8_t auth_ns[SKCI_AUTH_NONCE];
+    int64_t retry_at;   /* ms: after a failure, not dialed before this;
+                           its calls go on the link meanwhile */
+    int32_t backoff_ms; /* the next failure's wait */
+    uint64_t calls;     /* calls sent on it */
+    uint64_t dials;     /* connections made (handshakes started) */
+} skci_lane;
 
 struct skci_peer {
     char *name;
@@ -212,6 +237,9 @@ struct skci_peer {
     uint8_t auth_nc[SKCI_AUTH_NONCE]; /* our challenge nonce */
     uint8_t auth_ns[SKCI_AUTH_NONCE]; /* the server's */
     skci_call *ticket;                /* a send ticket request in flight */
+    /* lanes (lane.c): allocated when one is first needed */
+    skci_lane *lanes;
+    int nlanes;
 };
 
 /* A monitor report waiting to be delivered (health.c). */
@@ -409,6 +437,8 @@ struct skc_node {
     int32_t hello_timeout_ms;   /* < 0: never */
     int32_t idle_timeout_ms;    /* < 0: never */
     int names_only;             /* refuse peers' targets by raw handle */
+    uint32_t large_msg; /* calls this large go on a lane; 0 = no lane */
+    int channels;       /* channel lanes per peer; 0 = none */
     /* who may talk to the node (set at create; auth's tables have their
      * own lock, a leaf) */
     skci_auth auth; /* the cluster cookie; auth.key NULL = none */
@@ -665,6 +695,51 @@ void skci_group_free(skci_group *grp);
 void skci_groups_watch(skc_node *n);
 /* The group in the map's syntax, malloc'd. */
 char *skci_group_text(const skci_group *grp);
+
+/* peer.c, for lane.c */
+/* A link's or lane's callbacks (their arg is its skci_linkref): a reply
+ * arrived (NNG thread), a line to log, the link is gone (frees arg). */
+void skci_peer_on_reply(void *arg, skci_tmsg *msg);
+void skci_peer_on_link_log(void *arg, int level, const char *text);
+void skci_peer_on_released(void *arg);
+/* Sends an internal request (hello, challenge, heartbeat) of `kind` on
+ * lane `lane` of p (0 = its link; connected); done runs under call_lock
+ * when it ends.  The call, or NULL when it could not be made. */
+skci_call *skci_peer_request(skc_node *n, skci_peer *p, int lane, int kind,
+    const char *target, const void *data, size_t len, int32_t timeout_ms,
+    void (*done)(skc_node *n, skci_call *c));
+/* The HELLO with our cookie proof over the nonces nc (ours) and ns (the
+ * server's), on lane `lane`; NULL when it could not be made. */
+skci_call *skci_peer_auth_hello(skc_node *n, skci_peer *p, int lane,
+    const uint8_t *nc, const uint8_t *ns,
+    void (*done)(skc_node *n, skci_call *c));
+/* Checks a HELLO reply c (status 0) made over the nonces nc/ns: the
+ * server's cookie proof, the body and the identity.  0 with *h (pointing
+ * into c's data) and *ticket (NULL without a cookie), or -1 with c's
+ * status and detail set to why. */
+int skci_peer_hello_verify(skc_node *n, skci_peer *p, skci_call *c,
+    const uint8_t *nc, const uint8_t *ns, skci_hello *h,
+    const uint8_t **ticket);
+#define SKCI_HELLO_TIMEOUT_MS 5000
+
+/* lane.c: a peer's lanes (call_lock held) */
+/* The link call c (a CALL, the peer's link UP) goes on: the peer's, or a
+ * lane's (c->lane set); NULL when c now waits in a lane's queue for its
+ * handshake (sent when it is done). */
+skci_link *skci_lane_link(skc_node *n, skci_peer *p, skci_call *c);
+/* Takes c (state SKCI_CALL_LANE) off its lane's queue. */
+void skci_lane_unqueue(skci_peer *p, skci_call *c);
+/* Ends the calls sent on lane `lane` of p (0 = the link) with status. */
+void skci_lane_fail_sent(
+    skc_node *n, skci_peer *p, int lane, int status, const char *detail);
+/* The link left UP: the calls waiting for a lane go back to the peer's
+ * queue (they never left), in order. */
+void skci_lanes_requeue(skci_peer *p);
+/* Gives every lane up (the link is detached): their calls wait in the
+ * peer's queue again, and a lane is dialed afresh when next needed. */
+void skci_lanes_detach(skc_node *n, skci_peer *p);
+/* Frees the lanes (no lock; after the links are released). */
+void skci_lanes_free(skci_peer *p);
 
 /* peer.c, for health.c */
 /* Gives up the peer's link (state NONE). */

@@ -28,6 +28,8 @@
 #define DEFAULT_MAX_QUEUED_BYTES (256u * 1024 * 1024)
 #define DEFAULT_HELLO_TIMEOUT_MS 10000
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
+#define DEFAULT_LARGE_MSG 65536
+#define DEFAULT_CHANNELS 4
 
 uint32_t
 skc_version(void)
@@ -93,6 +95,10 @@ opts_check(const skc_node_opts *o)
     if (o->etcd_ttl_s < 0 || o->etcd_ttl_s > 3600) {
         return skci_error(
             SKC_EINVAL, "etcd_ttl_s must be 0 (default: 3) or 1..3600");
+    }
+    if (o->large_msg < -1 || o->channels < -1 || o->channels > 255) {
+        return skci_error(SKC_EINVAL,
+            "large_msg must be -1 (no large-message lane), 0 (default) or more, and channels -1 (none), 0 (default) or 1..255");
     }
     if (o->max_msg_size > 0x7fff0000u) {
         return skci_error(SKC_EINVAL, "max_msg_size above 2 GiB");
@@ -251,6 +257,12 @@ skc_node_create(skc_node **out, const skc_node_opts *opts)
         o.hello_timeout_ms ? o.hello_timeout_ms : DEFAULT_HELLO_TIMEOUT_MS;
     n->idle_timeout_ms =
         o.idle_timeout_ms ? o.idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
+    n->large_msg = o.large_msg < 0 ? 0
+        : o.large_msg > 0          ? (uint32_t)o.large_msg
+                                   : DEFAULT_LARGE_MSG;
+    n->channels = o.channels < 0 ? 0
+        : o.channels > 0         ? o.channels
+                                 : DEFAULT_CHANNELS;
     n->log = o.log;
     n->log_arg = o.log_arg;
     n->log_level = o.log_level ? o.log_level : SKC_LOG_INFO;

@@ -21,7 +21,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define HELLO_TIMEOUT_MS 5000
+#define HELLO_TIMEOUT_MS SKCI_HELLO_TIMEOUT_MS
 
 const char *
 skci_peer_addr(const skci_peer *p)
@@ -142,6 +142,12 @@ skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
             p->name, p->max_msg, c->payload_len);
         return;
     }
+    /* A call may go on one of the peer's lanes (lane.c), or wait for
+     * its handshake. */
+    skci_link *via = p->lr->link;
+    if (c->kind == SKCI_KIND_CALL && (via = skci_lane_link(n, p, c)) == NULL) {
+        return;
+    }
     skci_tmsg *m = c->req;
     c->req = NULL;
     n->stats.bytes_out_lk += c->payload_len;
@@ -172,7 +178,7 @@ skci_peer_transmit(skc_node *n, skci_peer *p, skci_call *c)
             n, c, rc, "out of memory for a call to node '%s'", p->name);
         return;
     }
-    rc = skci_link_send(p->lr->link, m, (int32_t)(left > 0 ? left : 1));
+    rc = skci_link_send(via, m, (int32_t)(left > 0 ? left : 1));
     if (rc != 0) {
         skci_call_fail(n, c, SKC_ECONNLOST, "node '%s' (%s): %s", p->name,
             skci_peer_addr(p), skc_last_error());
@@ -205,6 +211,7 @@ skci_peer_detach(skc_node *n, skci_peer *p)
     p->hello = NULL;
     p->hb = NULL;
     p->ticket = NULL;
+    skci_lanes_detach(n, p);
     if (skci_link_release(lr->link) != 0) {
         skci_node_log(n, SKC_LOG_ERROR,
             "cannot close the link to node '%s' (%s); it is left open",
@@ -262,20 +269,19 @@ on_dialed(void *arg, int rc, const char *detail)
     skci_call_unlock(n);
 }
 
-static void
-on_link_log(void *arg, int level, const char *text)
+void
+skci_peer_on_link_log(void *arg, int level, const char *text)
 {
     skci_linkref *lr = arg;
     skci_node_log(lr->node, level, "%s", text);
 }
 
-static void
-on_released(void *arg)
+void
+skci_peer_on_released(void *arg)
 {
     free(arg);
 }
 
-static void on_reply(void *arg, skci_tmsg *msg);
 static void on_conn(void *arg, int up);
 static void on_push_lost(void *arg);
 
@@ -292,11 +298,11 @@ skci_peer_dial(skc_node *n, skci_peer *p)
             .max_recv = n->max_msg + SKCI_REP_FIXED,
             .push_backlog = 65536,
             .bg = &n->bg,
-            .on_reply = on_reply,
+            .on_reply = skci_peer_on_reply,
             .on_conn = on_conn,
             .on_dialed = on_dialed,
-            .on_log = on_link_log,
-            .on_released = on_released,
+            .on_log = skci_peer_on_link_log,
+            .on_released = skci_peer_on_released,
             .on_push_lost = n->auth.key != NULL ? on_push_lost : NULL,
             .tls = &n->tls,
             .arg = lr,
@@ -324,12 +330,9 @@ fail:
         n, &p->queued, SKC_ENOMEM, "cannot start a connection");
 }
 
-/* Sends an internal request (hello, heartbeat) of `kind` with payload
- * data on the peer's link; done runs under call_lock when it ends.  The
- * call, or NULL when it could not be made. */
-static skci_call *
-internal_request(skc_node *n, skci_peer *p, int kind, const char *target,
-    const void *data, size_t len, int32_t timeout_ms,
+skci_call *
+skci_peer_request(skc_node *n, skci_peer *p, int lane, int kind,
+    const char *target, const void *data, size_t len, int32_t timeout_ms,
     void (*done)(skc_node *n, skci_call *c))
 {
     size_t tl = strlen(target) + 1;
@@ -375,8 +378,10 @@ internal_request(skc_node *n, skci_peer *p, int kind, const char *target,
     skci_wire_req_set_id(b, c->id);
     skci_tmsg *m = c->req;
     c->req = NULL;
+    c->lane = lane;
     sent_add(p, c);
-    skci_link_send(p->lr->link, m, timeout_ms);
+    skci_link_send(
+        lane == 0 ? p->lr->link : p->lanes[lane - 1].lr->link, m, timeout_ms);
     return c;
 }
 
@@ -389,11 +394,12 @@ start_hello(skc_node *n, skci_peer *p)
 {
     link_state_set(p, SKCI_LINK_HELLO);
     if (n->auth.key == NULL) {
-        p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", n->name,
-            strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
+        p->hello = skci_peer_request(n, p, 0, SKCI_KIND_HELLO, "(hello)",
+            n->name, strlen(n->name), HELLO_TIMEOUT_MS, hello_done);
     } else if (skci_auth_random(p->auth_nc, SKCI_AUTH_NONCE) == 0) {
-        p->hello = internal_request(n, p, SKCI_KIND_AUTH, "(cookie challenge)",
-            p->auth_nc, SKCI_AUTH_NONCE, HELLO_TIMEOUT_MS, challenge_done);
+        p->hello =
+            skci_peer_request(n, p, 0, SKCI_KIND_AUTH, "(cookie challenge)",
+                p->auth_nc, SKCI_AUTH_NONCE, HELLO_TIMEOUT_MS, challenge_done);
     } else {
         /* No random bytes (getrandom failed): no challenge can be made,
          * and a call must not wait for one. */
@@ -405,21 +411,20 @@ start_hello(skc_node *n, skci_peer *p)
     }
 }
 
-/* The HELLO with our proof, after the server's nonce came back. */
-static int
-send_auth_hello(skc_node *n, skci_peer *p)
+skci_call *
+skci_peer_auth_hello(skc_node *n, skci_peer *p, int lane, const uint8_t *nc,
+    const uint8_t *ns, void (*done)(skc_node *n, skci_call *c))
 {
     uint8_t buf[SKCI_NAME_MAX + SKCI_AUTH_MAC];
     size_t nl = strlen(n->name);
     memcpy(buf, n->name, nl);
     if (skci_auth_proof(buf + nl, n->auth.key, n->auth.keylen,
-            SKCI_PROOF_CLIENT, p->auth_nc, SKCI_AUTH_NONCE, p->auth_ns,
-            SKCI_AUTH_NONCE, n->name, nl) != 0) {
-        return -1;
+            SKCI_PROOF_CLIENT, nc, SKCI_AUTH_NONCE, ns, SKCI_AUTH_NONCE,
+            n->name, nl) != 0) {
+        return NULL;
     }
-    p->hello = internal_request(n, p, SKCI_KIND_HELLO, "(hello)", buf,
-        nl + SKCI_AUTH_MAC, HELLO_TIMEOUT_MS, hello_done);
-    return 0;
+    return skci_peer_request(n, p, lane, SKCI_KIND_HELLO, "(hello)", buf,
+        nl + SKCI_AUTH_MAC, HELLO_TIMEOUT_MS, done);
 }
 
 /* A send connection's first frame: the ticket and our proof over it. */
@@ -492,7 +497,7 @@ on_push_lost(void *arg)
     skci_peer *p = lr->peer;
     if (p->lr == lr && p->link_state == SKCI_LINK_UP && p->ticket == NULL &&
         !atomic_load(&n->closing)) {
-        p->ticket = internal_request(n, p, SKCI_KIND_AUTH, "(send ticket)",
+        p->ticket = skci_peer_request(n, p, 0, SKCI_KIND_AUTH, "(send ticket)",
             NULL, 0, HELLO_TIMEOUT_MS, ticket_done);
     }
     skci_call_unlock(n);
@@ -517,7 +522,7 @@ void
 skci_peer_heartbeat(skc_node *n, skci_peer *p)
 {
     int32_t t = n->health.hb_ms * n->health.hb_misses;
-    p->hb = internal_request(n, p, SKCI_KIND_PING, "(heartbeat)", NULL, 0,
+    p->hb = skci_peer_request(n, p, 0, SKCI_KIND_PING, "(heartbeat)", NULL, 0,
         t > 0 ? t : 1, heartbeat_done);
 }
 
@@ -561,7 +566,9 @@ challenge_done(skc_node *n, skci_call *c)
     }
     if (c->status == 0 && c->len == SKCI_AUTH_NONCE) {
         memcpy(p->auth_ns, c->data, SKCI_AUTH_NONCE);
-        if (send_auth_hello(n, p) == 0) {
+        p->hello =
+            skci_peer_auth_hello(n, p, 0, p->auth_nc, p->auth_ns, hello_done);
+        if (p->hello != NULL) {
             return;
         }
         hello_error(c, SKC_EAUTH, "cannot compute the cookie proof");
@@ -579,8 +586,9 @@ challenge_done(skc_node *n, skci_call *c)
  * checks the proof (the server knows the cookie too) and moves data past
  * them.  0, or -1 with c's error set. */
 static int
-hello_auth_check(skc_node *n, skci_peer *p, skci_call *c,
-    const uint8_t **ticket, const uint8_t **data, size_t *len)
+hello_auth_check(skc_node *n, skci_call *c, const uint8_t *nc,
+    const uint8_t *ns, const uint8_t **ticket, const uint8_t **data,
+    size_t *len)
 {
     *data = c->data;
     *len = c->len;
@@ -602,11 +610,43 @@ hello_auth_check(skc_node *n, skci_peer *p, skci_call *c,
         return 0; /* reported by the caller */
     }
     if (skci_auth_proof(want, n->auth.key, n->auth.keylen, SKCI_PROOF_SERVER,
-            p->auth_nc, SKCI_AUTH_NONCE, p->auth_ns, SKCI_AUTH_NONCE, h.name,
+            nc, SKCI_AUTH_NONCE, ns, SKCI_AUTH_NONCE, h.name,
             h.name_len) != 0 ||
         !skci_auth_mac_equal(want, c->data)) {
         hello_error(c, SKC_EAUTH,
             "its answer does not prove the cluster cookie (wrong cookie)");
+        return -1;
+    }
+    return 0;
+}
+
+int
+skci_peer_hello_verify(skc_node *n, skci_peer *p, skci_call *c,
+    const uint8_t *nc, const uint8_t *ns, skci_hello *h,
+    const uint8_t **ticket)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    if (hello_auth_check(n, c, nc, ns, ticket, &data, &len) != 0) {
+        return -1;
+    }
+    char err[256];
+    int rc = skci_wire_hello_decode(h, data, len, err, sizeof(err));
+    if (rc == 0 && n->secure && strstr(p->name, "://") == NULL &&
+        (h->name_len != strlen(p->name) ||
+            memcmp(h->name, p->name, h->name_len) != 0)) {
+        /* Identity: the node answering must be the one the map names
+         * (its name is covered by the cookie proof or the TLS channel).
+         * A peer known only by its address (an entry whose name is a URL,
+         * as `skc ping tcp://...` makes) claims no name: the cookie or
+         * certificate is its only check. */
+        snprintf(err, sizeof(err),
+            "the node answering is named '%.*s', not '%s' (identity check)",
+            (int)h->name_len, h->name, p->name);
+        rc = SKC_EAUTH;
+    }
+    if (rc != 0) {
+        hello_error(c, rc, "%s", err);
         return -1;
     }
     return 0;
@@ -619,47 +659,29 @@ hello_done(skc_node *n, skci_call *c)
     if (!hello_step_current(p, c)) {
         return; /* the link it belonged to was replaced */
     }
-    const uint8_t *ticket = NULL, *data = NULL;
-    size_t len = 0;
+    const uint8_t *ticket = NULL;
+    skci_hello h;
     if (c->status == 0 &&
-        hello_auth_check(n, p, c, &ticket, &data, &len) == 0) {
-        skci_hello h;
-        char err[256];
-        int rc = skci_wire_hello_decode(&h, data, len, err, sizeof(err));
-        if (rc == 0 && n->secure && strstr(p->name, "://") == NULL &&
-            (h.name_len != strlen(p->name) ||
-                memcmp(h.name, p->name, h.name_len) != 0)) {
-            /* Identity: the node answering must be the one the map names
-             * (its name is covered by the cookie proof or the TLS
-             * channel).  A peer known only by its address (an entry whose
-             * name is a URL, as `skc ping tcp://...` makes) claims no
-             * name: the cookie or certificate is its only check. */
-            snprintf(err, sizeof(err),
-                "the node answering is named '%.*s', not '%s' (identity check)",
-                (int)h.name_len, h.name, p->name);
-            rc = SKC_EAUTH;
+        skci_peer_hello_verify(n, p, c, p->auth_nc, p->auth_ns, &h, &ticket) ==
+            0) {
+        p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
+        /* A new connection: its sends are numbered on a new stream. */
+        p->ostream =
+            (h.features & SKCI_FEAT_ORDER) != 0 ? order_stream_id(p) : 0;
+        p->osent = 0;
+        free(p->push_url);
+        p->push_url = skci_url_send_address(p->url, h.url, h.url_len);
+        if (p->push_url != NULL) {
+            push_dial(n, p, ticket);
         }
-        if (rc == 0) {
-            p->max_msg = h.max_msg < n->max_msg ? h.max_msg : n->max_msg;
-            /* A new connection: its sends are numbered on a new stream. */
-            p->ostream =
-                (h.features & SKCI_FEAT_ORDER) != 0 ? order_stream_id(p) : 0;
-            p->osent = 0;
-            free(p->push_url);
-            p->push_url = skci_url_send_address(p->url, h.url, h.url_len);
-            if (p->push_url != NULL) {
-                push_dial(n, p, ticket);
-            }
-            link_state_set(p, SKCI_LINK_UP);
-            free(p->last_error);
-            p->last_error = NULL;
-            p->last_rx = skci_now_ms();
-            p->rtt_us = skci_now_us() - c->start_us;
-            skci_health_set(n, p, SKC_PEER_UP, "connected");
-            peer_flush(n, p);
-            return;
-        }
-        hello_error(c, rc, "%s", err);
+        link_state_set(p, SKCI_LINK_UP);
+        free(p->last_error);
+        p->last_error = NULL;
+        p->last_rx = skci_now_ms();
+        p->rtt_us = skci_now_us() - c->start_us;
+        skci_health_set(n, p, SKC_PEER_UP, "connected");
+        peer_flush(n, p);
+        return;
     }
     hello_failed(n, p, c);
 }
@@ -702,8 +724,8 @@ hello_failed(skc_node *n, skci_peer *p, skci_call *c)
     skci_call_fail_list(n, &p->queued, status, why);
 }
 
-static void
-on_reply(void *arg, skci_tmsg *msg)
+void
+skci_peer_on_reply(void *arg, skci_tmsg *msg)
 {
     skci_linkref *lr = arg;
     skc_node *n = lr->node;
@@ -799,7 +821,10 @@ on_conn(void *arg, int up)
                 "connection to node '%s' (%s) lost; reconnecting", p->name,
                 skci_peer_addr(p));
         }
-        skci_call_fail_list(n, &p->sent, SKC_ECONNLOST, why);
+        /* Calls on the peer's lanes go on: their connections are their
+         * own (lane.c); those waiting for a lane wait for the link. */
+        skci_lane_fail_sent(n, p, 0, SKC_ECONNLOST, why);
+        skci_lanes_requeue(p);
         skci_health_set(n, p, SKC_PEER_DOWN, "reset");
     }
     skci_call_unlock(n);
@@ -870,6 +895,7 @@ free_peer(const char *key, void *val, void *arg)
     free(p->url);
     free(p->last_error);
     free(p->push_url);
+    skci_lanes_free(p);
     skci_group_free(p->group);
     free(p);
 }

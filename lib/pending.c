@@ -67,6 +67,8 @@ skci_call_finish(skc_node *n, skci_call *c, int status, skci_tmsg *rep,
             skci_list_remove(&c->peer->queued, &c->link);
         } else if (c->state == SKCI_CALL_SENT) {
             skci_list_remove(&c->peer->sent, &c->link);
+        } else if (c->state == SKCI_CALL_LANE) {
+            skci_lane_unqueue(c->peer, c);
         }
     }
     c->state = 0;

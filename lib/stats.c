@@ -153,6 +153,43 @@ link_name(int st)
     }
 }
 
+/* The peer's lanes that were ever connected (lane.c): which, their
+ * state, the calls sent on them and their connections (call_lock). */
+static void
+lanes_json(jtext *j, int *first, const skci_peer *p)
+{
+    jt_key(j, first, "lanes");
+    jt_raw(j, "[", 1);
+    int any = 0;
+    for (int i = 0; i < p->nlanes; i++) {
+        const skci_lane *ln = &p->lanes[i];
+        if (ln->dials == 0 && ln->lr == NULL) {
+            continue;
+        }
+        int f = 1;
+        size_t sent = 0;
+        for (skci_lnode *e = p->sent.head; e != NULL; e = e->next) {
+            sent += SKCI_CALL_OF(e)->lane == i + 1;
+        }
+        jt_raw(j, any ? ",{" : "{", any ? 2 : 1);
+        any = 1;
+        jt_key(j, &f, "lane");
+        if (i + 1 == SKCI_LANE_LARGE) {
+            jt_str(j, "large");
+        } else {
+            jt_fmt(j, "\"channel %d\"", i);
+        }
+        jt_key(j, &f, "link");
+        jt_str(j, link_name(ln->state));
+        jt_u64(j, &f, "calls", ln->calls);
+        jt_u64(j, &f, "calls_sent", sent);
+        jt_u64(j, &f, "calls_queued", ln->queued.len);
+        jt_u64(j, &f, "connects", ln->dials);
+        jt_raw(j, "}", 1);
+    }
+    jt_raw(j, "]", 1);
+}
+
 /* One peer's object (call_lock held). */
 static void
 peer_json(jtext *j, skc_node *n, skci_peer *p)
@@ -192,6 +229,7 @@ peer_json(jtext *j, skc_node *n, skci_peer *p)
         } else {
             jt_raw(j, "null", 4);
         }
+        lanes_json(j, &first, p);
     }
     jt_raw(j, "}", 1);
 }

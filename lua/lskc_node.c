@@ -327,6 +327,8 @@ parse_opts(lua_State *L, skc_node_opts *o)
         (int32_t)opt_field_int(L, 1, "hello_timeout_ms", 0, -1, INT32_MAX);
     o->idle_timeout_ms =
         (int32_t)opt_field_int(L, 1, "idle_timeout_ms", 0, -1, INT32_MAX);
+    o->large_msg = (int32_t)opt_field_int(L, 1, "large_msg", 0, -1, INT32_MAX);
+    o->channels = (int32_t)opt_field_int(L, 1, "channels", 0, -1, 255);
     o->etcd = opt_field_str(L, 1, "etcd");
     o->etcd_prefix = opt_field_str(L, 1, "etcd_prefix");
     o->etcd_cafile = opt_field_str(L, 1, "etcd_cafile");
@@ -357,7 +359,7 @@ parse_opts(lua_State *L, skc_node_opts *o)
  *       etcd, etcd_prefix, etcd_ttl (s), etcd_cafile, etcd_certfile,
  *       etcd_keyfile, etcd_listen, cluster_cookie, cluster_cookie_file,
  *       tls_cert, tls_key, tls_ca, tls_server_name (strings), names_only
- *       (boolean). */
+ *       (boolean), large_msg, channels (lanes, -1 = none). */
 int
 lskc_node_new(lua_State *L)
 {

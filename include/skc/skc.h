@@ -221,13 +221,23 @@ typedef struct skc_node_opts {
                                         name check (the CA still applies) */
     int32_t names_only;              /* 1 = refuse calls and sends from peers
                                         that target a raw handle (":hex") */
+    /* since 0.4.0 (issue #15): lanes, more connections to each peer, so
+     * that a large call does not hold up the small ones behind it
+     * (docs/PERFORMANCE.md, "Lanes").  A lane is dialed when a call first
+     * needs it, and proves the cluster cookie like the peer's link. */
+    int32_t large_msg; /* a call whose payload has at least this many bytes
+                          goes on the peer's large-message lane: 65536;
+                          -1 = no such lane */
+    int32_t channels;  /* lanes a call may choose with SKC_CALL_CHANNEL(k):
+                          channel k (1..255) goes on lane (k - 1) % channels:
+                          4; -1 = none (the channel is ignored) */
 } skc_node_opts;
 
 #define SKC_NODE_OPTS_INIT                                                    \
     {                                                                         \
         sizeof(skc_node_opts), NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0,   \
             0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL,    \
-            NULL, NULL, NULL, NULL, NULL, NULL, 0                             \
+            NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0                       \
     }
 
 /* Creates a node that is not yet listening.  It can call other nodes at
@@ -515,8 +525,17 @@ SKC_API int skc_node_call_async(skc_node *node, const char *peer,
     const char *target, const void *data, size_t len, int32_t timeout_ms,
     skc_call_fn cb, void *arg);
 
-/* Flags for skc_node_call_async_ex(). */
+/* Flags for skc_node_call_async_ex() and skc_node_call_ex(). */
 #define SKC_CALL_INLINE 0x1u
+/* The call's channel (since 0.4.0), k = 1..255, in bits 8..15 of the
+ * flags; 0 = none.  Calls with the same channel to one peer travel on one
+ * connection of their own (a lane, see skc_node_opts.channels), in the
+ * order made, and are not held up by calls on other lanes: skynet's
+ * dedicated channels, `channel = key % N + 1` (k must be 1..255: the
+ * macro keeps the low 8 bits).  Ignored by a node created with channels
+ * -1; a call to a node that is not up yet waits for it as any call. */
+#define SKC_CALL_CHANNEL(k) ((((uint32_t)(k)) & 0xffu) << 8)
+#define SKC_CALL_CHANNEL_MASK 0xff00u
 
 /* skc_node_call_async() with flags (0 = the same).  Since 0.2.0.
  *
@@ -529,6 +548,12 @@ SKC_API int skc_node_call_async(skc_node *node, const char *peer,
 SKC_API int skc_node_call_async_ex(skc_node *node, const char *peer,
     const char *target, const void *data, size_t len, int32_t timeout_ms,
     uint32_t flags, skc_call_fn cb, void *arg);
+
+/* skc_node_call() with flags (since 0.4.0): 0 = the same, or a channel,
+ * SKC_CALL_CHANNEL(k) (SKC_CALL_INLINE means nothing here: SKC_EINVAL). */
+SKC_API int skc_node_call_ex(skc_node *node, void **out, size_t *out_len,
+    const char *peer, const char *target, const void *data, size_t len,
+    int32_t timeout_ms, uint32_t flags);
 
 /* Sends a one-way message.  Returns once the message is queued; delivery is
  * not acknowledged (like skynet's cluster.send).  Fails at once with

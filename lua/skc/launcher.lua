@@ -10,6 +10,7 @@
 --     are kept as strings, as skynet.getenv returns them.
 -- Keys skc uses: start, luaservice, lua_path, lua_cpath, cluster, logger,
 -- cluster_timeout (ms), cluster_heartbeat_ms, cluster_heartbeat_misses,
+-- cluster_large_msg, cluster_channels (lanes: docs/PERFORMANCE.md),
 -- cluster_watch (true: reload the map file when it changes),
 -- max_msg_size, skc_log_level; the map kept in etcd: cluster =
 -- "etcd://host:port/prefix" or cluster_etcd = "http(s)://host:port", with

@@ -1439,7 +1439,9 @@ local function create_node()
             cluster_max_mailbox_bytes = "max_mailbox_bytes",
             cluster_max_queued_bytes = "max_queued_bytes",
             cluster_hello_timeout_ms = "hello_timeout_ms",
-            cluster_idle_timeout_ms = "idle_timeout_ms" }) do
+            cluster_idle_timeout_ms = "idle_timeout_ms",
+            cluster_large_msg = "large_msg",
+            cluster_channels = "channels" }) do
         if env[key] then
             local v = math.tointeger(tonumber(env[key]))
             if not v then

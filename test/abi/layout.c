@@ -104,6 +104,8 @@ main(void)
     FIELD(skc_node_opts, tls_ca);
     FIELD(skc_node_opts, tls_server_name);
     FIELD(skc_node_opts, names_only);
+    FIELD(skc_node_opts, large_msg);
+    FIELD(skc_node_opts, channels);
 
     SIZE(skc_item);
     FIELD(skc_item, size);

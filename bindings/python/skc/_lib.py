@@ -87,6 +87,8 @@ class NodeOpts(ctypes.Structure):
         ("tls_ca", c_char_p),
         ("tls_server_name", c_char_p),
         ("names_only", c_int32),
+        ("large_msg", c_int32),         # since 0.4.0 (lanes)
+        ("channels", c_int32),
     ]
 
 
@@ -273,6 +275,9 @@ _decl("skc_reply_free", None, [c_void_p])
 _decl("skc_node_call", c_int,
       [c_void_p, P(c_void_p), P(c_size_t), c_char_p, c_char_p, c_char_p,
        c_size_t, c_int32], True)
+_decl("skc_node_call_ex", c_int,
+      [c_void_p, P(c_void_p), P(c_size_t), c_char_p, c_char_p, c_char_p,
+       c_size_t, c_int32, c_uint32], True)
 _decl("skc_node_call_async", c_int,
       [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t, c_int32, CALL_FN,
        c_void_p], True)

@@ -373,6 +373,14 @@ class Call(object):
         return "<skc.Call %s>" % state
 
 
+def _channel_flags(channel):
+    """SKC_CALL_CHANNEL(channel) for the call flags; 0 = none."""
+    if isinstance(channel, bool) or not isinstance(channel, int) or \
+            not 0 <= channel <= 255:
+        raise ValueError("channel must be 0..255, not %r" % (channel,))
+    return channel << 8
+
+
 class Proxy(object):
     """A (node, target) pair, like skynet's cluster.proxy()."""
 
@@ -383,15 +391,18 @@ class Proxy(object):
         self.peer = peer
         self.target = target
 
-    def call(self, *args, timeout=DEFAULT_TIMEOUT):
-        return self.node.call(self.peer, self.target, *args, timeout=timeout)
+    def call(self, *args, timeout=DEFAULT_TIMEOUT, channel=0):
+        return self.node.call(self.peer, self.target, *args, timeout=timeout,
+                              channel=channel)
 
     def send(self, *args):
         return self.node.send(self.peer, self.target, *args)
 
-    def call_async(self, *args, callback=None, timeout=DEFAULT_TIMEOUT):
+    def call_async(self, *args, callback=None, timeout=DEFAULT_TIMEOUT,
+                   channel=0):
         return self.node.call_async(self.peer, self.target, *args,
-                                    callback=callback, timeout=timeout)
+                                    callback=callback, timeout=timeout,
+                                    channel=channel)
 
     def __repr__(self):
         return "<skc.Proxy %s %s>" % (self.peer, _name_key(self.target))
@@ -447,6 +458,12 @@ class Node(object):
                   (mutual TLS)
     tls_server_name  the name the servers' certificates must carry
     names_only    True: peers may not target services by raw handle
+    large_msg     a call whose payload has at least this many bytes goes
+                  on the peer's large-message lane, its own connection, so
+                  it does not hold up small calls (skc: 65536); -1 = no
+                  such lane (docs/PERFORMANCE.md, "Lanes")
+    channels      lanes that calls choose with channel=k (1..255; lane
+                  (k - 1) % channels) (skc: 4); -1 = none
     """
 
     _OPTIONS = ("call_timeout", "max_msg_size", "max_inflight", "max_serving",
@@ -456,7 +473,8 @@ class Node(object):
                 "etcd", "etcd_prefix", "etcd_ttl", "etcd_cafile",
                 "etcd_certfile", "etcd_keyfile", "etcd_listen",
                 "cluster_cookie", "cluster_cookie_file", "tls_cert",
-                "tls_key", "tls_ca", "tls_server_name", "names_only")
+                "tls_key", "tls_ca", "tls_server_name", "names_only",
+                "large_msg", "channels")
 
     def __init__(self, name=None, **options):
         self._h = None
@@ -498,7 +516,8 @@ class Node(object):
                                      % (key, v))
                 setattr(opts, key, v)
         for key, low in (("heartbeat_ms", -1), ("heartbeat_misses", 1),
-                         ("hello_timeout_ms", -1), ("idle_timeout_ms", -1)):
+                         ("hello_timeout_ms", -1), ("idle_timeout_ms", -1),
+                         ("large_msg", -1), ("channels", -1)):
             v = options.get(key)
             if v is not None:
                 if isinstance(v, bool) or not isinstance(v, int) or \
@@ -955,29 +974,33 @@ class Node(object):
             self._flush_logs()
         return out.value
 
-    def call(self, node, target, *args, timeout=DEFAULT_TIMEOUT):
+    def call(self, node, target, *args, timeout=DEFAULT_TIMEOUT, channel=0):
         """Calls target on node with args and returns the reply: None for
         no values, the value for one, a tuple for several.  timeout in
         seconds; by default the node's call_timeout; None = no deadline
-        (a long poll).  Raises skc.Error
+        (a long poll).  channel 1..255 sends it on that channel's lane to
+        the peer (its own connection; skynet's dedicated channels), 0 =
+        none.  Raises skc.Error
         subclasses (Timeout, NodeDown, HandlerError ...)."""
-        return self._call(node, target, pack(*args), timeout, False)
+        return self._call(node, target, pack(*args), timeout, False,
+                          channel)
 
-    def call_raw(self, node, target, data, timeout=DEFAULT_TIMEOUT):
+    def call_raw(self, node, target, data, timeout=DEFAULT_TIMEOUT,
+                 channel=0):
         """call() with a raw payload: bytes in, bytes out."""
-        return self._call(node, target, bytes(data), timeout, True)
+        return self._call(node, target, bytes(data), timeout, True, channel)
 
     def call_async(self, node, target, *args, callback=None,
-                   timeout=DEFAULT_TIMEOUT):
+                   timeout=DEFAULT_TIMEOUT, channel=0):
         """Starts a call and returns a Call.  callback(error, result) runs
         once on the polling thread when it ends (error None on success)."""
         return self._start(node, target, pack(*args), timeout, False,
-                           callback)
+                           callback, channel)
 
     def call_async_raw(self, node, target, data, callback=None,
-                       timeout=DEFAULT_TIMEOUT):
+                       timeout=DEFAULT_TIMEOUT, channel=0):
         return self._start(node, target, bytes(data), timeout, True,
-                           callback)
+                           callback, channel)
 
     def send(self, node, target, *args):
         """Sends a one-way message (no reply, no acknowledgement)."""
@@ -995,9 +1018,10 @@ class Node(object):
         """A Proxy with call()/send() bound to (node, target)."""
         return Proxy(self, node, target)
 
-    def _start(self, node, target, data, timeout, raw, callback):
+    def _start(self, node, target, data, timeout, raw, callback, channel=0):
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
+        flags = _channel_flags(channel)
         ms = _ms(timeout)
         h = self._hnd()
         token = next(self._tokens)
@@ -1006,20 +1030,23 @@ class Node(object):
                                        else self._default_timeout)
         self._pending[token] = c
         try:
-            _L.skc_node_call_async(h, _bytes(node, "node"), _target(target),
-                                   data, len(data), ms, self._call_cb, token)
+            _L.skc_node_call_async_ex(h, _bytes(node, "node"),
+                                      _target(target), data, len(data), ms,
+                                      flags, self._call_cb, token)
         except BaseException:
             self._pending.pop(token, None)
             raise
         return c
 
-    def _call(self, node, target, data, timeout, raw):
+    def _call(self, node, target, data, timeout, raw, channel=0):
+        flags = _channel_flags(channel)
         if self._try_own():
             # This thread may poll: run the call asynchronously and serve
             # this node's handlers until it ends (so a node can call
             # itself).
             try:
-                c = self._start(node, target, data, timeout, raw, None)
+                c = self._start(node, target, data, timeout, raw, None,
+                                channel)
                 self._wait_locked(c, None)
             finally:
                 self._disown()
@@ -1031,9 +1058,9 @@ class Node(object):
         out = ctypes.c_void_p()
         n = ctypes.c_size_t()
         try:
-            _L.skc_node_call(self._hnd(), ctypes.byref(out), ctypes.byref(n),
-                             _bytes(node, "node"), _target(target), data,
-                             len(data), ms)
+            _L.skc_node_call_ex(self._hnd(), ctypes.byref(out),
+                                ctypes.byref(n), _bytes(node, "node"),
+                                _target(target), data, len(data), ms, flags)
         finally:
             self._flush_logs()
         payload = _lib.take_buffer(out.value, n.value)
