@@ -332,11 +332,6 @@ typedef struct skci_dispatch {
     int efd_armed;            /* lock */
     int woken;                /* lock: efd was written, not yet read */
     int inline_running;       /* lock: inline turns and completions */
-    int sleeping;             /* lock: workers waiting on cond */
-    int spinning;             /* lock: a worker polling `nready` unlocked */
-    int waking;               /* lock: a worker signalled, not yet awake */
-    atomic_int nready;        /* ready.len, also read without lock */
-    atomic_int spin_ns;       /* how long an idle worker polls first */
 } skci_dispatch;
 
 /* A sender's call waits for no send when its last send to that peer is

@@ -43,31 +43,13 @@ _Thread_local int skci_inline_depth;
 #define RUN_BATCH_INLINE 256
 #define RUN_INLINE_NS 5000000
 
-/* Worker wake-ups (dq.lock held).  A thread wake-up costs 10 to 20 us of
- * CPU on a small VM (docs/PERFORMANCE.md), more than a short handler, so
- * workers are woken sparingly: a push wakes a sleeping worker only when no
- * worker is already polling the queue (`spinning`) or on its way from a
- * wake-up (`waking`); a worker that takes a task and leaves more behind
- * wakes the next one (wake_more_locked), so a burst still spreads over
- * every worker and a handler that blocks never holds up the tasks queued
- * behind it for longer than a wake-up. */
-static void
-wake_one_locked(skc_node *n)
-{
-    if (n->dq.spinning == 0 && !n->dq.waking && n->dq.sleeping > 0) {
-        n->dq.waking = 1;
-        pthread_cond_signal(&n->dq.cond);
-    }
-}
-
+/* dq.lock held. */
 static void
 queue_push_locked(skc_node *n, skci_task *t)
 {
     skci_list_append(&n->dq.ready, &t->ready);
-    atomic_store_explicit(
-        &n->dq.nready, (int)n->dq.ready.len, memory_order_release);
     if (n->workers > 0) {
-        wake_one_locked(n);
+        pthread_cond_signal(&n->dq.cond);
     } else {
         pthread_cond_broadcast(&n->dq.cond);
         if (!n->dq.efd_armed && n->dq.efd >= 0) {
@@ -83,8 +65,6 @@ static skci_task *
 queue_pop_locked(skc_node *n)
 {
     skci_lnode *e = skci_list_pop(&n->dq.ready);
-    atomic_store_explicit(
-        &n->dq.nready, (int)n->dq.ready.len, memory_order_relaxed);
     return e != NULL ? SKCI_LIST_ENTRY(e, skci_task, ready) : NULL;
 }
 
@@ -361,75 +341,25 @@ run_task(skc_node *n, skci_task *t)
     t->run(n, t);
 }
 
-/* A worker that finds the queue empty polls it without the lock for up to
- * dq.spin_ns before it sleeps (one worker at a time, so a spinning worker
- * never takes both cores of a small machine).  The time adapts: it doubles
- * up to SPIN_MAX_NS while polling finds work and halves down to
- * SPIN_MIN_NS while it does not, so a steady stream of messages (calls
- * in flight) is taken without a wake-up, and an idle or slow stream costs
- * a few microseconds per task.  1 if a task is ready (dq.lock held again
- * on return either way). */
-#define SPIN_MAX_NS 50000
-#define SPIN_MIN_NS 1000
-
-static int
-spin_for_task(skc_node *n)
-{
-    int spin = atomic_load_explicit(&n->dq.spin_ns, memory_order_relaxed);
-    n->dq.spinning = 1;
-    pthread_mutex_unlock(&n->dq.lock);
-    int64_t until = skci_now_ns() + spin;
-    int found = 0;
-    do {
-        for (int i = 0; i < 64 && !found; i++) {
-            found =
-                atomic_load_explicit(&n->dq.nready, memory_order_acquire) > 0;
-            skci_cpu_relax();
-        }
-    } while (!found && skci_now_ns() < until);
-    pthread_mutex_lock(&n->dq.lock);
-    n->dq.spinning = 0;
-    spin = found ? spin * 2 : spin / 2;
-    spin = spin > SPIN_MAX_NS ? SPIN_MAX_NS
-        : spin < SPIN_MIN_NS  ? SPIN_MIN_NS
-                              : spin;
-    atomic_store_explicit(&n->dq.spin_ns, spin, memory_order_relaxed);
-    return found;
-}
-
 static void *
 worker_main(void *arg)
 {
     skc_node *n = arg;
-    int spun = 0;
     pthread_mutex_lock(&n->dq.lock);
     for (;;) {
         skci_task *t = queue_pop_locked(n);
         if (t != NULL) {
-            if (!skci_list_empty(&n->dq.ready)) {
-                wake_one_locked(n);
-            }
             n->dq.busy++;
             pthread_mutex_unlock(&n->dq.lock);
             run_task(n, t);
             pthread_mutex_lock(&n->dq.lock);
             n->dq.busy--;
-            spun = 0;
             continue;
         }
         if (n->dq.stop) {
             break;
         }
-        if (!spun && n->dq.spinning == 0) {
-            spun = 1;
-            spin_for_task(n);
-            continue; /* takes what it found, or sleeps */
-        }
-        n->dq.sleeping++;
         pthread_cond_wait(&n->dq.cond, &n->dq.lock);
-        n->dq.sleeping--;
-        n->dq.waking = 0;
-        spun = 1; /* a wake-up with nothing to do sleeps again */
     }
     pthread_mutex_unlock(&n->dq.lock);
     return NULL;
@@ -442,8 +372,6 @@ skci_dispatch_init(skc_node *n)
     skci_cond_init_mono(&n->dq.cond);
     pthread_cond_init(&n->dq.idle_cond, NULL);
     n->dq.efd = -1;
-    atomic_init(&n->dq.nready, 0);
-    atomic_init(&n->dq.spin_ns, SPIN_MIN_NS);
     if (n->workers == 0) {
         n->dq.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (n->dq.efd < 0) {

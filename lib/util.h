@@ -9,16 +9,6 @@
 
 /* Monotonic clock in milliseconds / nanoseconds. */
 int64_t skci_now_ms(void);
-/* A pause inside a spin-wait loop (the CPU's hint that this is one). */
-static inline void
-skci_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 int64_t skci_now_ns(void);
 int64_t skci_now_us(void);
 
