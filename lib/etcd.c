@@ -218,13 +218,7 @@ b64_decode(const char *s, size_t *len)
 void
 skci_etcd_entry_free(skci_map_entry *e)
 {
-    free(e->name);
-    free(e->value);
-    for (size_t i = 0; i < e->nmembers; i++) {
-        free(e->members[i]);
-    }
-    free(e->members);
-    memset(e, 0, sizeof(*e));
+    skci_map_entry_clear(e);
 }
 
 static int
@@ -515,17 +509,6 @@ json_print_free(cJSON *o)
 /* The map                                                                */
 /* ---------------------------------------------------------------------- */
 
-static void
-list_free(skci_map_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        skci_etcd_entry_free(&l->v[i]);
-    }
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
 /* Applies l all at once; when that fails (an entry the map refuses), one
  * by one, so that one bad value never holds back the others. */
 static void
@@ -674,7 +657,7 @@ resync(skci_etcd *es, char *err, size_t errlen)
     }
     skci_strmap_each(&es->known, known_gone, &l);
     list_apply(es, &l);
-    list_free(&l);
+    skci_map_list_free(&l);
     cJSON_Delete(r);
     return 0;
 }
@@ -760,7 +743,7 @@ watch_line(skci_etcd *es, const char *line, size_t len)
         list_add_kv(es, &l, kv, del);
     }
     list_apply(es, &l);
-    list_free(&l);
+    skci_map_list_free(&l);
     cJSON_Delete(j);
 }
 
