@@ -1,11 +1,14 @@
 /* etcd.h -- the cluster map kept in etcd v3 (etcd.c): the node's side of
- * it, and the pure decoding of a key and its value into a map entry.
+ * it.  The keys and values it reads and writes are etcd_keys.h's (included
+ * here: the layout is part of this source's contract); the HTTP/JSON
+ * client under it is etcd_client.h.
  */
 #ifndef SKC_LIB_ETCD_H
 #define SKC_LIB_ETCD_H
 
 #include "skc/skc.h"
 
+#include "etcd_keys.h"
 #include "map.h"
 
 #include <stddef.h>
@@ -28,17 +31,5 @@ int skci_etcd_announce(skc_node *n, const char *url);
 const char *skci_etcd_listen(const skc_node *n);
 /* "etcd <endpoint> prefix <prefix>" into buf; 0, or -1 without etcd. */
 int skci_etcd_source(const skc_node *n, char *buf, size_t len);
-
-/* Decodes key (klen bytes) under prefix, with value (vlen bytes; NULL
- * for a deletion), into *e: a node ("<prefix>/nodes/<name>" ->
- * {"addr": "...", ...}) becomes an address, a group
- * ("<prefix>/groups/<name>" -> {"members": [...], "policy": "..."}) a
- * group, a deletion `false`.  Returns 1 (fill *e; release with
- * skci_etcd_entry_free), 0 (a key skc does not use: ignored) or -1 (a
- * malformed value: why written into err).  Without etcd support it
- * always returns -1. */
-int skci_etcd_decode(skci_map_entry *e, const char *prefix, const char *key,
-    size_t klen, const char *value, size_t vlen, char *err, size_t errlen);
-void skci_etcd_entry_free(skci_map_entry *e);
 
 #endif

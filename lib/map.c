@@ -53,8 +53,8 @@ map_memdup(const char *s, size_t n)
     return p;
 }
 
-static void
-map_entry_clear(skci_map_entry *e)
+void
+skci_map_entry_clear(skci_map_entry *e)
 {
     free(e->name);
     free(e->value);
@@ -62,17 +62,14 @@ map_entry_clear(skci_map_entry *e)
         free(e->members[i]);
     }
     free(e->members);
-    e->name = NULL;
-    e->value = NULL;
-    e->members = NULL;
-    e->nmembers = 0;
+    memset(e, 0, sizeof(*e));
 }
 
 static void
 map_entries_free(skci_map_entry *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        map_entry_clear(&v[i]);
+        skci_map_entry_clear(&v[i]);
     }
     free(v);
 }
@@ -494,7 +491,7 @@ map_parse_entry(struct map_parser *mp)
     }
 
 fail:
-    map_entry_clear(&e);
+    skci_map_entry_clear(&e);
     return rc;
 }
 
@@ -580,7 +577,7 @@ map_merge_repeats(struct map_parser *mp)
     qsort(byname, mp->n, sizeof(*byname), map_cmp_entry);
     for (size_t i = 0; i + 1 < mp->n; i++) {
         if (strcmp(byname[i]->name, byname[i + 1]->name) == 0) {
-            map_entry_clear(byname[i]);
+            skci_map_entry_clear(byname[i]);
         }
     }
     free(byname);

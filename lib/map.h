@@ -79,6 +79,11 @@ int skci_map_parse(skci_map_list *out, const char *text, size_t len,
  * leaves an empty list. */
 void skci_map_list_free(skci_map_list *list);
 
+/* Frees one entry's name, value and group members (not the struct
+ * itself) and leaves *e all zero: an empty entry, which may be cleared
+ * again.  For entries filled by hand or by another decoder (etcd). */
+void skci_map_entry_clear(skci_map_entry *e);
+
 /* "failover", "roundrobin" or "random" for an SKCI_GROUP_* constant;
  * "unknown" for any other value.  Static text, never NULL. */
 const char *skci_group_policy_name(int policy);
