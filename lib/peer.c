@@ -506,7 +506,6 @@ on_push_lost(void *arg)
 static void
 heartbeat_done(skc_node *n, skci_call *c)
 {
-    (void)n;
     skci_peer *p = c->peer;
     if (p->hb != c) {
         return; /* its link was replaced */
@@ -514,6 +513,12 @@ heartbeat_done(skc_node *n, skci_call *c)
     p->hb = NULL;
     if (c->status == 0) {
         p->rtt_us = skci_now_us() - c->start_us;
+        /* The housekeeper sleeps until the heartbeat's deadline while it
+         * is out; the next one is due heartbeat_ms from now (without
+         * this, a link was pinged again only after heartbeat_ms *
+         * heartbeat_misses or at the next sweep, up to a second, whatever
+         * heartbeat_ms said). */
+        skci_timer_wake(n, skci_now_ms() + n->health.hb_ms);
     }
     /* A heartbeat that timed out: the tick declares the peer down. */
 }
