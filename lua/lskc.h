@@ -205,6 +205,12 @@ void lskc_msg_expire(lua_State *L, int idx);
 /* Registers the metatable of the codec's scratch buffers. */
 void lskc_pack_init(lua_State *L);
 
+/* Packs the values at stack indexes from..top (the stack is left as it
+ * was) into the state's scratch packer; returns the payload, valid until
+ * the next pack from this state, and its length in *len.  Raises like
+ * skc.pack for values that cannot be packed. */
+const char *lskc_pack_values(lua_State *L, int from, size_t *len);
+
 /* skc.pack(...) and skc.unpack(str) */
 int lskc_pack(lua_State *L);
 int lskc_unpack(lua_State *L);
