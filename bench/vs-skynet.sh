@@ -118,6 +118,7 @@ limit=$(((warm + dur) / 1000 + 60)) # seconds a client may take
 
 # start_server IMPL LOG: starts vs_server.lua; sets srv_pid and port.
 start_server() {
+    : >"$2" # exists before the server's shell opens it: read below
     if [ "$1" = skynet ]; then
         VS_START=vs_server VS_SRV=- VS_SRV_PID=- VS_CASE=- \
             "$skynet_dir/skynet" "$vsdir/config.skynet" >"$2" 2>&1 &
@@ -176,6 +177,7 @@ sample_raw() {
     *) return 0 ;;
     esac
     mkfifo "$log.in"
+    : >"$log.srv"
     "$bench" raw_server --addr tcp://127.0.0.1:0 --max-serving 128 \
         <"$log.in" >"$log.srv" 2>&1 &
     srv_pid=$!
