@@ -225,7 +225,12 @@ lskc_node_call_values(lua_State *L)
 
     luaL_checktype(L, 5, LUA_TFUNCTION);
     luaL_checkany(L, 6);
-    data = lskc_pack_values(L, 7, &len); /* raises before c exists */
+    /* Packed first, so that a value that cannot be packed raises before
+     * c exists.  data lives in the state's scratch buffer until the next
+     * pack; nothing below can run Lua code (no GC step: luaL_ref only
+     * does raw gets and sets), so it is still intact when
+     * skc_node_call_async copies it. */
+    data = lskc_pack_values(L, 7, &len);
     c = lskc_callback_new(L, n, &n->calls, 5);
     lskc_callback_arg(L, c, 6);
     return lskc_async_started(L, n, c,
