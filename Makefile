@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 
 .PHONY: all deps build test test-tls test-fast test-asan demo demo-c demo-failover \
         demo-etcd \
-        bench fuzz soak \
+        bench vs-skynet fuzz soak \
         install clean
 
 all: build
@@ -75,6 +75,10 @@ demo-etcd: build
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); \
 	else echo "no benchmarks yet (bench/run.sh)"; exit 1; fi
+
+# skc against a real skynet build (issue #15): make vs-skynet SKYNET_DIR=...
+vs-skynet: build
+	@bench/vs-skynet.sh "$(SKYNET_DIR)" --build $(BUILD)
 
 fuzz: deps
 	@if [ -x test/fuzz/run.sh ]; then test/fuzz/run.sh long; \

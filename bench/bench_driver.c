@@ -241,7 +241,7 @@ kv(const char *line, const char *key)
     return NAN;
 }
 
-enum impl { IMPL_SKC = 0, IMPL_RAW = 1, IMPL_LUA = 2 };
+enum impl { IMPL_SKC = 0, IMPL_RAW = 1, IMPL_LUA = 2, IMPL_PY = 3 };
 
 /* What one measurement runs; a measurement fills one or more rows. */
 enum mkind {
@@ -251,7 +251,8 @@ enum mkind {
     M_LUA,      /* Lua client vs the C skc client */
     M_IDLE,     /* RSS of an idle server */
     M_HOLD,     /* memory per in-flight call, client and server */
-    M_HOL       /* head-of-line: small calls' p99 beside a 16 MiB call */
+    M_HOL,      /* head-of-line: small calls' p99 beside a 16 MiB call */
+    M_PY        /* Python client vs the C skc client */
 };
 
 typedef struct row {
@@ -293,6 +294,11 @@ typedef struct drv {
     const char *lua_cpath;
     const char *lua_path;
     const char *no_lua;
+    const char *py_bin;    /* python3 with the skc package on py_path */
+    const char *py_script; /* bench/python_client.py */
+    const char *py_path;   /* PYTHONPATH: <src>/bindings/python */
+    const char *py_lib;    /* SKC_LIBRARY: the libskc.so just built */
+    const char *no_py;
     int decompose;
     int failures;
     char load0[64]; /* /proc/loadavg when the run started */
@@ -341,12 +347,14 @@ read_cpu_model(char *buf, size_t cap)
     fclose(f);
 }
 
-#define NROWS_MAIN 28
-#define NROWS 40
+#define NROWS_MAIN 30
+#define NROWS 42
+#define ROW_LUA 10  /* the Lua rows: 1 and 16 coroutines */
 #define ROW_SEC 19  /* the security rows: cookie and mutual TLS */
 #define ROW_HOL 23  /* head-of-line: the ratio, then both p99s */
 #define ROW_CPU 26  /* CPU per call (from the call rows' windows) */
-#define ROW_DIAG 28 /* --decompose */
+#define ROW_PY 28   /* the Python rows: 1 and 16 in flight */
+#define ROW_DIAG 30 /* --decompose */
 static row rows[NROWS] = {
     { "call 32 B, 1 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 32 B, 16 in flight", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
@@ -399,6 +407,11 @@ static row rows[NROWS] = {
         { 0 }, 0, NULL },
     { "CPU per call 32 B, 16 in flight, client + server", "us", 1, 1, { 0 },
         { 0 }, 0, NULL },
+    /* the Python binding (bench/python_client.py) against the C client */
+    { "Python call, 1 in flight (raw col: C skc)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
+    { "Python call, 16 in flight (raw col: C skc)", "calls/s", 0, 0, { 0 },
+        { 0 }, 0, NULL },
     /* --decompose: the skc column is raw NNG changed one way at a time */
     { "call 16: skc", "calls/s", 0, 0, { 0 }, { 0 }, 0, NULL },
     { "call 16: raw REQ socket (skc's link up to 0.1)", "calls/s", 0, 0, { 0 },
@@ -432,8 +445,8 @@ static const meas measures[] = {
     { M_CALL, 1, 1048576, 0, 1, 5, 0, NULL, NULL, 0, 0 },
     { M_CALL, 1, 1048576, 1, 1, 6, 0, NULL, NULL, 0, 0 },
     { M_LAT, 1, 32, 1, 0, 7, 0, NULL, NULL, 0, 0 },
-    { M_LUA, 1, 32, 1, 0, 10, 0, NULL, NULL, 0, 0 },
-    { M_LUA, 16, 32, 1, 0, 11, 0, NULL, NULL, 0, 0 },
+    { M_LUA, 1, 32, 1, 0, ROW_LUA, 0, NULL, NULL, 0, 0 },
+    { M_LUA, 16, 32, 1, 0, ROW_LUA + 1, 0, NULL, NULL, 0, 0 },
     { M_IDLE, 1, 0, 0, 0, 12, 0, NULL, NULL, 0, 0 },
     { M_HOLD, 1, 32, 0, 0, 13, 0, NULL, NULL, 0, 0 },
     /* skc with inline handlers and callbacks (skc side variants) */
@@ -461,6 +474,9 @@ static const meas measures[] = {
     { M_HOL, 1, 32, 0, 0, ROW_HOL, 0, NULL, NULL, 0, 0 },
     /* --decompose: raw NNG with the large call on a socket of its own */
     { M_HOL, 1, 32, 0, 0, ROW_DIAG + 9, 1, "plain", "lanes", 0, 0 },
+    /* the Python binding (after the others, for the same reason) */
+    { M_PY, 1, 32, 1, 0, ROW_PY, 0, NULL, NULL, 0, 0 },
+    { M_PY, 16, 32, 1, 0, ROW_PY + 1, 0, NULL, NULL, 0, 0 },
 };
 #define NMEAS (sizeof(measures) / sizeof(measures[0]))
 
@@ -520,7 +536,7 @@ start_server(drv *d, child *srv, int impl, const char *variant,
 }
 
 /* Runs one client to its RESULT line.  impl IMPL_LUA runs the Lua
- * script. */
+ * script, IMPL_PY the Python one. */
 static int
 run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
     const char *rep, const char *pull, pid_t srv_pid, char *res, size_t cap)
@@ -551,6 +567,14 @@ run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
         char *argv[] = { (char *)d->lua_bin, (char *)d->lua_script,
             (char *)rep, inflight, size, warm, dur, NULL };
         rc = child_spawn(&cl, argv, env);
+    } else if (impl == IMPL_PY) {
+        char ppath[4200], plib[4200];
+        snprintf(ppath, sizeof(ppath), "PYTHONPATH=%s", d->py_path);
+        snprintf(plib, sizeof(plib), "SKC_LIBRARY=%s", d->py_lib);
+        char *env[] = { ppath, plib, "PYTHONDONTWRITEBYTECODE=1", spid, NULL };
+        char *argv[] = { (char *)d->py_bin, (char *)d->py_script, (char *)rep,
+            inflight, size, warm, dur, NULL };
+        rc = child_spawn(&cl, argv, env);
     } else {
         char *argv[] = { d->self, impl == IMPL_RAW ? "raw_client" : "client",
             "--addr", (char *)rep, "--push", (char *)(pull[0] ? pull : "-"),
@@ -580,7 +604,10 @@ run_client(drv *d, int impl, const char *variant, const meas *m, int bcase,
 static const char *
 impl_name(int impl)
 {
-    return impl == IMPL_SKC ? "skc" : impl == IMPL_RAW ? "raw" : "lua";
+    return impl == IMPL_SKC ? "skc"
+        : impl == IMPL_RAW  ? "raw"
+        : impl == IMPL_LUA  ? "lua"
+                            : "py";
 }
 
 static const char *
@@ -654,6 +681,7 @@ sample(drv *d, const meas *m, int impl, int side, int r)
     switch (m->kind) {
     case M_CALL:
     case M_LUA:
+    case M_PY:
         out[r] = m->mbps ? rate * (double)m->size / 1e6 : rate;
         fprintf(
             stderr, "    %-4s %.0f calls/s\n", side_name(m, impl, side), rate);
@@ -881,8 +909,9 @@ report(drv *d)
     }
     putchar('\n');
     print_rows(d, 0, NROWS_MAIN);
-    printf("(lower is better for us, x, KiB and bytes; the Lua rows compare "
-           "the Lua binding with the C skc client, the cookie and mTLS rows "
+    printf("(lower is better for us, x, KiB and bytes; the Lua and Python "
+           "rows compare the binding with the C skc client, the cookie and "
+           "mTLS rows "
            "skc with them against plain skc over tcp; head-of-line: each "
            "column's own busy/idle p99 ratio, raw NNG on one REQ socket)\n");
     if (d->decompose) {
@@ -995,7 +1024,9 @@ usage(void)
         "usage: skc_bench run [--quick] [--runs N] [--dur ms] [--warm ms]\n"
         "         [--json file] [--lua-bin lua5.4 --lua-script file\n"
         "          --lua-cpath '<build>/lua/?.so' --lua-path '...']\n"
-        "         [--no-lua reason] [--only i,j,...] [--decompose]\n");
+        "         [--no-lua reason] [--py-bin python3 --py-script file\n"
+        "          --py-path dir --py-lib libskc.so | --no-py reason]\n"
+        "         [--only i,j,...] [--decompose]\n");
     return 2;
 }
 
@@ -1008,6 +1039,7 @@ bench_driver(int argc, char **argv)
     d.warm_ms = 300;
     d.dur_ms = 2000;
     d.lua_bin = "lua5.4";
+    d.py_bin = "/usr/bin/python3";
     const char *only = NULL;
     int runs_set = 0, dur_set = 0, warm_set = 0;
     for (int i = 0; i < argc; i++) {
@@ -1045,6 +1077,16 @@ bench_driver(int argc, char **argv)
             d.lua_path = v;
         } else if (strcmp(k, "--no-lua") == 0) {
             d.no_lua = v;
+        } else if (strcmp(k, "--py-bin") == 0) {
+            d.py_bin = v;
+        } else if (strcmp(k, "--py-script") == 0) {
+            d.py_script = v;
+        } else if (strcmp(k, "--py-path") == 0) {
+            d.py_path = v;
+        } else if (strcmp(k, "--py-lib") == 0) {
+            d.py_lib = v;
+        } else if (strcmp(k, "--no-py") == 0) {
+            d.no_py = v;
         } else if (strcmp(k, "--only") == 0) {
             only = v;
         } else {
@@ -1084,8 +1126,19 @@ bench_driver(int argc, char **argv)
     static char lua_note[256];
     if (d.no_lua != NULL) {
         snprintf(lua_note, sizeof(lua_note), "n/a (%s)", d.no_lua);
-        rows[10].na = rows[11].na = 1;
-        rows[10].note = rows[11].note = lua_note;
+        rows[ROW_LUA].na = rows[ROW_LUA + 1].na = 1;
+        rows[ROW_LUA].note = rows[ROW_LUA + 1].note = lua_note;
+    }
+    if (d.py_script == NULL || d.py_path == NULL || d.py_lib == NULL) {
+        if (d.no_py == NULL) {
+            d.no_py = "Python binding not set up";
+        }
+    }
+    static char py_note[256];
+    if (d.no_py != NULL) {
+        snprintf(py_note, sizeof(py_note), "n/a (%s)", d.no_py);
+        rows[ROW_PY].na = rows[ROW_PY + 1].na = 1;
+        rows[ROW_PY].note = rows[ROW_PY + 1].note = py_note;
     }
     for (int i = 0; i < NROWS; i++) {
         for (int r = 0; r < MAX_RUNS; r++) {
@@ -1113,7 +1166,8 @@ bench_driver(int argc, char **argv)
                     continue;
                 }
             }
-            if ((m->kind == M_LUA || m->vs_skc) && rows[m->row0].na) {
+            if ((m->kind == M_LUA || m->kind == M_PY || m->vs_skc) &&
+                rows[m->row0].na) {
                 continue;
             }
             if (m->diag && !d.decompose) {
@@ -1125,8 +1179,9 @@ bench_driver(int argc, char **argv)
             int first = (int)((r + mi) % 2);
             for (int k = 0; k < 2; k++) {
                 int side = k ^ first;
-                int impl = m->kind == M_LUA
-                    ? (side == 0 ? IMPL_LUA : IMPL_SKC)
+                int impl = m->kind == M_LUA ? (side == 0 ? IMPL_LUA : IMPL_SKC)
+                    : m->kind == M_PY
+                    ? (side == 0 ? IMPL_PY : IMPL_SKC)
                     : (side == 0 || m->vs_skc ? IMPL_SKC : IMPL_RAW);
                 if (m->diag && m->srv_var != NULL) {
                     impl = IMPL_RAW;

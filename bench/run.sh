@@ -43,6 +43,22 @@ else
         --lua-cpath "$build/lua/?.so" --lua-path "$src/lua/?.lua" "$@"
 fi
 
+# The Python rows need Debian's python3 and the binding importing the
+# libskc just built.
+py_bin=/usr/bin/python3
+py_lib="$build/lib/libskc.so"
+if [ ! -x "$py_bin" ]; then
+    set -- --no-py "$py_bin not installed" "$@"
+elif [ ! -f "$py_lib" ]; then
+    set -- --no-py "libskc.so not built" "$@"
+elif ! PYTHONPATH="$src/bindings/python" SKC_LIBRARY="$py_lib" \
+        "$py_bin" -c 'import skc' >/dev/null 2>&1; then
+    set -- --no-py "Python binding does not load" "$@"
+else
+    set -- --py-bin "$py_bin" --py-script "$src/bench/python_client.py" \
+        --py-path "$src/bindings/python" --py-lib "$py_lib" "$@"
+fi
+
 # Which code was measured (the table is only meaningful with it).
 # GIT_OPTIONAL_LOCKS=0: only read, never refresh the index others use.
 rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -12,6 +12,8 @@ usage(void)
         "                 [--json file] [--decompose] [--only i,j,...]\n"
         "                 [--lua-bin B --lua-script F --lua-cpath P\n"
         "                  --lua-path P | --no-lua reason]\n"
+        "                 [--py-bin B --py-script F --py-path P\n"
+        "                  --py-lib L | --no-py reason]\n"
         "       skc_bench server|raw_server [--addr URL] [--max-serving N]\n"
         "                 [--workers N]\n"
         "                 [--variant plain|inline (skc) | hop|hopspin|wrecv]\n"

@@ -330,6 +330,9 @@ typedef struct skci_dispatch {
     int nthreads;             /* set at create */
     int efd;                  /* set at create: poll's eventfd, or -1 */
     int efd_armed;            /* lock */
+    int efd_wanted;           /* lock: skc_node_fd was called, so the host
+                                 may wait on efd; until then only the
+                                 condvar wakes skc_node_poll */
     int woken;                /* lock: efd was written, not yet read */
     int inline_running;       /* lock: inline turns and completions */
 } skci_dispatch;

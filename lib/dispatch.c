@@ -43,6 +43,21 @@ _Thread_local int skci_inline_depth;
 #define RUN_BATCH_INLINE 256
 #define RUN_INLINE_NS 5000000
 
+/* dq.lock held: makes the fd readable, if the host waits on it.  A
+ * host that never asked for the fd (skc_node_fd) waits in skc_node_poll
+ * on the condvar only, so the two system calls per wake-up (this write,
+ * the read in efd_disarm_locked) are skipped. */
+static void
+efd_arm_locked(skc_node *n)
+{
+    if (n->dq.efd_wanted && !n->dq.efd_armed && n->dq.efd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(n->dq.efd, &one, sizeof(one));
+        (void)w; /* an eventfd write only fails on overflow */
+        n->dq.efd_armed = 1;
+    }
+}
+
 /* dq.lock held. */
 static void
 queue_push_locked(skc_node *n, skci_task *t)
@@ -52,12 +67,7 @@ queue_push_locked(skc_node *n, skci_task *t)
         pthread_cond_signal(&n->dq.cond);
     } else {
         pthread_cond_broadcast(&n->dq.cond);
-        if (!n->dq.efd_armed && n->dq.efd >= 0) {
-            uint64_t one = 1;
-            ssize_t w = write(n->dq.efd, &one, sizeof(one));
-            (void)w; /* an eventfd write only fails on overflow */
-            n->dq.efd_armed = 1;
-        }
+        efd_arm_locked(n);
     }
 }
 
@@ -447,6 +457,12 @@ skc_node_fd(skc_node *node, int *out_fd)
             "node '%s' has worker threads; skc_node_fd is for caller-driven nodes",
             node->name);
     }
+    pthread_mutex_lock(&node->dq.lock);
+    node->dq.efd_wanted = 1;
+    if (!skci_list_empty(&node->dq.ready) || node->dq.woken) {
+        efd_arm_locked(node); /* what is ready already */
+    }
+    pthread_mutex_unlock(&node->dq.lock);
     *out_fd = node->dq.efd;
     return 0;
 }
@@ -513,12 +529,7 @@ skc_node_wakeup(skc_node *node)
     pthread_mutex_lock(&node->dq.lock);
     node->dq.woken = 1; /* read by skc_node_poll */
     pthread_cond_broadcast(&node->dq.cond);
-    if (node->dq.efd >= 0 && !node->dq.efd_armed) {
-        uint64_t one = 1;
-        ssize_t w = write(node->dq.efd, &one, sizeof(one));
-        (void)w;
-        node->dq.efd_armed = 1;
-    }
+    efd_arm_locked(node);
     pthread_mutex_unlock(&node->dq.lock);
     return 0;
 }

@@ -83,6 +83,7 @@ typedef struct lnode lnode;
 typedef struct lcallback {
     lnode *n;
     int ref;          /* registry ref of the Lua function */
+    int arg_ref;      /* ref of a value passed first to it, or LUA_NOREF */
     uint32_t service; /* service handle (handlers only) */
     struct lcallback *prev;
     struct lcallback *next;
@@ -146,18 +147,26 @@ int32_t lskc_opt_timeout(lua_State *L, int idx);
  * n->calls): rc < 0 frees c and returns the failure triple, else true. */
 int lskc_async_started(lua_State *L, lnode *n, lcallback *c, int rc);
 
-/* In a completion: unlinks and frees c and pushes its Lua function;
+/* In a completion: unlinks and frees c and pushes its Lua function (and
+ * the value given to be passed first, if any: *nargs = 1, else 0);
  * returns the Lua state to push the result on and finish with
  * lskc_async_finish(), or NULL when nothing is to be called (closing). */
-lua_State *lskc_async_begin(lcallback *c, lnode **np);
+lua_State *lskc_async_begin(lcallback *c, lnode **np, int *nargs);
 
-/* Calls the function lskc_async_begin() pushed: fn(value) when status is
- * SKC_OK (the caller pushed the value), else fn(nil, message, code). */
-void lskc_async_finish(lnode *n, lua_State *L, int status, const char *detail);
+/* Calls the function lskc_async_begin() pushed: fn([arg,] value) when
+ * status is SKC_OK (the caller pushed the value), else fn([arg,] nil,
+ * message, code).  nargs: lskc_async_begin's. */
+void lskc_async_finish(
+    lnode *n, lua_State *L, int nargs, int status, const char *detail);
+
+/* Takes the optional value at idx (absent = none) as c's first argument. */
+void lskc_callback_arg(lua_State *L, lcallback *c, int idx);
 
 int lskc_node_call(lua_State *L);
 int lskc_node_call_async(lua_State *L);
+int lskc_node_call_values(lua_State *L);
 int lskc_node_send(lua_State *L);
+int lskc_node_send_values(lua_State *L);
 int lskc_node_query(lua_State *L);
 int lskc_node_query_async(lua_State *L);
 
@@ -204,6 +213,12 @@ void lskc_msg_expire(lua_State *L, int idx);
 
 /* Registers the metatable of the codec's scratch buffers. */
 void lskc_pack_init(lua_State *L);
+
+/* Packs the values at stack indexes from..top (the stack is left as it
+ * was) into the state's scratch packer; returns the payload, valid until
+ * the next pack from this state, and its length in *len.  Raises like
+ * skc.pack for values that cannot be packed. */
+const char *lskc_pack_values(lua_State *L, int from, size_t *len);
 
 /* skc.pack(...) and skc.unpack(str) */
 int lskc_pack(lua_State *L);

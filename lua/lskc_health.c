@@ -152,14 +152,15 @@ static void
 ping_done(int status, int64_t rtt_us, const char *detail, void *arg)
 {
     lnode *n;
-    lua_State *L = lskc_async_begin(arg, &n);
+    int nargs;
+    lua_State *L = lskc_async_begin(arg, &n, &nargs);
     if (L == NULL) {
         return;
     }
     if (status == SKC_OK) {
         lua_pushinteger(L, (lua_Integer)rtt_us);
     }
-    lskc_async_finish(n, L, status, detail);
+    lskc_async_finish(n, L, nargs, status, detail);
 }
 
 /* node:ping_async(peer, timeout_ms | nil, cb) -> true; later, in poll:

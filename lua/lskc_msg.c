@@ -105,6 +105,35 @@ msg_defer(lua_State *L)
     return 1;
 }
 
+/* msg:take() -> data, reply: what a scheduler needs from a message in one
+ * call.  reply is nil for a send; for a call, the deferred skc.reply (as
+ * msg:defer()), or false, message, code if it cannot be deferred. */
+static int
+msg_take(lua_State *L)
+{
+    skc_msg *msg = check_msg(L, 1);
+    size_t len = 0;
+    const void *p = skc_msg_data(msg, &len);
+    lua_pushlstring(L, p != NULL ? p : "", p != NULL ? len : 0);
+    if (skc_msg_kind(msg) != SKC_MSG_CALL) {
+        lua_pushnil(L);
+        return 2;
+    }
+    lreply *r = lua_newuserdatauv(L, sizeof(*r), 0);
+    r->reply = NULL;
+    luaL_setmetatable(L, LSKC_REPLY);
+    int rc = skc_msg_defer(msg, &r->reply);
+    if (rc < 0) {
+        r->reply = NULL;
+        lua_pop(L, 1);
+        lua_pushboolean(L, 0);
+        lskc_push_failure(L, rc, skc_last_error());
+        lua_remove(L, -3); /* the nil of nil, message, code */
+        return 4;
+    }
+    return 2;
+}
+
 static int
 msg_tostring(lua_State *L)
 {
@@ -139,6 +168,20 @@ reply_send(lua_State *L)
     lreply *r = check_reply(L, 1);
     size_t len = 0;
     const char *data = luaL_optlstring(L, 2, "", &len);
+    skc_reply *rep = r->reply;
+    r->reply = NULL; /* freed by skc_reply_send whatever the result */
+    return lskc_result(L, skc_reply_send(rep, data, len));
+}
+
+/* reply:send_values(...): reply:send(skc.pack(...)) without the string in
+ * between.  A value that cannot be packed raises before the reply is
+ * used, so it stays pending. */
+static int
+reply_send_values(lua_State *L)
+{
+    lreply *r = check_reply(L, 1);
+    size_t len;
+    const char *data = lskc_pack_values(L, 2, &len);
     skc_reply *rep = r->reply;
     r->reply = NULL; /* freed by skc_reply_send whatever the result */
     return lskc_result(L, skc_reply_send(rep, data, len));
@@ -194,6 +237,7 @@ lskc_msg_init(lua_State *L)
         { "reply", msg_reply },
         { "fail", msg_fail },
         { "defer", msg_defer },
+        { "take", msg_take },
         { NULL, NULL },
     };
     static const luaL_Reg msg_meta[] = {
@@ -202,6 +246,7 @@ lskc_msg_init(lua_State *L)
     };
     static const luaL_Reg reply_methods[] = {
         { "send", reply_send },
+        { "send_values", reply_send_values },
         { "fail", reply_fail },
         { "free", reply_free },
         { "pending", reply_pending },

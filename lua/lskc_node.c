@@ -50,6 +50,7 @@ lskc_callback_new(lua_State *L, lnode *n, lcallback **head, int fn)
         return NULL;
     }
     c->n = n;
+    c->arg_ref = LUA_NOREF;
     lua_pushvalue(L, fn);
     c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     c->next = *head;
@@ -65,7 +66,17 @@ lskc_callback_free(lua_State *L, lcallback **head, lcallback *c)
 {
     lskc_callback_unlink(head, c);
     luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c->arg_ref);
     free(c);
+}
+
+void
+lskc_callback_arg(lua_State *L, lcallback *c, int idx)
+{
+    if (!lua_isnone(L, idx)) {
+        lua_pushvalue(L, idx);
+        c->arg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
 }
 
 void
@@ -721,7 +732,9 @@ lskc_node_init(lua_State *L)
         { "lookup", node_lookup },
         { "call", lskc_node_call },
         { "call_async", lskc_node_call_async },
+        { "call_values", lskc_node_call_values },
         { "send", lskc_node_send },
+        { "send_values", lskc_node_send_values },
         { "query", lskc_node_query },
         { "query_async", lskc_node_query_async },
         { "fd", node_fd },

@@ -12,12 +12,19 @@
  *  - functions, userdata, threads, cycles and nesting deeper than
  *    LSKC_MAX_DEPTH raise an error. */
 
-/* The skc_pack or skc_unpack of one call, in a userdata so that the GC
- * frees it when a Lua error leaves the call early. */
+/* The codec's scratch state: one per Lua state, kept in the registry and
+ * reused by every skc.pack / skc.unpack (and the node methods that pack
+ * their arguments in C), so that a call allocates no packer: its buffer
+ * keeps its size from one call to the next.  A Lua error that leaves a
+ * call early leaves the buffer to be reset by the next one; the GC frees
+ * it with the state.  Nothing here runs Lua code (raw access only), so a
+ * pack or unpack never nests inside another. */
 typedef struct packbuf {
     skc_pack *pack;
     skc_unpack *unpack;
 } packbuf;
+
+static const char packbuf_key = 'p'; /* registry key: its address */
 
 static int
 packbuf_gc(lua_State *L)
@@ -30,13 +37,14 @@ packbuf_gc(lua_State *L)
     return 0;
 }
 
+/* The state's packbuf (not pushed). */
 static packbuf *
-packbuf_new(lua_State *L)
+packbuf_get(lua_State *L)
 {
-    packbuf *b = lua_newuserdatauv(L, sizeof(*b), 0);
-    b->pack = NULL;
-    b->unpack = NULL;
-    luaL_setmetatable(L, LSKC_PACKBUF);
+    packbuf *b;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &packbuf_key);
+    b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
     return b;
 }
 
@@ -47,7 +55,18 @@ lskc_pack_init(lua_State *L)
         { "__gc", packbuf_gc },
         { NULL, NULL },
     };
+    packbuf *b;
+    int rc;
+
     lskc_new_class(L, LSKC_PACKBUF, NULL, packbuf_meta);
+    b = lua_newuserdatauv(L, sizeof(*b), 0);
+    b->pack = NULL;
+    b->unpack = NULL;
+    luaL_setmetatable(L, LSKC_PACKBUF);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &packbuf_key);
+    if ((rc = skc_pack_create(&b->pack)) < 0) {
+        luaL_error(L, "skc: %s", skc_strerror(rc));
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -57,7 +76,8 @@ lskc_pack_init(lua_State *L)
 typedef struct packer {
     lua_State *L;
     skc_pack *p;
-    int seen; /* stack index of the table of tables being packed */
+    int seen; /* stack slot of the table of tables being packed: nil until
+                 the first table (most payloads have none) */
     int argn; /* argument number, for messages */
 } packer;
 
@@ -111,6 +131,10 @@ pack_table(packer *pk, int idx, int depth)
     if (depth > LSKC_MAX_DEPTH) {
         luaL_error(L, "skc.pack: argument #%d: tables nested deeper than %d",
             pk->argn, LSKC_MAX_DEPTH);
+    }
+    if (lua_type(L, pk->seen) != LUA_TTABLE) {
+        lua_newtable(L);
+        lua_replace(L, pk->seen);
     }
     lua_pushvalue(L, idx);
     if (lua_rawget(L, pk->seen) != LUA_TNIL) {
@@ -186,34 +210,41 @@ pack_value(packer *pk, int idx, int depth)
     }
 }
 
+const char *
+lskc_pack_values(lua_State *L, int from, size_t *len)
+{
+    int n = lua_gettop(L);
+    packbuf *b = packbuf_get(L);
+    packer pk;
+    const void *data;
+
+    skc_pack_reset(b->pack);
+    luaL_checkstack(L, 8, "skc.pack");
+    lua_pushnil(L); /* the seen slot */
+    pk.L = L;
+    pk.p = b->pack;
+    pk.seen = lua_gettop(L);
+    for (int i = from; i <= n; i++) {
+        pk.argn = i - from + 1;
+        pack_value(&pk, i, 0);
+    }
+    lua_settop(L, n);
+    *len = 0;
+    data = skc_pack_data(b->pack, len);
+    if (data == NULL) {
+        *len = 0;
+        return "";
+    }
+    return data;
+}
+
 /* skc.pack(...) -> string */
 int
 lskc_pack(lua_State *L)
 {
-    int n = lua_gettop(L);
-    packbuf *b;
-    packer pk;
-    const void *data;
-    size_t len = 0;
-    int rc;
-
-    b = packbuf_new(L);
-    rc = skc_pack_create(&b->pack);
-    if (rc < 0) {
-        return luaL_error(L, "skc.pack: %s", skc_strerror(rc));
-    }
-    lua_newtable(L);
-    pk.L = L;
-    pk.p = b->pack;
-    pk.seen = lua_gettop(L);
-    for (int i = 1; i <= n; i++) {
-        pk.argn = i;
-        pack_value(&pk, i, 0);
-    }
-    data = skc_pack_data(b->pack, &len);
-    lua_pushlstring(L, data != NULL ? data : "", data != NULL ? len : 0);
-    skc_pack_destroy(b->pack);
-    b->pack = NULL;
+    size_t len;
+    const char *data = lskc_pack_values(L, 1, &len);
+    lua_pushlstring(L, data, len);
     return 1;
 }
 
@@ -360,7 +391,9 @@ lskc_unpack(lua_State *L)
     int base, rc;
 
     lua_settop(L, 1);
-    b = packbuf_new(L);
+    b = packbuf_get(L);
+    skc_unpack_destroy(b->unpack); /* left by an error, or NULL */
+    b->unpack = NULL;
     rc = skc_unpack_create(&b->unpack, data, len);
     if (rc < 0) {
         return luaL_error(L, "skc.unpack: %s", skc_strerror(rc));

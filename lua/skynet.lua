@@ -41,9 +41,7 @@ skynet.localname = R.localname
 skynet.error = R.error
 
 -- skynet.retpack(...) = skynet.ret(skynet.pack(...))
-function skynet.retpack(...)
-    return R.ret(skc.pack(...))
-end
+skynet.retpack = R.retpack
 
 -- Payloads are Lua strings (skynet uses a pointer and a size): pack returns
 -- one string, unpack/tostring take one (a size argument is ignored).

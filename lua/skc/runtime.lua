@@ -21,7 +21,6 @@ local skc = require "skc"
 local coroutine_create = coroutine.create
 local coroutine_resume = coroutine.resume
 local coroutine_running = coroutine.running
-local coroutine_status = coroutine.status
 local coroutine_yield = coroutine.yield
 local string_format = string.format
 local table_pack = table.pack
@@ -63,13 +62,25 @@ local monitor_seq = 0
 
 R.protocols = protocols
 
--- Run queue: a FIFO of { co, args }.
-local rq = {}
+-- Run queue: a FIFO of coroutines and what to resume them with, in
+-- parallel arrays so that queueing allocates nothing: up to three values
+-- in rq_a/rq_b/rq_c (rq_n = their count), more packed in rq_a (rq_n = -1).
+-- A call completion queues three (reply, message, code), a request two.
+local rq_co, rq_n, rq_a, rq_b, rq_c = {}, {}, {}, {}, {}
 local rq_head, rq_tail = 1, 0
 
 local function ready(co, ...)
-    rq_tail = rq_tail + 1
-    rq[rq_tail] = { co, table_pack(...) }
+    local i = rq_tail + 1
+    rq_tail = i
+    rq_co[i] = co
+    local n = select("#", ...)
+    if n <= 3 then
+        rq_n[i] = n
+        rq_a[i], rq_b[i], rq_c[i] = ...
+    else
+        rq_n[i] = -1
+        rq_a[i] = table_pack(...)
+    end
 end
 
 -- Timers: a binary heap of { t = ms, seq, fn }.
@@ -209,6 +220,15 @@ local function new_session()
     return session_id
 end
 
+-- Logs a remote reply that could not be sent (a closed node excepted).
+local function reply_sent(req, r, err, code)
+    if not r and code ~= "ECLOSED" then
+        log(req.svc and req.svc.handle or 0,
+            "reply failed: " .. tostring(err) .. " (" .. tostring(code)
+            .. ")")
+    end
+end
+
 -- Answers a request: ok = true with a packed payload, false with an error
 -- text, or nil for "no reply" (a remote caller then gets ENOREPLY, a local
 -- one the text).  req is { kind = "local"|"remote", ... }.  Returns true if
@@ -229,47 +249,111 @@ local function answer(req, ok, data)
         end
     elseif ok == nil then
         req.reply:free()
+    elseif ok then
+        reply_sent(req, req.reply:send(data or ""))
     else
-        local r, err, code
-        if ok then
-            r, err, code = req.reply:send(data or "")
-        else
-            r, err, code = req.reply:fail(tostring(data))
-        end
-        if not r and code ~= "ECLOSED" then
-            log(req.svc and req.svc.handle or 0,
-                "reply failed: " .. tostring(err) .. " (" .. tostring(code)
-                .. ")")
-        end
+        reply_sent(req, req.reply:fail(tostring(data)))
     end
     return true
 end
 R.answer = answer
 
+-- skynet.retpack(...): a remote request's reply is packed in C straight
+-- into the reply (no string in between); anything else as skynet.ret.
+function R.retpack(...)
+    local _, info = current("skynet.retpack")
+    local req = info.req
+    if req and req.kind == "remote" and not req.done then
+        -- Raises for a value that cannot be packed, before the request
+        -- counts as answered (the coroutine's error then answers it).
+        local r, err, code = req.reply:send_values(...)
+        info.req = nil
+        req.done = true
+        if req.svc then
+            req.svc.requests[req] = nil
+        end
+        reply_sent(req, r, err, code)
+        return true
+    end
+    return R.ret(skc.pack(...))
+end
+
+-- Coroutines are reused, as skynet does: a finished one yields FINISHED
+-- with its function's outcome and waits in `pool` for the next function
+-- (resumed with fn, ...).  Creating a coroutine per request or fork was a
+-- large part of the scheduler's cost per call.
+local FINISHED = setmetatable({}, { __name = "skc.runtime.finished" })
+local pool, pool_n = {}, 0
+local POOL_MAX = 1024
+
+-- xpcall's handler: the error and the traceback where it was raised.
+local function catch(e)
+    return { e, debug.traceback(tostring(e), 2) }
+end
+
+local co_run
+local function co_next(ok, caught)
+    return co_run(coroutine_yield(FINISHED, ok, caught))
+end
+co_run = function(fn, ...)
+    return co_next(xpcall(fn, catch, ...))
+end
+
 local function spawn(svc, fn, opts, ...)
-    local co = coroutine_create(fn)
+    local co
+    if pool_n > 0 then
+        co = pool[pool_n]
+        pool[pool_n] = nil
+        pool_n = pool_n - 1
+    else
+        co = coroutine_create(co_run)
+    end
     local info = opts or {}
     info.svc = svc
     info.session = info.session or 0
     co_info[co] = info
-    ready(co, ...)
+    ready(co, fn, ...)
     return co
 end
 
-local function resume(co, args)
+local function resume(co, n, a, b, c)
     local info = co_info[co]
     if not info or info.svc.exited or aborted then
         return
     end
-    local ok, err = coroutine_resume(co, table_unpack(args, 1, args.n))
-    if coroutine_status(co) ~= "dead" then
+    local rok, y, ok, caught
+    if n == 0 then
+        rok, y, ok, caught = coroutine_resume(co)
+    elseif n == 1 then
+        rok, y, ok, caught = coroutine_resume(co, a)
+    elseif n == 2 then
+        rok, y, ok, caught = coroutine_resume(co, a, b)
+    elseif n == 3 then
+        rok, y, ok, caught = coroutine_resume(co, a, b, c)
+    else
+        rok, y, ok, caught = coroutine_resume(co, table_unpack(a, 1, a.n))
+    end
+    local err, tb
+    if not rok then
+        -- The coroutine died (an error outside xpcall's protection).
+        ok, err = false, y
+        tb = debug.traceback(co, tostring(err))
+    elseif y ~= FINISHED then
         return -- suspended: a waker holds it
+    else
+        if ok then
+            err = caught -- the function's first result, as before
+        else
+            err, tb = caught[1], caught[2]
+        end
+        if pool_n < POOL_MAX then
+            pool_n = pool_n + 1
+            pool[pool_n] = co
+        end
     end
     co_info[co] = nil
     local req = info.req
-    local tb
     if not ok then
-        tb = debug.traceback(co, tostring(err))
         if not info.quiet then
             log(info.svc.handle, "error: " .. tb)
         end
@@ -391,21 +475,18 @@ local deliver
 
 local function make_handler(svc)
     return function(msg)
-        local kind = msg:kind()
-        local data = msg:data()
         if svc.exited then
             return -- the core answers ENOREPLY
         end
+        local data, reply, err, code = msg:take()
         local m = { proto = "lua", session = 0, source = 0, data = data }
-        if kind == "call" then
-            local reply, err, code = msg:defer()
-            if not reply then
-                log(svc.handle, "cannot defer a reply: " .. tostring(err)
-                    .. " (" .. tostring(code) .. ")")
-                return
-            end
+        if reply then
             m.session = new_session()
             m.req = { kind = "remote", reply = reply }
+        elseif reply == false then
+            log(svc.handle, "cannot defer a reply: " .. tostring(err)
+                .. " (" .. tostring(code) .. ")")
+            return
         end
         deliver(svc, m)
     end
@@ -431,28 +512,30 @@ local function new_service(name, internal)
     return svc
 end
 
--- Runs one request (local or remote) in a new coroutine of svc.
+-- The body of a request's coroutine (a function, not a closure per
+-- request).
+local function serve(svc, m)
+    if svc.raw then
+        svc.raw(m, m.req)
+        return
+    end
+    local f = svc.dispatch[m.proto]
+    if not f then
+        error(string_format("service %s has no dispatch function "
+            .. "for protocol '%s'", R.address(svc.handle), m.proto))
+    end
+    local p = protocols[m.proto]
+    f(m.session, m.source, p.unpack(m.data))
+end
+
+-- Runs one request (local or remote) in a coroutine of svc.
 local function run_request(svc, m)
     local req = m.req
     if req then
         req.svc = svc
         svc.requests[req] = true
     end
-    local fn
-    if svc.raw then
-        fn = function() svc.raw(m, req) end
-    else
-        fn = function()
-            local f = svc.dispatch[m.proto]
-            if not f then
-                error(string_format("service %s has no dispatch function "
-                    .. "for protocol '%s'", R.address(svc.handle), m.proto))
-            end
-            local p = protocols[m.proto]
-            f(m.session, m.source, p.unpack(m.data))
-        end
-    end
-    spawn(svc, fn, { req = req, session = m.session })
+    spawn(svc, serve, { req = req, session = m.session }, svc, m)
 end
 
 -- A service takes messages once its start function has returned, or
@@ -955,11 +1038,28 @@ end
 -- skci_link_send), so deadlines near INT32_MAX overflow there.
 R.NO_DEADLINE = 2000000000
 
+-- The completion of every cluster call is ready() itself, with the
+-- waiting coroutine as its first argument: no closure per call.
 function R.cluster_rawcall(peer, target, data, timeout)
-    local ms = deadline_of(timeout)
-    return await("cluster.call", function(cb)
-        return node:call_async(peer, target, data, ms, cb)
-    end)
+    local co, info = current("cluster.call")
+    local ok, err, code = node:call_async(peer, target, data,
+        timeout or info.timeout or call_timeout, ready, co)
+    if not ok then
+        return nil, err, code
+    end
+    return suspend()
+end
+
+-- R.cluster_rawcall(peer, target, skc.pack(...), timeout), the values
+-- packed in C.
+function R.cluster_call(peer, target, timeout, ...)
+    local co, info = current("cluster.call")
+    local ok, err, code = node:call_values(peer, target,
+        timeout or info.timeout or call_timeout, ready, co, ...)
+    if not ok then
+        return nil, err, code
+    end
+    return suspend()
 end
 
 -- cluster.query without blocking the process: the coroutine waits.
@@ -1055,6 +1155,10 @@ end
 
 function R.cluster_rawsend(peer, target, data)
     return node:send(peer, target, data)
+end
+
+function R.cluster_send(peer, target, ...)
+    return node:send_values(peer, target, ...)
 end
 
 local function target_of(addr)
@@ -1543,10 +1647,12 @@ local function loop()
         -- round, after a poll, so the network is never starved.
         local last = rq_tail
         while rq_head <= last and not aborted do
-            local item = rq[rq_head]
-            rq[rq_head] = nil
-            rq_head = rq_head + 1
-            resume(item[1], item[2])
+            local i = rq_head
+            local co, n, a, b, c = rq_co[i], rq_n[i], rq_a[i], rq_b[i],
+                rq_c[i]
+            rq_co[i], rq_a[i], rq_b[i], rq_c[i] = nil, nil, nil, nil
+            rq_head = i + 1
+            resume(co, n, a, b, c)
         end
         if rq_head > rq_tail then
             rq_head, rq_tail = 1, 0 -- empty: restart at the array part

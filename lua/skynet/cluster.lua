@@ -27,15 +27,26 @@ end
 -- address: "@name" (cluster name), ".name", ":hex" or a numeric handle.
 -- ms: the call's own deadline, or nil (see R.cluster_rawcall).  Always
 -- tail-called, so error level 2 is the caller's caller.
+local skc_unpack = skc.unpack
+
+-- The values of a reply, or a clear error for one that is not MessagePack
+-- (a peer answering with raw bytes): EPROTO, as the C API says.
+local function unpacked(node, target, ok, ...)
+    if ok then
+        return ...
+    end
+    error(R.remote_error("cluster.call", node, target,
+        "the reply is not MessagePack: " .. tostring((...)), "EPROTO"), 2)
+end
+
 local function call(what, ms, node, address, ...)
     checknode(node, what)
     local target = R.target_of(address)
-    local reply, err, code = R.cluster_rawcall(node, target, skc.pack(...),
-        ms)
+    local reply, err, code = R.cluster_call(node, target, ms, ...)
     if not reply then
         error(R.remote_error("cluster.call", node, target, err, code), 2)
     end
-    return skc.unpack(reply)
+    return unpacked(node, target, pcall(skc_unpack, reply))
 end
 
 function cluster.call(node, address, ...)
@@ -47,7 +58,7 @@ end
 function cluster.send(node, address, ...)
     checknode(node, "cluster.send")
     local target = R.target_of(address)
-    local ok, err, code = R.cluster_rawsend(node, target, skc.pack(...))
+    local ok, err, code = R.cluster_send(node, target, ...)
     if not ok then
         local text = R.remote_error("cluster.send", node, target, err, code)
         R.log(R.self() or 0, text)

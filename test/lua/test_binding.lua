@@ -339,6 +339,47 @@ do
     T.ok(pump({ n }, function() return #got > before end), "send arrives")
     T.eq(got[#got][1], "send") T.eq(got[#got][2], "one-way")
 
+    -- the values variants (what the skynet layer uses): msg:take,
+    -- reply:send_values, call_values / send_values, call_async's arg
+    local taken = {}
+    local vals = assert(n:service(function(msg)
+        local data, reply, e1, e2 = msg:take()
+        taken[#taken + 1] = { data, reply, e1, e2 }
+        if reply then
+            T.raises("cannot pack a function", reply.send_values, reply,
+                print)
+            T.ok(reply:pending(), "a failed pack leaves the reply pending")
+            T.ok(reply:send_values(skc.unpack(data)))
+            T.raises("already answered", reply.send_values, reply, 1)
+        end
+    end))
+    T.ok(n:register("@vals", vals))
+    local vres = {}
+    assert(n:call_values("self", "@vals", 0, function(tag, rep, m, c)
+        vres[#vres + 1] = { tag, rep, m, c }
+    end, "tag1", 1, "two", { 3 }))
+    assert(n:call_async("self", "@vals", skc.pack(4), 0, function(tag, rep)
+        vres[#vres + 1] = { tag, rep }
+    end, "tag2"))
+    T.raises("cannot pack a function", n.call_values, n, "self", "@vals", 0,
+        print, nil, print)
+    T.ok(n:send_values("self", "@vals", "s", 5), "send_values")
+    T.raises("cannot pack a function", n.send_values, n, "self", "@vals",
+        print)
+    T.ok(pump({ n }, function() return #vres == 2 and #taken == 3 end),
+        "values calls ended")
+    table.sort(vres, function(x, y) return x[1] < y[1] end)
+    T.eq(vres[1][1], "tag1", "arg passed first")
+    local v1, v2, v3 = skc.unpack(vres[1][2])
+    T.eq(v1, 1) T.eq(v2, "two") T.eq(v3[1], 3)
+    T.eq(vres[2][1], "tag2") T.eq(skc.unpack(vres[2][2]), 4)
+    local sent
+    for _, t in ipairs(taken) do
+        if t[2] == nil then sent = t end
+    end
+    T.ok(sent, "a send has no reply")
+    T.eq(select(2, skc.unpack(sent[1])), 5, "send_values payload")
+
     -- query (blocking; the core answers it)
     T.eq(n:query("self", "echo", 1000), echo, "query")
     r, msg, code = n:query("self", "@nobody", 1000)

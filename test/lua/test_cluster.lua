@@ -76,6 +76,21 @@ local function body()
     T.raises({ "cluster.call me @echo", "kaboom", "EHANDLER" }, cluster.call,
         "me", "@echo", "err", "kaboom")
     T.raises({ "ENOREPLY" }, cluster.call, "me", "@echo", "noreply")
+    -- a reply that is not MessagePack: a clear error, and nothing breaks
+    T.raises({ "cluster.call me @echo", "not MessagePack", "EPROTO" },
+        cluster.call, "me", "@echo", "raw", "\xc1\xc1")
+    T.raises({ "cluster.call me @echo", "not MessagePack", "EPROTO" },
+        cluster.call, "me", "@echo", "raw", "\x92\x01")
+    T.eq(cluster.call("me", "@echo", "raw", "\x01\xa1x"), 1, "raw msgpack")
+    -- values that cannot be packed raise in the caller, and in a
+    -- handler's retpack they become the caller's error
+    T.raises("cannot pack a function", cluster.call, "me", "@echo", "echo",
+        print)
+    T.raises("cannot pack a function", cluster.send, "me", "@echo", "inc",
+        print)
+    T.raises({ "cannot pack a function", "EHANDLER" }, cluster.call, "me",
+        "@echo", "badpack")
+    T.eq(cluster.call("me", "@echo", "retpack", 1, 2), 1, "still serving")
     local ok, perr = pcall(cluster.call, "me", "@echo", "err", "seed style")
     T.eq(ok, false, "pcall(cluster.call) pattern")
     T.has(perr, "seed style")

@@ -62,6 +62,9 @@ def _close_all():
             pass
 
 
+_event_lock = threading.Lock()  # creates Call._event once per call
+
+
 def _bytes(s, what="argument"):
     if s is None:
         return None
@@ -322,7 +325,10 @@ class Call(object):
         self._done = False
         self._value = None
         self._error = None
-        self._event = threading.Event()
+        # Made only when a thread that cannot poll waits for this call
+        # (Node._wait): most calls end on the polling thread, and an Event
+        # per call was a large part of call_async's cost.
+        self._event = None
 
     def done(self):
         """True once the call has ended (result or error)."""
@@ -360,7 +366,9 @@ class Call(object):
         else:
             self._error = _lib.error(status, detail)
         self._done = True
-        self._event.set()
+        ev = self._event  # read after _done is set: see Node._wait
+        if ev is not None:
+            ev.set()
         cb, self._callback = self._callback, None
         if cb is not None:
             try:
@@ -1074,7 +1082,12 @@ class Node(object):
             finally:
                 self._disown()
         else:
-            if not c._event.wait(timeout):
+            # _finish sets _done before it reads _event, so either it sees
+            # this Event or the check after it sees _done.
+            with _event_lock:
+                if c._event is None:
+                    c._event = threading.Event()
+            if not c._done and not c._event.wait(timeout):
                 raise _lib.error(errors.Timeout.CODE,
                                  "Call.result(timeout=%r) elapsed" % timeout)
 

@@ -35,6 +35,16 @@ end
 function command.noreply()
 end
 
+-- retpacks a value that cannot be packed
+function command.badpack()
+    skynet.retpack(1, print)
+end
+
+-- replies with these bytes as they are (not MessagePack unless they are)
+function command.raw(bytes)
+    skynet.ret(bytes)
+end
+
 function command.later(ms)
     local resp = skynet.response()
     local before = resp("test")
