@@ -384,6 +384,7 @@ typedef struct skci_stats {
     skci_counter calls_refused; /* answered at once with an error */
     skci_counter replies_ok, replies_failed;
     skci_counter sends_in, sends_dropped;
+    skci_counter sends_lost; /* this node's, told OK, then dropped (B9) */
     skci_counter bad_frames;
     skci_counter mailbox_full; /* calls and sends refused by the limits */
     skci_counter conns_closed; /* by the hello and idle timeouts */
