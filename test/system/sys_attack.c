@@ -75,6 +75,13 @@
 /* ... and this much more than idle once the attacker has gone. */
 #define RSS_AFTER_KB (32 * 1024)
 #define AFTER_MS 10000
+/* bigcalls, once the attacker has gone: also what glibc keeps at the top
+ * of each thread arena that held 16 MiB frames, which malloc_trim does
+ * not give back (it trims the main arena's top only), below glibc's trim
+ * threshold (32 MiB once a 16 MiB block was freed) for each NNG thread
+ * that allocates received frames (2 per CPU, at most 16, and the poller).
+ * docs/RELIABILITY.md, "After an attack", has the measured figures. */
+#define ARENA_TOP_KB (32 * 1024)
 
 static sys_proc srv;
 static char url[512];
@@ -84,6 +91,8 @@ static atomic_long legit_ok, legit_failed;
 static int legit_sends; /* idleconns: a send to @sink each round too */
 static int new_sends;   /* idlesends: the newcomer sends as well */
 static atomic_long legit_sent, legit_unsent;
+/* the legit calls' times: the longest, and how many took over 0.5 / 1 s */
+static atomic_long legit_max_ms, legit_over500, legit_over1000;
 
 /* The legit client: @echo every 20 ms until told to stop. */
 static void *
@@ -96,8 +105,15 @@ legit_main(void *arg)
             atomic_fetch_add(rc == SKC_OK ? &legit_sent : &legit_unsent, 1);
         }
         char out[64];
+        int64_t t0 = sys_now_ms();
         int rc = sys_call(
             c, "victim", "@echo", "hi", 2, sys_ms(2000), out, sizeof(out));
+        long ms = (long)(sys_now_ms() - t0);
+        if (ms > atomic_load(&legit_max_ms)) {
+            atomic_store(&legit_max_ms, ms); /* one writer */
+        }
+        atomic_fetch_add(&legit_over500, ms > 500);
+        atomic_fetch_add(&legit_over1000, ms > 1000);
         if (rc == SKC_OK && strcmp(out, "hi") == 0) {
             atomic_fetch_add(&legit_ok, 1);
         } else {
@@ -161,22 +177,30 @@ new_client_calls(void)
     CHECK(skc_node_destroy(c) == SKC_OK, "destroy newcomer");
 }
 
+/* Waits (bounded) for the node's RSS to come back under idle + after_kb,
+ * and checks that it did. */
 static void
-after_attack(long idle_kb, long bound_kb, long peak_kb)
+after_attack_within(long idle_kb, long bound_kb, long peak_kb, long after_kb)
 {
     int64_t t0 = sys_now_ms(), until = t0 + sys_ms(AFTER_MS);
     long kb = sys_rss_kb(srv.pid);
-    while (kb > idle_kb + RSS_AFTER_KB && sys_now_ms() < until) {
+    while (kb > idle_kb + after_kb && sys_now_ms() < until) {
         sys_sleep_ms(100);
         kb = sys_rss_kb(srv.pid);
     }
     sys_log("FIGURE rss idle=%ld KiB peak=%ld KiB (bound %ld) after=%ld KiB "
-            "(%lld ms after the attack)",
+            "(%lld ms after the attack; bound %ld)",
         idle_kb, peak_kb, idle_kb + bound_kb, kb,
-        (long long)(sys_now_ms() - t0));
-    CHECK(kb <= idle_kb + RSS_AFTER_KB,
-        "RSS %ld KiB is still above idle %ld + %d KiB %d ms after the attack",
-        kb, idle_kb, RSS_AFTER_KB, sys_ms(AFTER_MS));
+        (long long)(sys_now_ms() - t0), idle_kb + after_kb);
+    CHECK(kb <= idle_kb + after_kb,
+        "RSS %ld KiB is still above idle %ld + %ld KiB %d ms after the attack",
+        kb, idle_kb, after_kb, sys_ms(AFTER_MS));
+}
+
+static void
+after_attack(long idle_kb, long bound_kb, long peak_kb)
+{
+    after_attack_within(idle_kb, bound_kb, peak_kb, RSS_AFTER_KB);
 }
 
 /* Lines of the victim's log that contain text. */
@@ -527,7 +551,10 @@ attack_bigcalls(skc_node *legit, long idle_kb)
     CHECK(lines >= 1 && lines <= 21,
         "%d log lines for %ld refused calls (want 1..20 and a count)", lines,
         big_limit);
-    after_attack(idle_kb, RSS_BIG_KB, peak);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long io_threads = (ncpu > 0 ? (2 * ncpu < 16 ? 2 * ncpu : 16) : 16) + 1;
+    after_attack_within(
+        idle_kb, RSS_BIG_KB, peak, RSS_AFTER_KB + io_threads * ARENA_TOP_KB);
 }
 
 static void
@@ -778,7 +805,10 @@ main(int argc, char **argv)
     atomic_store(&legit_stop, 1);
     pthread_join(t, NULL);
     long ok = atomic_load(&legit_ok), failed = atomic_load(&legit_failed);
-    sys_log("FIGURE legit ok=%ld failed=%ld", ok, failed);
+    sys_log("FIGURE legit ok=%ld failed=%ld longest=%ld ms over_500ms=%ld "
+            "over_1s=%ld",
+        ok, failed, atomic_load(&legit_max_ms), atomic_load(&legit_over500),
+        atomic_load(&legit_over1000));
     CHECK(ok > 0 && failed * 100 <= ok + failed,
         "the legit client: %ld OK, %ld failed (want >= 99 %% OK)", ok, failed);
     CHECK(skc_node_destroy(legit) == SKC_OK, "destroy legit");
