@@ -16,6 +16,11 @@ call_expire(skc_node *n, skci_call *c)
 {
     skci_peer *p = c->peer;
     int32_t waited = (int32_t)(skci_now_ms() - c->start);
+    if (c->mode == SKCI_MODE_SEND) {
+        /* a send queued for a link that did not come up in time: it was
+         * told SKC_OK, so it counts as lost (pending.c logs it) */
+        SKCI_COUNT(n, sends_lost, 1);
+    }
     if (c->state == SKCI_CALL_SENT) {
         skci_call_fail(n, c, SKC_ETIMEDOUT,
             "node '%s' (%s) %s: no reply within %d ms", p->name,

@@ -764,8 +764,8 @@ struct skci_server {
     skci_idmap pipes;     /* counted inbound pipe id -> server_conn */
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
-    uint32_t refused_rep, refused_pull; /* max_conns refusals since the
-                                           last sweep */
+    /* ms: the last max_conns refusal on each port (0: none yet) */
+    int64_t refused_rep_at, refused_pull_at;
     nng_tls_config *tls; /* for tls+tcp:// listeners, made at the first */
 };
 
@@ -975,7 +975,7 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         server_conn *c = NULL;
         if (*count >= s->cfg.max_conns) {
             reject = 1;
-            (*(pull ? &s->refused_pull : &s->refused_rep))++;
+            *(pull ? &s->refused_pull_at : &s->refused_rep_at) = skci_now_ms();
         } else if ((c = calloc(1, sizeof(*c))) != NULL &&
             skci_idmap_set(&s->pipes, id, c) == 0) {
             c->count = count;
@@ -1214,7 +1214,7 @@ conn_free(uint32_t id, void *val, void *arg)
 typedef struct sweep {
     int64_t now, hello_ms, idle_ms, full_ms;
     int busy_rep, busy_pull; /* half of max_conns or more in use */
-    int full_rep, full_pull; /* refused a connection since the last sweep */
+    int full_rep, full_pull; /* refused a connection within full_ms */
     uint32_t *ids;
     size_t n, cap;
     uint32_t silent, idle, drained;
@@ -1273,9 +1273,15 @@ skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms)
     pthread_mutex_lock(&s->lk);
     w.busy_rep = s->npipes_rep >= s->cfg.max_conns / 2;
     w.busy_pull = s->npipes_pull >= s->cfg.max_conns / 2;
-    w.full_rep = s->refused_rep > 0;
-    w.full_pull = s->refused_pull > 0;
-    s->refused_rep = s->refused_pull = 0;
+    /* A port that refused within full_ms drains every connection quiet
+     * for full_ms, not only those that were at the first sweep after the
+     * refusal: an attacker's connections made over several seconds all
+     * go, not just the first of them (once a newcomer is let in, the port
+     * refuses no more). */
+    w.full_rep =
+        s->refused_rep_at != 0 && w.now - s->refused_rep_at < w.full_ms;
+    w.full_pull =
+        s->refused_pull_at != 0 && w.now - s->refused_pull_at < w.full_ms;
     skci_idmap_each(&s->pipes, sweep_visit, &w);
     pthread_mutex_unlock(&s->lk);
     /* Closed without the lock: the close runs server_pipe_event. */
