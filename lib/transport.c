@@ -524,7 +524,12 @@ sender_cb(void *arg)
         }
     }
     s->busy = 0;
-    sender_next(s);
+    /* Retried at once after a timeout (or a cancel, which gated the
+     * sender); after any other error at the next send or connection, not
+     * in a loop of failures. */
+    if (rv == 0 || rv == NNG_ETIMEDOUT || rv == NNG_ECANCELED) {
+        sender_next(s);
+    }
     pthread_mutex_unlock(&s->lk);
 }
 
