@@ -298,7 +298,8 @@ typedef struct skci_pending {
     int64_t timer_until;       /* call_lock: when the timer wakes itself */
     int64_t sweep_at;          /* call_lock: the next idle-connection sweep */
     int64_t unpark_at;         /* call_lock: retry the parked send; 0 = none */
-    long trim_base_kb;         /* timer thread: RSS after the last trim */
+    long trim_base_kb;         /* timer thread: timer.c's gap after the
+                                  last trim */
     int64_t trim_at;           /* timer thread: no trim before then */
 } skci_pending;
 
@@ -387,6 +388,7 @@ typedef struct skci_stats {
     skci_counter calls_refused; /* answered at once with an error */
     skci_counter replies_ok, replies_failed;
     skci_counter sends_in, sends_dropped;
+    skci_counter sends_lost; /* this node's, told OK, then dropped (B9) */
     skci_counter bad_frames;
     skci_counter mailbox_full; /* calls and sends refused by the limits */
     skci_counter conns_closed; /* by the hello and idle timeouts */

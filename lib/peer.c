@@ -285,6 +285,16 @@ skci_peer_on_released(void *arg)
 static void on_conn(void *arg, int up);
 static void on_push_lost(void *arg);
 
+/* Sends this node told OK for that will not arrive, or may not (transport
+ * thread, no lock held; lr->peer may be gone, lr->node is not). */
+static void
+on_sends_lost(void *arg, size_t count, const char *text)
+{
+    skci_linkref *lr = arg;
+    SKCI_COUNT(lr->node, sends_lost, count);
+    skci_node_log(lr->node, SKC_LOG_WARN, "sends lost: %s", text);
+}
+
 /* Starts connecting peer p (call_lock held, map has an address). */
 void
 skci_peer_dial(skc_node *n, skci_peer *p)
@@ -304,6 +314,7 @@ skci_peer_dial(skc_node *n, skci_peer *p)
             .on_log = skci_peer_on_link_log,
             .on_released = skci_peer_on_released,
             .on_push_lost = n->auth.key != NULL ? on_push_lost : NULL,
+            .on_sends_lost = on_sends_lost,
             .tls = &n->tls,
             .arg = lr,
         };

@@ -264,6 +264,7 @@ caller_json(jtext *j, skc_node *n, uint64_t *links_up)
     jt_u64(j, &first, "sends_ok", s->sends_ok);
     jt_key(j, &first, "sends_failed");
     jt_codes(j, s->sends_failed);
+    jt_u64(j, &first, "sends_lost", get(&s->sends_lost));
     jt_u64(j, &first, "requests_in", get(&s->requests_in));
     jt_u64(j, &first, "calls_in", get(&s->calls_in));
     jt_u64(j, &first, "calls_refused", get(&s->calls_refused));

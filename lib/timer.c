@@ -16,6 +16,11 @@ call_expire(skc_node *n, skci_call *c)
 {
     skci_peer *p = c->peer;
     int32_t waited = (int32_t)(skci_now_ms() - c->start);
+    if (c->mode == SKCI_MODE_SEND) {
+        /* a send queued for a link that did not come up in time: it was
+         * told SKC_OK, so it counts as lost (pending.c logs it) */
+        SKCI_COUNT(n, sends_lost, 1);
+    }
     if (c->state == SKCI_CALL_SENT) {
         skci_call_fail(n, c, SKC_ETIMEDOUT,
             "node '%s' (%s) %s: no reply within %d ms", p->name,
@@ -83,13 +88,20 @@ sweep(skc_node *n)
 /* glibc keeps what a process frees for its next allocations, so a node
  * that held a peer's large frames (16 MiB calls, sends queued up to the
  * mailbox limits, half-sent frames) would stay at its peak RSS for good.
- * The timer gives freed memory back (malloc_trim) when the process's RSS
- * is TRIM_OVER_KB above what it was after the last trim (or at the
- * start), glibc holds that much free, and the mailboxes are about empty
- * (so a node under load does not give back what it needs again at once).
- * Checked at most once per TRIM_EVERY_MS.  malloc_trim is process-wide;
- * two nodes in a process trim independently, which costs a walk of the
- * heap each, nothing more.  glibc 2.33 or newer (mallinfo2) only. */
+ * The timer gives freed memory back (malloc_trim) when the resident
+ * memory that no live allocation accounts for (RSS minus glibc's bytes in
+ * use, the "gap") is TRIM_OVER_KB above what it was after the last trim
+ * (or at the start), glibc holds that much free, and the mailboxes are
+ * about empty (so a node under load does not give back what it needs
+ * again at once).  The gap, not the RSS, is compared: a trim while frames
+ * are still held (the tail of an attack) must not raise the level the
+ * next trim waits for, or the memory those frames free later would stay
+ * (RSS 42-91 MiB above idle for good in attack_bigcalls with the RSS
+ * rule).  A trim that cannot give much back (fragmentation) raises the
+ * level, so it is not repeated in vain every TRIM_EVERY_MS.  malloc_trim
+ * is process-wide; two nodes in a process trim independently, which costs
+ * a walk of the heap each, nothing more.  glibc 2.33 or newer (mallinfo2)
+ * only. */
 #if defined(__GLIBC__) &&                                                     \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 #define TRIM_GLIBC 1
@@ -128,6 +140,16 @@ rss_kb(void)
     fclose(f);
     return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
 }
+
+/* rss minus what glibc has handed out (heap and mmapped chunks), KiB;
+ * *free_kb receives what glibc holds free. */
+static long
+gap_kb(long rss, long *free_kb)
+{
+    struct mallinfo2 mi = mallinfo2();
+    *free_kb = (long)(mi.fordblks / 1024);
+    return rss - (long)((mi.uordblks + mi.hblkhd) / 1024);
+}
 #endif
 
 /* call_lock held on entry and return, released meanwhile (a trim of a
@@ -139,28 +161,34 @@ trim(skc_node *n, int64_t now)
     if (now < n->pend.trim_at) {
         return;
     }
+    int first = n->pend.trim_at == 0;
     n->pend.trim_at = now + TRIM_EVERY_MS;
     long kb = rss_kb();
-    if (kb < 0 || n->pend.trim_base_kb == 0) {
-        n->pend.trim_base_kb = kb > 0 ? kb : 0; /* the start */
-        return;
-    }
-    if (kb <= n->pend.trim_base_kb + TRIM_OVER_KB) {
+    /* the gap is at most the RSS: mallinfo2 (which locks every arena)
+     * only when a trim may be due */
+    if (kb < 0 || (!first && kb <= n->pend.trim_base_kb + TRIM_OVER_KB)) {
         return;
     }
     skci_call_unlock(n);
-    pthread_mutex_lock(&n->dq.lock);
-    size_t queued = n->dq.queued_bytes;
-    pthread_mutex_unlock(&n->dq.lock);
-    struct mallinfo2 mi = mallinfo2();
-    if (queued < TRIM_QUIET_BYTES && mi.fordblks >= TRIM_OVER_KB * 1024) {
-        malloc_trim(0);
-        SKCI_COUNT(n, mem_trims, 1);
-        long after = rss_kb();
-        n->pend.trim_base_kb = after > 0 ? after : kb;
-        skci_node_log(n, SKC_LOG_INFO,
-            "gave freed memory back to the system: RSS %ld -> %ld KiB", kb,
-            n->pend.trim_base_kb);
+    long free_kb, gap = gap_kb(kb, &free_kb);
+    if (first) {
+        n->pend.trim_base_kb = gap; /* the start */
+    } else if (gap > n->pend.trim_base_kb + TRIM_OVER_KB &&
+        free_kb >= TRIM_OVER_KB) {
+        pthread_mutex_lock(&n->dq.lock);
+        size_t queued = n->dq.queued_bytes;
+        pthread_mutex_unlock(&n->dq.lock);
+        if (queued < TRIM_QUIET_BYTES) {
+            malloc_trim(0);
+            SKCI_COUNT(n, mem_trims, 1);
+            long after = rss_kb();
+            if (after > 0) {
+                n->pend.trim_base_kb = gap_kb(after, &free_kb);
+            }
+            skci_node_log(n, SKC_LOG_INFO,
+                "gave freed memory back to the system: RSS %ld -> %ld KiB", kb,
+                after);
+        }
     }
     skci_call_lock(n);
 #else

@@ -52,6 +52,14 @@
 #define SEND_BACKLOG_BYTES (64 << 20)
 /* A PUSH connection that lived this long was really accepted. */
 #define PUSH_STABLE_MS 500
+/* Sends go to a new PUSH connection once it has lived this long (B9): a
+ * peer whose send port is full closes it within milliseconds. */
+#define PUSH_HOLD_MS 100
+/* ... or this long when the one before died young (a refusal can take
+ * longer to come on a loaded machine). */
+#define PUSH_HOLD_YOUNG_MS 500
+/* A PUSH connection closed within this of coming up died young. */
+#define PUSH_YOUNG_MS 1000
 #define DRAIN_MAX 32
 
 static int
@@ -360,24 +368,54 @@ nb_send(nng_socket sock, nng_aio *a, nng_msg *m)
 /* ---- ordered sender: a socket plus a backlog drained by one aio ----
  *
  * The fast path hands a message to NNG without waiting
- * (NNG_FLAG_NONBLOCK); when NNG's queue is full the message joins our
- * backlog, which one aio drains in order.  Direct sends only happen when
- * the backlog is empty and the aio idle, so order is kept. */
+ * (NNG_FLAG_NONBLOCK); otherwise the message joins our backlog, which one
+ * aio drains in order.  Direct sends only happen when the backlog is
+ * empty and the aio idle, so order is kept.
+ *
+ * What NNG may hold is kept small on purpose (B9, docs/RELIABILITY.md):
+ * a PUSH socket has no queue of its own (NNG_OPT_SENDBUF 0), so a message
+ * NNG accepted went to a connection, and the aio's message waits in NNG
+ * until a connection takes it; if none does (cancelled, timed out,
+ * closed) it comes back to the front of the backlog, never sent.  A peer
+ * whose send port is full (max_conns) completes NNG's SP header exchange
+ * and only then closes the connection; PUSH sees a connection and hands
+ * it what it holds, which goes nowhere.  So the backlog is gated: sends go
+ * to a connection only once it has lived PUSH_HOLD_MS (PUSH_HOLD_YOUNG_MS
+ * when the one before it died young: a refusal on a loaded machine can
+ * take longer to arrive), and a new connection closes the gate before NNG
+ * starts it (ADD_PRE: the aio's message is taken back, so NNG cannot hand
+ * it to the newcomer).  A connection that dies young after the gate
+ * opened may have taken sends nobody read: they cannot be taken back
+ * (the peer may have read them: at most once), so they are counted as
+ * lost and logged (sender_pipe_down), as is a backlog dropped when the
+ * link closes. */
 
 typedef struct sender {
     nng_socket sock;
     pthread_mutex_t lk;
     nng_aio *aio;
-    nng_aio *nb; /* fast-path sends, under lk */
+    nng_aio *nb;   /* fast-path sends, under lk */
+    nng_aio *hold; /* the gate's timer */
     nng_msg **ring;
     size_t cap, head, count, limit;
     size_t bytes; /* of the messages in the ring */
-    int busy;
+    int busy;     /* aio holds a message (or its callback runs) */
+    int holding;  /* hold is running */
     int closed;
-    int gated; /* hold everything in the backlog (no socket to send on) */
+    int gated; /* hold everything in the backlog (no connection to send on
+                  yet, or one too young) */
+    /* the connection sends go to (0: none), and since when (ms) */
+    uint32_t pipe;
+    uint32_t dead_pipe; /* removed before it was reported up */
+    int64_t pipe_up;
+    int64_t opened; /* ms: the gate opened for pipe (0: not yet) */
+    int young;      /* the last connection died young */
+    size_t handed;  /* sends taken by pipe since the gate opened */
+    size_t dropped; /* sends freed because the link closed */
 } sender;
 
 static void sender_cb(void *arg);
+static void sender_hold_cb(void *arg);
 
 static int
 sender_init(sender *s, nng_socket sock, size_t limit)
@@ -385,9 +423,14 @@ sender_init(sender *s, nng_socket sock, size_t limit)
     memset(s, 0, sizeof(*s));
     s->sock = sock;
     s->limit = limit;
+    s->gated = 1;
     pthread_mutex_init(&s->lk, NULL);
     int rv = nng_aio_alloc(&s->nb, NULL, NULL);
     if (rv == 0 && (rv = nng_aio_alloc(&s->aio, sender_cb, s)) != 0) {
+        nng_aio_free(s->nb);
+    }
+    if (rv == 0 && (rv = nng_aio_alloc(&s->hold, sender_hold_cb, s)) != 0) {
+        nng_aio_free(s->aio);
         nng_aio_free(s->nb);
     }
     if (rv != 0) {
@@ -408,14 +451,58 @@ sender_pop(sender *s)
     return m;
 }
 
-/* Starts the aio on m; sock was read under lk (an authenticated link
- * replaces its PUSH socket, see link_push_dial_auth). */
-static void
-sender_start(sender *s, nng_socket sock, nng_msg *m)
+/* Makes room for one more message in the ring; lock held.  0 or -1. */
+static int
+sender_room(sender *s)
 {
-    nng_aio_set_msg(s->aio, m);
+    if (s->count < s->cap) {
+        return 0;
+    }
+    size_t nc = s->cap ? s->cap * 2 : 64;
+    nng_msg **nr = malloc(nc * sizeof(*nr));
+    if (nr == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < s->count; i++) {
+        nr[i] = s->ring[(s->head + i) % s->cap];
+    }
+    free(s->ring);
+    s->ring = nr;
+    s->cap = nc;
+    s->head = 0;
+    return 0;
+}
+
+/* Puts m back at the front of the backlog (no connection took it); lock
+ * held.  Dropped (counted) only if there is no memory for the ring. */
+static void
+sender_unpop(sender *s, nng_msg *m)
+{
+    if (s->closed || sender_room(s) != 0) {
+        s->dropped++;
+        nng_msg_free(m);
+        return;
+    }
+    s->head = (s->head + s->cap - 1) % s->cap;
+    s->ring[s->head] = m;
+    s->count++;
+    s->bytes += nng_msg_len(m);
+}
+
+/* Starts the aio on the next backlog message if the gate is open and the
+ * aio idle; lock held.  Started under lk so that a new connection's
+ * ADD_PRE (sender_pipe_up, which takes lk) finds the aio either not
+ * started or waiting in NNG, where it can be cancelled. */
+static void
+sender_next(sender *s)
+{
+    if (s->busy || s->closed || s->gated || s->count == 0) {
+        return;
+    }
+    s->busy = 1;
+    nng_aio_set_msg(s->aio, sender_pop(s));
     nng_aio_set_timeout(s->aio, SEND_TIMEOUT_MS);
-    nng_send_aio(sock, s->aio);
+    nng_send_aio(s->sock, s->aio);
 }
 
 static void
@@ -423,35 +510,140 @@ sender_cb(void *arg)
 {
     sender *s = arg;
     int rv = nng_aio_result(s->aio);
-    nng_msg *m = NULL;
 
     pthread_mutex_lock(&s->lk);
-    if (rv != 0) {
+    if (rv == 0) {
+        s->handed++;
+    } else {
+        /* PUSH never gave it to a connection (timed out: the connection
+         * does not take more yet; cancelled: a new connection came;
+         * closed): it goes first again. */
         nng_msg *failed = aio_take_msg(s->aio);
-        if (rv == NNG_ETIMEDOUT && s->gated && s->count < s->cap) {
-            /* Back to the front: it goes out on the next socket. */
-            s->head = (s->head + s->cap - 1) % s->cap;
-            s->ring[s->head] = failed;
-            s->count++;
-        } else if (rv == NNG_ETIMEDOUT && !s->closed && !s->gated) {
-            /* Peer not reading or not connected yet: keep trying; the
-             * callers' own deadlines decide when to give up. */
-            m = failed;
-        } else {
-            nng_msg_free(failed);
+        if (failed != NULL) {
+            sender_unpop(s, failed);
         }
     }
-    if (m == NULL && !s->closed && !s->gated && s->count > 0) {
-        m = sender_pop(s);
+    s->busy = 0;
+    /* Retried at once after a timeout (or a cancel, which gated the
+     * sender); after any other error at the next send or connection, not
+     * in a loop of failures. */
+    if (rv == 0 || rv == NNG_ETIMEDOUT || rv == NNG_ECANCELED) {
+        sender_next(s);
     }
-    if (m == NULL) {
-        s->busy = 0;
-    }
-    nng_socket sock = s->sock;
     pthread_mutex_unlock(&s->lk);
-    if (m != NULL) {
-        sender_start(s, sock, m);
+}
+
+/* The hold time of a new connection, in ms; lock held. */
+static int64_t
+sender_hold_ms(const sender *s)
+{
+    return s->young ? PUSH_HOLD_YOUNG_MS : PUSH_HOLD_MS;
+}
+
+/* Opens the gate once the current connection has lived its hold time, or
+ * waits for the rest of it; lock held. */
+static void
+sender_hold_check(sender *s)
+{
+    if (s->closed || s->pipe == 0 || s->opened != 0) {
+        return;
     }
+    int64_t now = skci_now_ms();
+    int64_t left = s->pipe_up + sender_hold_ms(s) - now;
+    if (left <= 0) {
+        s->opened = now;
+        s->handed = 0;
+        s->gated = 0;
+        sender_next(s);
+    } else if (!s->holding) {
+        s->holding = 1;
+        nng_sleep_aio((nng_duration)left, s->hold);
+    }
+}
+
+static void
+sender_hold_cb(void *arg)
+{
+    sender *s = arg;
+    pthread_mutex_lock(&s->lk);
+    s->holding = 0;
+    if (nng_aio_result(s->hold) == 0) {
+        sender_hold_check(s);
+    }
+    pthread_mutex_unlock(&s->lk);
+}
+
+/* Sends go to socket sock from now on, once it has a connection that
+ * lived its hold time (an authenticated link replaces its PUSH socket,
+ * see link_push_dial_auth). */
+static void
+sender_move(sender *s, nng_socket sock)
+{
+    pthread_mutex_lock(&s->lk);
+    s->sock = sock;
+    s->pipe = 0;
+    s->opened = 0;
+    s->gated = 1;
+    pthread_mutex_unlock(&s->lk);
+}
+
+/* Connection pipe of socket sock is about to start (ADD_PRE, NNG
+ * thread; ignored unless sock is the sender's): the gate closes until it has
+ * lived its hold time, and a message waiting in NNG comes back (cancelled)
+ * before NNG can give it to pipe.  Never blocks. */
+static void
+sender_pipe_up(sender *s, nng_socket sock, uint32_t pipe)
+{
+    pthread_mutex_lock(&s->lk);
+    if (pipe == s->dead_pipe ||
+        nng_socket_id(sock) != nng_socket_id(s->sock)) {
+        pthread_mutex_unlock(&s->lk);
+        return; /* removed already */
+    }
+    s->pipe = pipe;
+    s->pipe_up = skci_now_ms();
+    s->opened = 0;
+    s->gated = 1;
+    if (s->busy) {
+        nng_aio_cancel(s->aio);
+    }
+    sender_hold_check(s);
+    pthread_mutex_unlock(&s->lk);
+}
+
+/* Connection pipe is gone (pipe 0: the current one, whichever it is; NNG
+ * thread).  Returns how many sends it took that may be lost: those given
+ * to it since the gate opened, when it died young (a refusal that came
+ * late; otherwise a dropped connection, whose loss PUSH shares with
+ * skynet).  *age receives its age in ms. */
+static size_t
+sender_pipe_down(sender *s, uint32_t pipe, int64_t *age)
+{
+    size_t lost = 0;
+    *age = 0;
+    pthread_mutex_lock(&s->lk);
+    if (pipe != 0 && pipe != s->pipe) {
+        s->dead_pipe = pipe; /* its ADD_PRE, if it comes, is ignored */
+        pthread_mutex_unlock(&s->lk);
+        return 0;
+    }
+    if (s->pipe != 0) {
+        *age = skci_now_ms() - s->pipe_up;
+        s->young = *age < PUSH_YOUNG_MS;
+        if (s->young && s->opened != 0 && !s->closed) {
+            lost = s->handed;
+        }
+        s->dead_pipe = s->pipe;
+    }
+    s->pipe = 0;
+    s->opened = 0;
+    s->handed = 0;
+    s->gated = 1;
+    if (s->busy) {
+        nng_aio_cancel(s->aio);
+    }
+    pthread_mutex_unlock(&s->lk);
+    return lost;
 }
 
 static int
@@ -466,6 +658,7 @@ sender_send(sender *s, nng_msg *m)
     if (!s->busy && s->count == 0 && !s->gated) {
         int rv = nb_send(s->sock, s->nb, m);
         if (rv == 0) {
+            s->handed++;
             pthread_mutex_unlock(&s->lk);
             return 0;
         }
@@ -489,78 +682,61 @@ sender_send(sender *s, nng_msg *m)
             "send backlog full (%zu bytes waiting; the limit is %d MiB)", b,
             SEND_BACKLOG_BYTES >> 20);
     }
-    if (s->count == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
-        nng_msg **nr = malloc(nc * sizeof(*nr));
-        if (nr == NULL) {
-            pthread_mutex_unlock(&s->lk);
-            nng_msg_free(m);
-            return skci_error(SKC_ENOMEM, "send backlog");
-        }
-        for (size_t i = 0; i < s->count; i++) {
-            nr[i] = s->ring[(s->head + i) % s->cap];
-        }
-        free(s->ring);
-        s->ring = nr;
-        s->cap = nc;
-        s->head = 0;
+    if (sender_room(s) != 0) {
+        pthread_mutex_unlock(&s->lk);
+        nng_msg_free(m);
+        return skci_error(SKC_ENOMEM, "send backlog");
     }
     s->ring[(s->head + s->count) % s->cap] = m;
     s->count++;
     s->bytes += nng_msg_len(m);
-    nng_msg *first = NULL;
-    if (!s->busy && !s->gated) {
-        s->busy = 1;
-        first = sender_pop(s);
-    }
-    nng_socket sock = s->sock;
+    sender_next(s);
     pthread_mutex_unlock(&s->lk);
-    if (first != NULL) {
-        sender_start(s, sock, first);
-    }
     return 0;
 }
 
-/* Moves the sender to socket sock and gates it (on: everything waits in
- * the backlog) or opens it, draining the backlog in order. */
-static void
-sender_gate(sender *s, int on, nng_socket sock)
+/* Sends not yet taken by a connection: the backlog and the aio's. */
+static size_t
+sender_waiting(sender *s)
 {
-    nng_msg *first = NULL;
     pthread_mutex_lock(&s->lk);
-    s->gated = on;
-    s->sock = sock;
-    if (!on) {
-        if (!s->busy && !s->closed && s->count > 0) {
-            s->busy = 1;
-            first = sender_pop(s);
-        }
-    }
+    size_t n = s->count + (size_t)s->busy;
     pthread_mutex_unlock(&s->lk);
-    if (first != NULL) {
-        sender_start(s, sock, first);
-    }
+    return n;
 }
 
-/* After the socket is closed: stop the aio, free the backlog. */
-static void
+/* After the socket is closed: stop the aios, free the backlog.  Returns
+ * how many sends were dropped (told OK, never given to a connection). */
+static size_t
 sender_fini(sender *s)
 {
     pthread_mutex_lock(&s->lk);
     s->closed = 1;
     pthread_mutex_unlock(&s->lk);
+    size_t dropped = 0;
     if (s->aio != NULL) {
-        aio_stop_drop(s->aio);
+        nng_aio_stop(s->hold);
+        nng_aio_stop(s->aio);
+        /* a stopped aio's callback has run, or never will: its message
+         * may still be on it */
+        nng_msg *m = aio_take_msg(s->aio);
+        if (m != NULL) {
+            nng_msg_free(m);
+            dropped++;
+        }
+        nng_aio_free(s->hold);
         nng_aio_free(s->aio);
         nng_aio_free(s->nb);
         s->aio = NULL;
     }
+    dropped += s->dropped + s->count;
     while (s->count > 0) {
         nng_msg_free(sender_pop(s));
     }
     free(s->ring);
     s->ring = NULL;
     pthread_mutex_destroy(&s->lk);
+    return dropped;
 }
 
 /* ---- server ---- */
@@ -593,8 +769,8 @@ struct skci_server {
     skci_idmap pipes;     /* counted inbound pipe id -> server_conn */
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
-    uint32_t refused_rep, refused_pull; /* max_conns refusals since the
-                                           last sweep */
+    /* ms: the last max_conns refusal on each port (0: none yet) */
+    int64_t refused_rep_at, refused_pull_at;
     nng_tls_config *tls; /* for tls+tcp:// listeners, made at the first */
 };
 
@@ -804,7 +980,7 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         server_conn *c = NULL;
         if (*count >= s->cfg.max_conns) {
             reject = 1;
-            (*(pull ? &s->refused_pull : &s->refused_rep))++;
+            *(pull ? &s->refused_pull_at : &s->refused_rep_at) = skci_now_ms();
         } else if ((c = calloc(1, sizeof(*c))) != NULL &&
             skci_idmap_set(&s->pipes, id, c) == 0) {
             c->count = count;
@@ -1043,7 +1219,7 @@ conn_free(uint32_t id, void *val, void *arg)
 typedef struct sweep {
     int64_t now, hello_ms, idle_ms, full_ms;
     int busy_rep, busy_pull; /* half of max_conns or more in use */
-    int full_rep, full_pull; /* refused a connection since the last sweep */
+    int full_rep, full_pull; /* refused a connection within full_ms */
     uint32_t *ids;
     size_t n, cap;
     uint32_t silent, idle, drained;
@@ -1102,9 +1278,15 @@ skci_server_sweep(skci_server *s, int32_t hello_ms, int32_t idle_ms)
     pthread_mutex_lock(&s->lk);
     w.busy_rep = s->npipes_rep >= s->cfg.max_conns / 2;
     w.busy_pull = s->npipes_pull >= s->cfg.max_conns / 2;
-    w.full_rep = s->refused_rep > 0;
-    w.full_pull = s->refused_pull > 0;
-    s->refused_rep = s->refused_pull = 0;
+    /* A port that refused within full_ms drains every connection quiet
+     * for full_ms, not only those that were at the first sweep after the
+     * refusal: an attacker's connections made over several seconds all
+     * go, not just the first of them (once a newcomer is let in, the port
+     * refuses no more). */
+    w.full_rep =
+        s->refused_rep_at != 0 && w.now - s->refused_rep_at < w.full_ms;
+    w.full_pull =
+        s->refused_pull_at != 0 && w.now - s->refused_pull_at < w.full_ms;
     skci_idmap_each(&s->pipes, sweep_visit, &w);
     pthread_mutex_unlock(&s->lk);
     /* Closed without the lock: the close runs server_pipe_event. */
@@ -1262,6 +1444,7 @@ struct skci_link {
     atomic_llong push_up_at; /* ms: when its connection came up */
     atomic_int push_lost;    /* on_push_lost was called for this socket */
     atomic_int push_backoff; /* ms to wait before the next socket */
+    char push_addr[256];     /* push_url for log lines (push_tx.lk) */
 };
 
 /* Beyond the caller's deadline, a context keeps waiting this long for a
@@ -1384,15 +1567,58 @@ link_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     pthread_mutex_unlock(&l->pipe_lk);
 }
 
-/* The PUSH socket's connections, for skci_link_push.  A connection that
- * the peer closes at once (its max_conns is full: NNG redials, is let in
- * and closed again, over and over) does not end the outage. */
+/* l's send address, for log lines: set by the push dials, read by NNG
+ * callbacks, which must not take lk (push_tx.lk, a leaf, guards it). */
+static void
+link_push_addr_set(skci_link *l, const char *url)
+{
+    pthread_mutex_lock(&l->push_tx.lk);
+    snprintf(l->push_addr, sizeof(l->push_addr), "%s", url);
+    pthread_mutex_unlock(&l->push_tx.lk);
+}
+
+static void
+link_push_addr(skci_link *l, char *buf, size_t len)
+{
+    pthread_mutex_lock(&l->push_tx.lk);
+    snprintf(buf, len, "%s",
+        l->push_addr[0] != '\0' ? l->push_addr : "(not dialed yet)");
+    pthread_mutex_unlock(&l->push_tx.lk);
+}
+
+/* A PUSH connection is gone (pipe 0: the current one): the gate closes,
+ * and sends it may have lost are reported. */
+static void
+link_push_down(skci_link *l, uint32_t pipe)
+{
+    int64_t age;
+    size_t lost = sender_pipe_down(&l->push_tx, pipe, &age);
+    if (lost > 0 && !atomic_load(&l->closed) && l->cfg.on_sends_lost != NULL) {
+        char url[sizeof(l->push_addr)], text[512];
+        link_push_addr(l, url, sizeof(url));
+        snprintf(text, sizeof(text),
+            "%zu send(s) went to a send connection to %s that was closed %lld ms after it came up (refused by the peer, max_conns?); they may be lost",
+            lost, url, (long long)age);
+        l->cfg.on_sends_lost(l->cfg.arg, lost, text);
+    }
+}
+
+/* The PUSH socket's connections, for skci_link_push and the sender's
+ * gate.  A connection that the peer closes at once (its max_conns is
+ * full: NNG redials, is let in and closed again, over and over) does not
+ * end the outage, and gets no sends. */
 static void
 push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-    (void)p;
     skci_link *l = arg;
     long long now = (long long)skci_now_ms();
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        sender_pipe_up(&l->push_tx, nng_pipe_socket(p), nng_pipe_id(p));
+        return;
+    }
+    if (ev == NNG_PIPE_EV_REM_POST) {
+        link_push_down(l, nng_pipe_id(p));
+    }
     if (ev == NNG_PIPE_EV_ADD_POST) {
         atomic_store(&l->push_added_at, now);
         atomic_fetch_add(&l->push_pipes, 1);
@@ -1453,12 +1679,15 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
     nng_socket_set_size(
         l->req, NNG_OPT_RECVMAXSZ, cfg->max_recv + TRANSPORT_SLACK);
     nng_socket_set_size(l->push, NNG_OPT_RECVMAXSZ, 1024);
-    nng_socket_set_int(l->push, NNG_OPT_SENDBUF, 1024);
+    /* No queue in NNG: what it holds it gives to a connection at once
+     * (see "ordered sender"). */
+    nng_socket_set_int(l->push, NNG_OPT_SENDBUF, 0);
     nng_pipe_notify(l->req, NNG_PIPE_EV_ADD_POST, link_pipe_cb, l);
     nng_pipe_notify(l->req, NNG_PIPE_EV_REM_POST, link_pipe_cb, l);
     atomic_init(&l->push_pipes, 0);
     atomic_init(&l->push_added_at, 0);
     atomic_init(&l->push_down_since, (long long)skci_now_ms());
+    nng_pipe_notify(l->push, NNG_PIPE_EV_ADD_PRE, push_pipe_cb, l);
     nng_pipe_notify(l->push, NNG_PIPE_EV_ADD_POST, push_pipe_cb, l);
     nng_pipe_notify(l->push, NNG_PIPE_EV_REM_POST, push_pipe_cb, l);
     if (sender_init(&l->push_tx, l->push,
@@ -1466,9 +1695,9 @@ skci_link_create(skci_link **out, const skci_link_cfg *cfg)
         rv = NNG_ENOMEM;
         goto fail2;
     }
-    /* Authenticated sends wait for a socket whose first frame is the
-     * auth frame. */
-    l->push_tx.gated = cfg->on_push_lost != NULL;
+    /* Sends wait in the backlog until a connection has lived its hold
+     * time (authenticated ones on a socket whose first frame is the auth
+     * frame). */
     *out = l;
     return 0;
 fail2:
@@ -1628,6 +1857,7 @@ link_push_dial(skci_link *l, const char *url)
         l->push_url = skci_strdup(url);
         l->push_dialer = d;
         l->has_push_dialer = 1;
+        link_push_addr_set(l, url);
     }
     pthread_mutex_unlock(&l->lk);
     if (rv != 0) {
@@ -1658,19 +1888,17 @@ link_push_dial(skci_link *l, const char *url)
  * auth frame.  A connection refused at once (the peer's max_conns, a bad
  * ticket) is not redialed at once: 100 ms, doubling to 1 s. */
 static void
-link_push_lost(skci_link *l)
+link_push_lost(skci_link *l, uint32_t pipe)
 {
     if (atomic_exchange(&l->push_lost, 1) || atomic_load(&l->closed)) {
         return;
     }
+    link_push_down(l, pipe);
     int b = atomic_load(&l->push_backoff);
     b = skci_now_ms() - atomic_load(&l->push_up_at) >= 1000 ? 0
         : b == 0                                            ? 100
                                                             : b * 2;
     atomic_store(&l->push_backoff, b < 1000 ? b : 1000);
-    pthread_mutex_lock(&l->push_tx.lk);
-    l->push_tx.gated = 1;
-    pthread_mutex_unlock(&l->push_tx.lk);
     l->cfg.on_push_lost(l->cfg.arg);
 }
 
@@ -1696,19 +1924,25 @@ link_push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         }
         nng_pipe_close(p);
         if (current) {
-            link_push_lost(l);
+            link_push_lost(l, atomic_load(&l->push_pipe));
         }
         return;
     }
     if (ev == NNG_PIPE_EV_ADD_POST) {
         if (current && id == atomic_load(&l->push_pipe) &&
             !atomic_load(&l->push_lost)) {
-            sender_gate(&l->push_tx, 0, nng_pipe_socket(p));
+            /* The auth frame has gone to this connection (NNG's queue
+             * held it alone): from now on NNG keeps no queue, and sends
+             * come once the connection has lived its hold time.  (Nothing
+             * of the sender's waits in this new socket, so the gate can
+             * start here rather than at ADD_PRE.) */
+            nng_socket_set_int(nng_pipe_socket(p), NNG_OPT_SENDBUF, 0);
+            sender_pipe_up(&l->push_tx, nng_pipe_socket(p), id);
         }
         return;
     }
     if (current && id == atomic_load(&l->push_pipe)) {
-        link_push_lost(l);
+        link_push_lost(l, id);
     }
 }
 
@@ -1732,7 +1966,8 @@ link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
         return transport_error(rv, SKC_ETRANSPORT, "open push socket", url);
     }
     nng_socket_set_size(ns, NNG_OPT_RECVMAXSZ, 1024);
-    nng_socket_set_int(ns, NNG_OPT_SENDBUF, 1024);
+    /* room for the auth frame alone (none once it is out: ADD_POST) */
+    nng_socket_set_int(ns, NNG_OPT_SENDBUF, 1);
     nng_pipe_notify(ns, NNG_PIPE_EV_ADD_PRE, link_push_pipe_cb, l);
     nng_pipe_notify(ns, NNG_PIPE_EV_ADD_POST, link_push_pipe_cb, l);
     nng_pipe_notify(ns, NNG_PIPE_EV_REM_POST, link_push_pipe_cb, l);
@@ -1760,8 +1995,11 @@ link_push_dial_auth(skci_link *l, const char *url, nng_msg *auth)
     l->push_url = skci_strdup(url);
     l->push_dialer = d;
     l->has_push_dialer = 1;
-    /* Gated until the new socket's connection is up (ADD_POST). */
-    sender_gate(&l->push_tx, 1, ns);
+    link_push_addr_set(l, url);
+    /* Gated until the new socket's connection has lived its hold time
+     * (ADD_POST starts it); a send waiting in the old socket comes back
+     * when it closes. */
+    sender_move(&l->push_tx, ns);
     rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     /* Under lk, as in link_close (no dialer beside a socket's close). */
     nng_close(old);
@@ -1790,10 +2028,7 @@ skci_link_push(skci_link *l, skci_tmsg *msg)
 size_t
 skci_link_send_backlog(skci_link *l)
 {
-    pthread_mutex_lock(&l->push_tx.lk);
-    size_t n = l->push_tx.count;
-    pthread_mutex_unlock(&l->push_tx.lk);
-    return n;
+    return sender_waiting(&l->push_tx);
 }
 
 int
@@ -1832,7 +2067,15 @@ link_close(skci_link *l)
     nng_close(l->req);
     nng_close(l->push);
     pthread_mutex_unlock(&l->lk);
-    sender_fini(&l->push_tx);
+    char url[sizeof(l->push_addr)], text[512];
+    link_push_addr(l, url, sizeof(url));
+    size_t dropped = sender_fini(&l->push_tx);
+    if (dropped > 0 && l->cfg.on_sends_lost != NULL) {
+        snprintf(text, sizeof(text),
+            "%zu send(s) still waiting for a send connection to %s were dropped: the link was closed",
+            dropped, url);
+        l->cfg.on_sends_lost(l->cfg.arg, dropped, text);
+    }
     while (all != NULL) {
         lctx *next = all->next_all;
         nng_aio_free(all->aio);

@@ -148,6 +148,11 @@ typedef struct skci_link_cfg {
     /* An authenticated send connection (skci_link_push_dial with an auth
      * frame) was lost: it needs a new auth frame (NNG thread). */
     void (*on_push_lost)(void *arg);
+    /* n sends told OK will not arrive, or may not (text says which and
+     * why): dropped from the backlog when the link closed, or given to a
+     * send connection that died young (B9).  Any thread, no lock held;
+     * also while the link closes, before on_released.  NULL = ignored. */
+    void (*on_sends_lost)(void *arg, size_t n, const char *text);
     const skci_tls *tls; /* NULL = none; must outlive the link */
     void *arg;
 } skci_link_cfg;
@@ -177,7 +182,8 @@ int skci_link_push_dial(skci_link *l, const char *url, skci_tmsg *auth);
 
 /* Queues a one-way frame; consumes msg.  0, SKC_ELIMIT, SKC_ECLOSED. */
 int skci_link_push(skci_link *l, skci_tmsg *msg);
-/* Sends waiting in the link's push backlog (not yet taken by NNG). */
+/* Sends not yet given to a connection: the link's push backlog, held
+ * while the send connection is missing or younger than its hold time. */
 size_t skci_link_send_backlog(skci_link *l);
 
 /* Gives the link up: from now on it sends nothing and reports nothing but

@@ -23,10 +23,14 @@
 #define CLI_DEFAULT_TIMEOUT_MS 5000
 #define CLI_DEFAULT_MAP "./clustermap.lua"
 #define CLI_MAP_ENV "SKC_MAP"
-/* After a send: how long the node stays up so that the message leaves
- * the process.  skc_node_send has no completion and skc_node_destroy
- * drops what is still queued (docs/OPERATIONS.md). */
+/* After a send: how long the node stays up once its send backlog is
+ * empty, so that the message's bytes leave the process.  skc_node_send
+ * has no completion and skc_node_destroy drops what is still queued
+ * (docs/OPERATIONS.md); a new send connection gets sends only once it has
+ * lived 100 ms (docs/RELIABILITY.md, B9), so the backlog is waited for
+ * first (send_wait_backlog). */
 #define CLI_SEND_LINGER_MS 100
+#define CLI_SEND_POLL_MS 10
 
 typedef struct cli_opts {
     const char *map;    /* -m; NULL = $SKC_MAP, then ./clustermap.lua */
@@ -500,6 +504,42 @@ verb_call(const cli_opts *o, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* Sends of n not yet given to a connection (every peer's send_backlog in
+ * its statistics), or -1 if the statistics cannot be read. */
+static long
+send_backlog(skc_node *n)
+{
+    char *json = NULL;
+    if (skc_node_stats(n, &json) != 0) {
+        return -1;
+    }
+    static const char key[] = "\"send_backlog\":";
+    long total = 0;
+    for (const char *p = strstr(json, key); p != NULL;
+         p = strstr(p + 1, key)) {
+        total += strtol(p + sizeof(key) - 1, NULL, 10);
+    }
+    skc_free(json);
+    return total;
+}
+
+/* Waits, at most timeout_ms, until n's sends have all been given to a
+ * connection.  0, or -1 if some are still waiting. */
+static int
+send_wait_backlog(skc_node *n, int32_t timeout_ms)
+{
+    for (int32_t waited = 0;; waited += CLI_SEND_POLL_MS) {
+        long b = send_backlog(n);
+        if (b == 0) {
+            return 0;
+        }
+        if (b < 0 || waited >= timeout_ms) {
+            return -1;
+        }
+        sleep_ms(CLI_SEND_POLL_MS);
+    }
+}
+
 static int
 verb_send(const cli_opts *o, int argc, char **argv)
 {
@@ -527,6 +567,12 @@ verb_send(const cli_opts *o, int argc, char **argv)
     skc_pack_destroy(p);
     if (rc != 0) {
         rc = fail("send", rc, skc_last_error());
+        skc_node_destroy(n);
+        return rc;
+    }
+    if (send_wait_backlog(n, o->timeout_ms) != 0) {
+        rc = fail("send", SKC_EUNREACHABLE,
+            "the message did not leave: no send connection to the node was kept within the timeout (its send port may be full or refusing; its log says why)");
         skc_node_destroy(n);
         return rc;
     }
