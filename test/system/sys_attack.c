@@ -75,13 +75,6 @@
 /* ... and this much more than idle once the attacker has gone. */
 #define RSS_AFTER_KB (32 * 1024)
 #define AFTER_MS 10000
-/* bigcalls, once the attacker has gone: also what glibc keeps at the top
- * of each thread arena that held 16 MiB frames, which malloc_trim does
- * not give back (it trims the main arena's top only), below glibc's trim
- * threshold (32 MiB once a 16 MiB block was freed) for each NNG thread
- * that allocates received frames (2 per CPU, at most 16, and the poller).
- * docs/RELIABILITY.md, "After an attack", has the measured figures. */
-#define ARENA_TOP_KB (32 * 1024)
 
 static sys_proc srv;
 static char url[512];
@@ -177,30 +170,24 @@ new_client_calls(void)
     CHECK(skc_node_destroy(c) == SKC_OK, "destroy newcomer");
 }
 
-/* Waits (bounded) for the node's RSS to come back under idle + after_kb,
- * and checks that it did. */
+/* Waits (bounded) for the node's RSS to come back under idle +
+ * RSS_AFTER_KB, and checks that it did. */
 static void
-after_attack_within(long idle_kb, long bound_kb, long peak_kb, long after_kb)
+after_attack(long idle_kb, long bound_kb, long peak_kb)
 {
     int64_t t0 = sys_now_ms(), until = t0 + sys_ms(AFTER_MS);
     long kb = sys_rss_kb(srv.pid);
-    while (kb > idle_kb + after_kb && sys_now_ms() < until) {
+    while (kb > idle_kb + RSS_AFTER_KB && sys_now_ms() < until) {
         sys_sleep_ms(100);
         kb = sys_rss_kb(srv.pid);
     }
     sys_log("FIGURE rss idle=%ld KiB peak=%ld KiB (bound %ld) after=%ld KiB "
             "(%lld ms after the attack; bound %ld)",
         idle_kb, peak_kb, idle_kb + bound_kb, kb,
-        (long long)(sys_now_ms() - t0), idle_kb + after_kb);
-    CHECK(kb <= idle_kb + after_kb,
-        "RSS %ld KiB is still above idle %ld + %ld KiB %d ms after the attack",
-        kb, idle_kb, after_kb, sys_ms(AFTER_MS));
-}
-
-static void
-after_attack(long idle_kb, long bound_kb, long peak_kb)
-{
-    after_attack_within(idle_kb, bound_kb, peak_kb, RSS_AFTER_KB);
+        (long long)(sys_now_ms() - t0), idle_kb + RSS_AFTER_KB);
+    CHECK(kb <= idle_kb + RSS_AFTER_KB,
+        "RSS %ld KiB is still above idle %ld + %d KiB %d ms after the attack",
+        kb, idle_kb, RSS_AFTER_KB, sys_ms(AFTER_MS));
 }
 
 /* Lines of the victim's log that contain text. */
@@ -551,10 +538,7 @@ attack_bigcalls(skc_node *legit, long idle_kb)
     CHECK(lines >= 1 && lines <= 21,
         "%d log lines for %ld refused calls (want 1..20 and a count)", lines,
         big_limit);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    long io_threads = (ncpu > 0 ? (2 * ncpu < 16 ? 2 * ncpu : 16) : 16) + 1;
-    after_attack_within(
-        idle_kb, RSS_BIG_KB, peak, RSS_AFTER_KB + io_threads * ARENA_TOP_KB);
+    after_attack(idle_kb, RSS_BIG_KB, peak);
 }
 
 static void
