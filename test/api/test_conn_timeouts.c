@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "skc/skc.h"
+#include "stat_of.h"
 #include "waits.h"
 
 static void
@@ -120,19 +121,6 @@ closed_within(int fd, int ms)
     return 0;
 }
 
-/* The value of "key":N in n's statistics. */
-static long
-stat_of(skc_node *n, const char *key)
-{
-    char *j = NULL;
-    assert_int_equal(skc_node_stats(n, &j), SKC_OK);
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = strstr(j, pat);
-    long v = p != NULL ? strtol(p + strlen(pat), NULL, 10) : -1;
-    skc_free(j);
-    return v;
-}
 
 /* Waits (bounded) until "key" is v (at_least: v or more) in n's
  * statistics. */

@@ -22,8 +22,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../api/waits.h"
 #include "skc/skc.h"
+#include "../api/stat_of.h"
+#include "../api/waits.h"
 
 #define SENDS 20
 
@@ -83,18 +84,6 @@ slot_holder(int port)
     return s;
 }
 
-static long
-counter(skc_node *n, const char *key)
-{
-    char *json = NULL;
-    assert_int_equal(skc_node_stats(n, &json), SKC_OK);
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    long v = p != NULL ? strtol(p + strlen(pat), NULL, 10) : -1;
-    skc_free(json);
-    return v;
-}
 
 typedef struct pair {
     skc_node *srv, *cli;
@@ -152,7 +141,7 @@ test_refused_sends_arrive(void **state)
     /* NNG redials the refused send connection meanwhile, many times */
     sleep_ms(scaled(1000));
     assert_int_equal(atomic_load(&arrived), 0);
-    assert_true(counter(p.cli, "send_backlog") > 0);
+    assert_true(stat_of(p.cli, "send_backlog") > 0);
     close(p.holder);
     p.holder = -1;
     int64_t until = now_ms() + scaled(10000);
@@ -161,8 +150,8 @@ test_refused_sends_arrive(void **state)
     }
     sleep_ms(scaled(300)); /* room for a duplicate to show */
     assert_int_equal(atomic_load(&arrived), SENDS);
-    assert_int_equal(counter(p.cli, "sends_lost"), 0);
-    assert_int_equal(counter(p.cli, "send_backlog"), 0);
+    assert_int_equal(stat_of(p.cli, "sends_lost"), 0);
+    assert_int_equal(stat_of(p.cli, "send_backlog"), 0);
     pair_stop(&p);
 }
 
@@ -179,10 +168,10 @@ test_backlog_dropped_is_counted(void **state)
     }
     assert_int_equal(skc_node_map_set(p.cli, "srv", NULL), SKC_OK);
     int64_t until = now_ms() + scaled(5000);
-    while (counter(p.cli, "sends_lost") < 5 && now_ms() < until) {
+    while (stat_of(p.cli, "sends_lost") < 5 && now_ms() < until) {
         sleep_ms(10);
     }
-    assert_int_equal(counter(p.cli, "sends_lost"), 5);
+    assert_int_equal(stat_of(p.cli, "sends_lost"), 5);
     assert_int_equal(atomic_load(&arrived), 0);
     pair_stop(&p);
 }
