@@ -299,7 +299,7 @@ typedef struct skci_pending {
     int64_t sweep_at;          /* call_lock: the next idle-connection sweep */
     int64_t unpark_at;         /* call_lock: retry the parked send; 0 = none */
     long trim_base_kb;         /* timer thread: timer.c's gap after the
-                                  last trim */
+                                  last trim, or the RSS if lower since */
     int64_t trim_at;           /* timer thread: no trim before then */
 } skci_pending;
 

@@ -91,13 +91,13 @@ sweep(skc_node *n)
  * The timer gives freed memory back (malloc_trim) when the resident
  * memory that no live allocation accounts for (RSS minus glibc's bytes in
  * use, the "gap") is TRIM_OVER_KB above what it was after the last trim
- * (or at the start), glibc holds that much free, and the mailboxes are
- * about empty (so a node under load does not give back what it needs
- * again at once).  The gap, not the RSS, is compared: a trim while frames
- * are still held (the tail of an attack) must not raise the level the
- * next trim waits for, or the memory those frames free later would stay
- * (RSS 42-91 MiB above idle for good in attack_bigcalls with the RSS
- * rule).  A trim that cannot give much back (fragmentation) raises the
+ * (or at the start; lowered when the RSS falls below it), glibc holds that
+ * much free, and the mailboxes are about empty (so a node under load does not
+ * give back what it needs again at once).  The gap, not the RSS, is compared:
+ * a trim while frames are still held (the tail of an attack) must not raise
+ * the level the next trim waits for, or the memory those frames free later
+ * would stay (RSS 42-91 MiB above idle for good in attack_bigcalls with the
+ * RSS rule).  A trim that cannot give much back (fragmentation) raises the
  * level, so it is not repeated in vain every TRIM_EVERY_MS.  malloc_trim
  * is process-wide; two nodes in a process trim independently, which costs
  * a walk of the heap each, nothing more.  glibc 2.33 or newer (mallinfo2)
@@ -164,8 +164,16 @@ trim(skc_node *n, int64_t now)
     int first = n->pend.trim_at == 0;
     n->pend.trim_at = now + TRIM_EVERY_MS;
     long kb = rss_kb();
-    /* the gap is at most the RSS: mallinfo2 (which locks every arena)
-     * only when a trim may be due */
+    /* The gap is at most the RSS, so the level comes down with the RSS:
+     * frames of 4 MiB or more are mapped outside glibc (skc's NNG patch),
+     * so frames held during a trim count in the gap measured after it,
+     * and go back to the system by themselves when freed; the level must
+     * not stay up by what they held. */
+    if (kb > 0 && !first && kb < n->pend.trim_base_kb) {
+        n->pend.trim_base_kb = kb;
+    }
+    /* ... and mallinfo2 (which locks every arena) only when a trim may be
+     * due */
     if (kb < 0 || (!first && kb <= n->pend.trim_base_kb + TRIM_OVER_KB)) {
         return;
     }
