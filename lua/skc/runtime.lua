@@ -1020,12 +1020,13 @@ end
 -- reply | nil, message, code.
 -- The deadline of a cluster call: the call's own (cluster.call_timeout),
 -- else the innermost cluster.with_timeout of the calling coroutine, else
--- the process-wide one (cluster.set_timeout), else the node's.
-local function deadline_of(timeout)
+-- the process-wide one (cluster.set_timeout), else the node's.  info:
+-- the calling coroutine's co_info, when the caller has it already.
+local function deadline_of(timeout, info)
     if timeout then
         return timeout
     end
-    local info = co_info[coroutine_running()]
+    info = info or co_info[coroutine_running()]
     local scoped = info and info.timeout
     if scoped then
         return scoped
@@ -1043,7 +1044,7 @@ R.NO_DEADLINE = 2000000000
 function R.cluster_rawcall(peer, target, data, timeout)
     local co, info = current("cluster.call")
     local ok, err, code = node:call_async(peer, target, data,
-        timeout or info.timeout or call_timeout, ready, co)
+        deadline_of(timeout, info), ready, co)
     if not ok then
         return nil, err, code
     end
@@ -1055,7 +1056,7 @@ end
 function R.cluster_call(peer, target, timeout, ...)
     local co, info = current("cluster.call")
     local ok, err, code = node:call_values(peer, target,
-        timeout or info.timeout or call_timeout, ready, co, ...)
+        deadline_of(timeout, info), ready, co, ...)
     if not ok then
         return nil, err, code
     end
