@@ -571,8 +571,11 @@ verb_send(const cli_opts *o, int argc, char **argv)
         return rc;
     }
     if (send_wait_backlog(n, o->timeout_ms) != 0) {
-        rc = fail("send", SKC_EUNREACHABLE,
-            "the message did not leave: no send connection to the node was kept within the timeout (its send port may be full or refusing; its log says why)");
+        char why[512];
+        snprintf(why, sizeof(why),
+            "the message to node '%s' did not leave: no send connection to it was kept within %d ms (its send port may be full or refusing; its log says why)",
+            argv[0], o->timeout_ms);
+        rc = fail("send", SKC_EUNREACHABLE, why);
         skc_node_destroy(n);
         return rc;
     }

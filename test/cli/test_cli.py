@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -288,6 +289,65 @@ def test_send():
            err="EUNREACHABLE")
 
 
+def listening_ports(pid):
+    """The TCP ports process pid listens on (its socket inodes matched in
+    /proc/PID/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            col = line.split()
+            if col[3] == "0A" and col[9] in inodes:  # 0A: LISTEN
+                ports.append(int(col[1].split(":")[1], 16))
+    return ports
+
+
+def test_send_refused():
+    """A node whose send port's only slot is taken: the message cannot
+    leave, and skc send says so (exit 3) instead of exiting 0."""
+    flog = os.path.join(WORK, "full.log")
+    proc = spawn([SYSNODE, "--name", "full", "--max-conns", "1",
+                  "127.0.0.1:0"], flog)
+    line = wait_for(lambda: [l for l in read(flog).splitlines()
+                             if l.startswith("LISTENING ")], 10)
+    if not line:
+        check(False, "the full node started", read(flog))
+        return
+    url = line[0].split()[1]
+    ports = [p for p in listening_ports(proc.pid)
+             if p != int(url.rsplit(":", 1)[1])]
+    if len(ports) != 1:
+        check(False, "the full node has one send port", repr(ports))
+        return
+    # A PUSH peer on the send port: the SP header of PUSH (0x50), then
+    # the node's own header back; it holds the port's only slot.
+    holder = socket.create_connection(("127.0.0.1", ports[0]), 5 * SLOW)
+    try:
+        holder.sendall(b"\x00SP\x00\x00\x50\x00\x00")
+        holder.settimeout(5 * SLOW)
+        got = b""
+        while len(got) < 8:
+            part = holder.recv(8 - len(got))
+            if not part:
+                break
+            got += part
+        check(len(got) == 8, "the send port answered the SP header", got)
+        expect(["send", "-t", str(int(1500 * SLOW)), url, "@sink", "x"], 3,
+               "send to a full send port: 3",
+               err=["did not leave", "node '%s'" % url, "EUNREACHABLE"])
+    finally:
+        holder.close()
+    expect(["send", "-t", str(int(5000 * SLOW)), url, "@sink", "x"], 0,
+           "send once the slot is free")
+
+
 def test_query():
     rc, o, e = expect(["query"] + M + ["lnode", "stock"], 0, "query @stock")
     h = o.strip()
@@ -478,6 +538,7 @@ def main():
         test_call_lua()
         test_call_c()
         test_send()
+        test_send_refused()
         test_query()
         test_stats()
         test_cookie()
