@@ -1039,6 +1039,16 @@ usage(void)
     return 2;
 }
 
+/* Rows first and first + 1 are not measured in this run: note says why. */
+static void
+rows_na(int first, const char *note)
+{
+    for (int i = first; i < first + 2; i++) {
+        rows[i].na = 1;
+        rows[i].note = note;
+    }
+}
+
 int
 bench_driver(int argc, char **argv)
 {
@@ -1051,6 +1061,16 @@ bench_driver(int argc, char **argv)
     d.py_bin = "/usr/bin/python3";
     const char *only = NULL;
     int runs_set = 0, dur_set = 0, warm_set = 0;
+    /* the options that take a string */
+    const struct {
+        const char *name;
+        const char **to;
+    } sopts[] = { { "--json", &d.json }, { "--lua-bin", &d.lua_bin },
+        { "--lua-script", &d.lua_script }, { "--lua-cpath", &d.lua_cpath },
+        { "--lua-path", &d.lua_path }, { "--no-lua", &d.no_lua },
+        { "--py-bin", &d.py_bin }, { "--py-script", &d.py_script },
+        { "--py-path", &d.py_path }, { "--py-lib", &d.py_lib },
+        { "--no-py", &d.no_py }, { "--only", &only } };
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];
         if (strcmp(k, "--quick") == 0) {
@@ -1074,32 +1094,16 @@ bench_driver(int argc, char **argv)
         } else if (strcmp(k, "--warm") == 0) {
             d.warm_ms = atoi(v);
             warm_set = 1;
-        } else if (strcmp(k, "--json") == 0) {
-            d.json = v;
-        } else if (strcmp(k, "--lua-bin") == 0) {
-            d.lua_bin = v;
-        } else if (strcmp(k, "--lua-script") == 0) {
-            d.lua_script = v;
-        } else if (strcmp(k, "--lua-cpath") == 0) {
-            d.lua_cpath = v;
-        } else if (strcmp(k, "--lua-path") == 0) {
-            d.lua_path = v;
-        } else if (strcmp(k, "--no-lua") == 0) {
-            d.no_lua = v;
-        } else if (strcmp(k, "--py-bin") == 0) {
-            d.py_bin = v;
-        } else if (strcmp(k, "--py-script") == 0) {
-            d.py_script = v;
-        } else if (strcmp(k, "--py-path") == 0) {
-            d.py_path = v;
-        } else if (strcmp(k, "--py-lib") == 0) {
-            d.py_lib = v;
-        } else if (strcmp(k, "--no-py") == 0) {
-            d.no_py = v;
-        } else if (strcmp(k, "--only") == 0) {
-            only = v;
         } else {
-            return usage();
+            size_t o = 0;
+            while (o < sizeof(sopts) / sizeof(sopts[0]) &&
+                strcmp(k, sopts[o].name) != 0) {
+                o++;
+            }
+            if (o == sizeof(sopts) / sizeof(sopts[0])) {
+                return usage();
+            }
+            *sopts[o].to = v;
         }
     }
     if (d.quick) {
@@ -1129,14 +1133,12 @@ bench_driver(int argc, char **argv)
     }
     static char tls_note[256];
     if (bench_make_tls(tls_note, sizeof(tls_note)) != 0) {
-        rows[ROW_SEC + 2].na = rows[ROW_SEC + 3].na = 1;
-        rows[ROW_SEC + 2].note = rows[ROW_SEC + 3].note = tls_note;
+        rows_na(ROW_SEC + 2, tls_note);
     }
     static char lua_note[256];
     if (d.no_lua != NULL) {
         snprintf(lua_note, sizeof(lua_note), "n/a (%s)", d.no_lua);
-        rows[ROW_LUA].na = rows[ROW_LUA + 1].na = 1;
-        rows[ROW_LUA].note = rows[ROW_LUA + 1].note = lua_note;
+        rows_na(ROW_LUA, lua_note);
     }
     if (d.py_script == NULL || d.py_path == NULL || d.py_lib == NULL) {
         if (d.no_py == NULL) {
@@ -1146,8 +1148,7 @@ bench_driver(int argc, char **argv)
     static char py_note[256];
     if (d.no_py != NULL) {
         snprintf(py_note, sizeof(py_note), "n/a (%s)", d.no_py);
-        rows[ROW_PY].na = rows[ROW_PY + 1].na = 1;
-        rows[ROW_PY].note = rows[ROW_PY + 1].note = py_note;
+        rows_na(ROW_PY, py_note);
     }
     for (int i = 0; i < NROWS; i++) {
         for (int r = 0; r < MAX_RUNS; r++) {
