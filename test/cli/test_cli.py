@@ -289,6 +289,21 @@ def test_send():
            err="EUNREACHABLE")
 
 
+def start_sysnode(name, what, *opts):
+    """Starts a C node named name with opts on 127.0.0.1:0 (log
+    WORK/name.log); (process, its URL), or (None, None) after a failed
+    check `what`."""
+    log = os.path.join(WORK, name + ".log")
+    proc = spawn([SYSNODE, "--name", name] + list(opts) + ["127.0.0.1:0"],
+                 log)
+    line = wait_for(lambda: [l for l in read(log).splitlines()
+                             if l.startswith("LISTENING ")], 10)
+    if not line:
+        check(False, what, read(log))
+        return None, None
+    return proc, line[0].split()[1]
+
+
 def listening_ports(pid):
     """The TCP ports process pid listens on (its socket inodes matched in
     /proc/PID/net/tcp)."""
@@ -312,15 +327,10 @@ def listening_ports(pid):
 def test_send_refused():
     """A node whose send port's only slot is taken: the message cannot
     leave, and skc send says so (exit 3) instead of exiting 0."""
-    flog = os.path.join(WORK, "full.log")
-    proc = spawn([SYSNODE, "--name", "full", "--max-conns", "1",
-                  "127.0.0.1:0"], flog)
-    line = wait_for(lambda: [l for l in read(flog).splitlines()
-                             if l.startswith("LISTENING ")], 10)
-    if not line:
-        check(False, "the full node started", read(flog))
+    proc, url = start_sysnode("full", "the full node started",
+                              "--max-conns", "1")
+    if proc is None:
         return
-    url = line[0].split()[1]
     ports = [p for p in listening_ports(proc.pid)
              if p != int(url.rsplit(":", 1)[1])]
     if len(ports) != 1:
@@ -459,15 +469,10 @@ def test_cookie():
     """A node that requires a cluster cookie: --cookie-file and
     $SKC_COOKIE_FILE give it; without it, or with a wrong one, exit 3
     (EAUTH); a cookie file others can read is refused (2)."""
-    log = os.path.join(WORK, "secure.log")
-    spawn([SYSNODE, "--name", "secure", "--cookie", "s3cret-cookie",
-           "127.0.0.1:0"], log)
-    line = wait_for(lambda: [l for l in read(log).splitlines()
-                             if l.startswith("LISTENING ")], 10)
-    if not line:
-        check(False, "the secure node starts", read(log))
+    proc, addr = start_sysnode("secure", "the secure node starts",
+                               "--cookie", "s3cret-cookie")
+    if proc is None:
         return
-    addr = line[0].split()[1]
     good = os.path.join(WORK, "cookie")
     bad = os.path.join(WORK, "wrong_cookie")
     loose = os.path.join(WORK, "loose_cookie")
