@@ -747,6 +747,11 @@ struct skci_rctx {
     nng_aio *aio;
     int sending;
     struct skci_rctx *next;
+    /* lk: a request that arrived before its connection's earlier ones
+     * (server_dispatch), in its connection's list by number */
+    nng_msg *parked;
+    uint32_t seq;
+    struct skci_rctx *pnext;
 };
 
 struct skci_server {
@@ -804,6 +809,7 @@ rctx_post_recv(skci_rctx *rctx)
 
 static void rctx_cb(void *arg);
 static void server_conn_active(skci_server *s, nng_msg *m);
+static void server_dispatch(skci_server *s, skci_rctx *rctx, nng_msg *m);
 
 /* Opens one more context with a receive posted. */
 static int
@@ -877,13 +883,12 @@ rctx_cb(void *arg)
         return;
     }
     nng_msg *m = aio_take_msg(rctx->aio);
-    server_conn_active(s, m);
     if (grow) {
         /* All contexts busy (handlers or deferred replies hold them):
          * add one so other callers keep being served, up to the limit. */
         server_add_ctx(s);
     }
-    s->cfg.on_request(s->cfg.arg, rctx, (skci_tmsg *)m);
+    server_dispatch(s, rctx, m);
 }
 
 void
@@ -945,12 +950,17 @@ pull_cb(void *arg)
     nng_recv_aio(s->pull, s->pull_aio);
 }
 
-/* An inbound connection, for its port's count and the idle sweep. */
+/* An inbound connection, for its port's count, the idle sweep and the
+ * order of its requests. */
 typedef struct server_conn {
-    uint32_t *count; /* its port's counter */
-    int64_t since;   /* ms: when it connected */
-    int64_t last;    /* ms: its last frame, 0 = none yet */
-    int pull;        /* on the send port */
+    uint32_t *count;   /* its port's counter */
+    int64_t since;     /* ms: when it connected */
+    int64_t last;      /* ms: its last frame, 0 = none yet */
+    int pull;          /* on the send port */
+    uint32_t next;     /* the number of the request to hand on next */
+    int dispatching;   /* a thread is handing this connection's requests on */
+    int gone;          /* closed; kept until its parked requests are out */
+    skci_rctx *parked; /* requests that came before their turn, by number */
 } server_conn;
 
 /* A frame arrived on pipe p: its connection is not idle. */
@@ -965,6 +975,85 @@ server_conn_active(skci_server *s, nng_msg *m)
         c->last = now;
     }
     pthread_mutex_unlock(&s->lk);
+}
+
+/* The number NNG's REP (with skc's patch) put in a request's header: its
+ * place among the requests taken from its connection (0: none, as with an
+ * NNG without the patch). */
+static uint32_t
+request_seq(nng_msg *m)
+{
+    if (nng_msg_header_len(m) != 4) {
+        return 0;
+    }
+    const uint8_t *h = nng_msg_header(m);
+    uint32_t seq = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+        (uint32_t)h[2] << 8 | h[3];
+    nng_msg_header_clear(m);
+    return seq;
+}
+
+/* Hands a request on in its connection's order.  Each context's callback
+ * runs on its own NNG thread, so two requests from one connection can
+ * reach here in either order (the second may even be handed on while the
+ * first is still being read off the context); skc promises the order they
+ * were sent in (PROTOCOL.md, "Guarantees").  A request that is early
+ * waits, parked on its context, and the thread that hands on its
+ * predecessor hands it on next.  Every numbered request reaches here
+ * (NNG finishes each context's receive with it), so no parked request
+ * waits for one that will not come. */
+static void
+server_dispatch(skci_server *s, skci_rctx *rctx, nng_msg *m)
+{
+    uint32_t id = nng_pipe_id(nng_msg_get_pipe(m));
+    uint32_t seq = request_seq(m);
+    int64_t now = skci_now_ms();
+    pthread_mutex_lock(&s->lk);
+    server_conn *c = skci_idmap_get(&s->pipes, id);
+    if (c != NULL) {
+        c->last = now;
+    }
+    if (c == NULL || seq == 0) {
+        pthread_mutex_unlock(&s->lk);
+        s->cfg.on_request(s->cfg.arg, rctx, (skci_tmsg *)m);
+        return;
+    }
+    if (c->dispatching || seq != c->next) {
+        skci_rctx **at = &c->parked;
+        while (*at != NULL && (int32_t)((*at)->seq - seq) < 0) {
+            at = &(*at)->pnext;
+        }
+        rctx->parked = m;
+        rctx->seq = seq;
+        rctx->pnext = *at;
+        *at = rctx;
+        pthread_mutex_unlock(&s->lk);
+        return;
+    }
+    c->dispatching = 1;
+    for (;;) {
+        c->next = seq + 1;
+        pthread_mutex_unlock(&s->lk);
+        s->cfg.on_request(s->cfg.arg, rctx, (skci_tmsg *)m);
+        pthread_mutex_lock(&s->lk);
+        rctx = c->parked;
+        if (rctx == NULL || rctx->seq != c->next) {
+            break;
+        }
+        c->parked = rctx->pnext;
+        m = rctx->parked;
+        seq = rctx->seq;
+        rctx->parked = NULL;
+    }
+    c->dispatching = 0;
+    int done = c->gone && c->parked == NULL;
+    if (done) {
+        skci_idmap_del(&s->pipes, id);
+    }
+    pthread_mutex_unlock(&s->lk);
+    if (done) {
+        free(c);
+    }
 }
 
 /* Each port has its own budget of max_conns connections; the two sockets
@@ -986,15 +1075,21 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
             c->count = count;
             c->since = skci_now_ms();
             c->pull = pull;
+            c->next = 1;
             (*count)++;
         } else {
             free(c); /* no memory: served, not counted or swept */
         }
     } else if (ev == NNG_PIPE_EV_REM_POST) {
-        server_conn *c = skci_idmap_del(&s->pipes, id);
-        if (c != NULL) {
+        server_conn *c = skci_idmap_get(&s->pipes, id);
+        if (c != NULL && !c->gone) {
             (*c->count)--;
-            free(c);
+            if (c->dispatching || c->parked != NULL) {
+                c->gone = 1; /* server_dispatch frees it */
+            } else {
+                skci_idmap_del(&s->pipes, id);
+                free(c);
+            }
         }
     }
     pthread_mutex_unlock(&s->lk);
@@ -1230,6 +1325,9 @@ sweep_visit(uint32_t id, void *val, void *arg)
 {
     sweep *w = arg;
     server_conn *c = val;
+    if (c->gone) {
+        return;
+    }
     int silent = !c->pull && c->last == 0 && w->hello_ms > 0 &&
         w->now - c->since >= w->hello_ms;
     int64_t quiet = w->now - (c->last ? c->last : c->since);
@@ -1374,6 +1472,9 @@ skci_server_destroy(skci_server *s)
         skci_rctx *n = rctx->next;
         nng_ctx_close(rctx->ctx);
         nng_aio_free(rctx->aio);
+        if (rctx->parked != NULL) {
+            nng_msg_free(rctx->parked);
+        }
         free(rctx);
         rctx = n;
     }
