@@ -771,7 +771,9 @@ struct skci_server {
     atomic_int closing;
     nng_listener *listeners;
     size_t nlisteners;
-    skci_idmap pipes;     /* counted inbound pipe id -> server_conn */
+    skci_idmap pipes; /* counted inbound pipe id -> server_conn */
+    /* closed connections still in pipes, oldest first (server_conn_reap) */
+    struct server_conn *gone_head, *gone_tail;
     uint32_t npipes_rep;  /* connections to the call port */
     uint32_t npipes_pull; /* connections to the send port */
     /* ms: the last max_conns refusal on each port (0: none yet) */
@@ -959,9 +961,17 @@ typedef struct server_conn {
     int pull;          /* on the send port */
     uint32_t next;     /* the number of the request to hand on next */
     int dispatching;   /* a thread is handing this connection's requests on */
-    int gone;          /* closed; kept until its parked requests are out */
     skci_rctx *parked; /* requests that came before their turn, by number */
+    /* Closed: kept for GONE_KEEP_MS (and until no request of it is being
+     * handed on) for the requests NNG took off it before its close and
+     * has not handed to a context callback yet, so they keep its order. */
+    int gone;
+    uint32_t id;
+    int64_t gone_at;
+    struct server_conn *gone_next;
 } server_conn;
+
+#define GONE_KEEP_MS 10000
 
 /* A frame arrived on pipe p: its connection is not idle. */
 static void
@@ -1001,7 +1011,8 @@ request_seq(nng_msg *m)
  * waits, parked on its context, and the thread that hands on its
  * predecessor hands it on next.  Every numbered request reaches here
  * (NNG finishes each context's receive with it), so no parked request
- * waits for one that will not come. */
+ * waits for one that will not come; a closed connection's record stays
+ * (GONE_KEEP_MS) for the requests that were on their way when it closed. */
 static void
 server_dispatch(skci_server *s, skci_rctx *rctx, nng_msg *m)
 {
@@ -1046,12 +1057,32 @@ server_dispatch(skci_server *s, skci_rctx *rctx, nng_msg *m)
         rctx->parked = NULL;
     }
     c->dispatching = 0;
-    int done = c->gone && c->parked == NULL;
-    if (done) {
-        skci_idmap_del(&s->pipes, id);
-    }
     pthread_mutex_unlock(&s->lk);
-    if (done) {
+}
+
+/* lk held: frees the connections closed GONE_KEEP_MS ago that no request
+ * waits on; one still in use goes to the back of the line. */
+static void
+server_conn_reap(skci_server *s, int64_t now)
+{
+    server_conn *c;
+    while ((c = s->gone_head) != NULL && now - c->gone_at >= GONE_KEEP_MS) {
+        s->gone_head = c->gone_next;
+        if (s->gone_head == NULL) {
+            s->gone_tail = NULL;
+        }
+        c->gone_next = NULL;
+        if (c->dispatching || c->parked != NULL) {
+            c->gone_at = now;
+            if (s->gone_tail != NULL) {
+                s->gone_tail->gone_next = c;
+            } else {
+                s->gone_head = c;
+            }
+            s->gone_tail = c;
+            break;
+        }
+        skci_idmap_del(&s->pipes, c->id);
         free(c);
     }
 }
@@ -1076,6 +1107,7 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
             c->since = skci_now_ms();
             c->pull = pull;
             c->next = 1;
+            c->id = id;
             (*count)++;
         } else {
             free(c); /* no memory: served, not counted or swept */
@@ -1084,14 +1116,17 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         server_conn *c = skci_idmap_get(&s->pipes, id);
         if (c != NULL && !c->gone) {
             (*c->count)--;
-            if (c->dispatching || c->parked != NULL) {
-                c->gone = 1; /* server_dispatch frees it */
+            c->gone = 1;
+            c->gone_at = skci_now_ms();
+            if (s->gone_tail != NULL) {
+                s->gone_tail->gone_next = c;
             } else {
-                skci_idmap_del(&s->pipes, id);
-                free(c);
+                s->gone_head = c;
             }
+            s->gone_tail = c;
         }
     }
+    server_conn_reap(s, skci_now_ms());
     pthread_mutex_unlock(&s->lk);
     if (ev == NNG_PIPE_EV_REM_POST && s->cfg.on_pipe_gone != NULL) {
         s->cfg.on_pipe_gone(s->cfg.arg, id);
