@@ -3,7 +3,10 @@
 # NNG 1.5.2 (Debian 12's) has bugs that let any peer wedge a node's
 # connection teardown for good (docs/RELIABILITY.md L1, L2, L7).  The fixes
 # are upstream in NNG 1.6.0 (L1, L2) and 1.10.0 (L7); the patch also fixes
-# a TLS teardown hang (L8) that upstream has not fixed as of 1.11.  So:
+# a TLS teardown hang (L8) that upstream has not fixed as of 1.11, maps
+# large frames so that their memory goes back (RELIABILITY.md, section 5),
+# and numbers the requests REP takes off each connection so that skc's
+# server keeps their order (B11).  So:
 #   - a system NNG >= 1.10.0 is used as it is;
 #   - otherwise cmake/nng/build.sh builds Debian's NNG 1.5.2 source package
 #     with skc's patch (cmake/nng/nng-1.5.2-skc.patch), static and with its
@@ -33,12 +36,18 @@ endif()
 if(_skc_sys_nng_version AND
    _skc_sys_nng_version VERSION_GREATER_EQUAL SKC_NNG_FIXED_VERSION)
   find_package(nng ${SKC_NNG_FIXED_VERSION} CONFIG REQUIRED)
-  set(SKC_NNG_DESC "system NNG ${_skc_sys_nng_version}")
+  message(WARNING "skc: building against the system NNG "
+    "${_skc_sys_nng_version}, without skc's patch: L8 (a TLS teardown "
+    "hang) is open, and calls in flight on one connection may be handled "
+    "out of order (docs/RELIABILITY.md B11; test skc.api_callorder fails).")
+  set(SKC_NNG_DESC "system NNG ${_skc_sys_nng_version} (unpatched: L8, B11 open)")
 elseif(SKC_SYSTEM_NNG)
   find_package(nng 1.5 CONFIG REQUIRED)
   message(WARNING "skc: building against the system NNG ${nng_VERSION}, "
     "which lacks upstream's close fixes: a peer can wedge this node's "
-    "connection teardown for good (docs/RELIABILITY.md L1, L2, L7).")
+    "connection teardown for good (docs/RELIABILITY.md L1, L2, L7); "
+    "and calls in flight on one connection may be handled out of order "
+    "(B11; test skc.api_callorder fails).")
   set(SKC_NNG_DESC "system NNG ${nng_VERSION} (unpatched: L1 open)")
 else()
   set(_dir ${CMAKE_BINARY_DIR}/nng)
