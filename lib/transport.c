@@ -1060,6 +1060,21 @@ server_dispatch(skci_server *s, skci_rctx *rctx, nng_msg *m)
     pthread_mutex_unlock(&s->lk);
 }
 
+/* lk held: puts a closed connection at the back of the gone line. */
+static void
+server_conn_gone(skci_server *s, server_conn *c, int64_t now)
+{
+    c->gone = 1;
+    c->gone_at = now;
+    c->gone_next = NULL;
+    if (s->gone_tail != NULL) {
+        s->gone_tail->gone_next = c;
+    } else {
+        s->gone_head = c;
+    }
+    s->gone_tail = c;
+}
+
 /* lk held: frees the connections closed GONE_KEEP_MS ago that no request
  * waits on; one still in use goes to the back of the line. */
 static void
@@ -1071,19 +1086,12 @@ server_conn_reap(skci_server *s, int64_t now)
         if (s->gone_head == NULL) {
             s->gone_tail = NULL;
         }
-        c->gone_next = NULL;
         if (c->dispatching || c->parked != NULL) {
-            c->gone_at = now;
-            if (s->gone_tail != NULL) {
-                s->gone_tail->gone_next = c;
-            } else {
-                s->gone_head = c;
-            }
-            s->gone_tail = c;
-            break;
+            server_conn_gone(s, c, now);
+        } else {
+            skci_idmap_del(&s->pipes, c->id);
+            free(c);
         }
-        skci_idmap_del(&s->pipes, c->id);
-        free(c);
     }
 }
 
@@ -1116,14 +1124,7 @@ server_pipe_event(skci_server *s, nng_pipe p, nng_pipe_ev ev, int pull)
         server_conn *c = skci_idmap_get(&s->pipes, id);
         if (c != NULL && !c->gone) {
             (*c->count)--;
-            c->gone = 1;
-            c->gone_at = skci_now_ms();
-            if (s->gone_tail != NULL) {
-                s->gone_tail->gone_next = c;
-            } else {
-                s->gone_head = c;
-            }
-            s->gone_tail = c;
+            server_conn_gone(s, c, skci_now_ms());
         }
     }
     server_conn_reap(s, skci_now_ms());
