@@ -3,9 +3,7 @@
 #ifndef SKC_TEST_API_STAT_OF_H
 #define SKC_TEST_API_STAT_OF_H
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "../stat_json.h"
 
 /* The value of "key":N in n's statistics, -1 if it has no such key. */
 static inline long
@@ -13,12 +11,7 @@ stat_of(skc_node *n, const char *key)
 {
     char *j = NULL;
     assert_int_equal(skc_node_stats(n, &j), SKC_OK);
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = strstr(j, pat);
-    long v = p != NULL ? strtol(p + strlen(pat), NULL, 10) : -1;
-    skc_free(j);
-    return v;
+    return stat_json_take(j, key);
 }
 
 #endif

@@ -42,6 +42,7 @@
  * gives freed memory back to the system, lib/timer.c).
  */
 #include "sys.h"
+#include "../stat_json.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -127,18 +128,6 @@ client(const char *name)
     return c;
 }
 
-/* A counter in a node's statistics (JSON, freed here). */
-static long
-stat_of(char *json, const char *key)
-{
-    char pat[80];
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    long v = p != NULL ? strtol(p + strlen(pat), NULL, 10) : -1;
-    skc_free(json);
-    return v;
-}
-
 /* A counter of the victim's statistics, asked over the network. */
 static long
 victim_stat(skc_node *c, const char *key)
@@ -146,7 +135,7 @@ victim_stat(skc_node *c, const char *key)
     char *json = NULL;
     int rc = skc_node_stats_remote(c, "victim", sys_ms(5000), &json);
     CHECK(rc == SKC_OK, "stats: %s", skc_last_error());
-    return stat_of(json, key);
+    return stat_json_take(json, key);
 }
 
 /* A counter of this process's node c. */
@@ -155,7 +144,7 @@ local_stat(skc_node *c, const char *key)
 {
     char *json = NULL;
     CHECK(skc_node_stats(c, &json) == SKC_OK, "stats: %s", skc_last_error());
-    return stat_of(json, key);
+    return stat_json_take(json, key);
 }
 
 static void
